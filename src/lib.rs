@@ -1,0 +1,25 @@
+//! tidings: a federated Usenet news server on SQLite.
+//!
+//! # Layout
+//!
+//! Modules in the order data flows through them (see `shared/DESIGN.md`):
+//!
+//! - [`config`]: the TOML configuration, loaded and validated once.
+//! - [`server`]: the listener: accepts connections, owns limits and shutdown.
+//! - [`wire`]: bytes <-> values: line framing, dot-stuffing, command parsing,
+//!   response encoding. Only `wire::connection` touches a socket.
+//! - [`session`]: the per-connection state machine; a command in, a response out.
+//! - [`article`]: RFC 5536/5537 article checks, injected headers, overview fields.
+//! - [`ingest`]: the single writer task with group commit; `submit()` answers
+//!   only after the article is durably committed.
+//! - [`store`]: the SQLite store, the only SQL in the crate.
+//! - [`admin`]: the operator's CLI subcommands.
+
+pub mod config;
+pub mod server;
+pub mod wire;
+pub mod session;
+pub mod article;
+pub mod ingest;
+pub mod store;
+pub mod admin;
