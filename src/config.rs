@@ -1,1 +1,330 @@
-//! TODO
+//! The configuration: one TOML file (documented example: `etc/tidings.toml`),
+//! loaded and validated once at start-up, then passed down as data.
+//!
+//! Every field has a default, so an absent file (or an empty one) is a working
+//! server on 127.0.0.1:1119 with its database under `./data`. Validation that
+//! can be done while deserialising is done there, so a bad value is reported
+//! with the file, line and column that hold it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::wire::types::GroupName;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub limits: Limits,
+    /// Groups created when the database is first created.
+    #[serde(rename = "group")]
+    pub groups: Vec<GroupConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Addresses to listen on for plain NNTP.
+    pub listen: Vec<SocketAddr>,
+    /// Our name in Path headers (RFC 5537 §3.2.1), also used in Xref.
+    pub path_identity: PathIdentity,
+    /// Right-hand side of message-ids we generate.
+    pub domain: PathIdentity,
+    /// Text of LIST MOTD (RFC 6048 §2.5); empty: no MOTD.
+    pub motd: String,
+    /// Whether readers may POST (greeting 200 vs 201).
+    pub posting: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// The SQLite database file; its directory is created if missing.
+    pub database: PathBuf,
+    /// SQLite `synchronous` in WAL mode: "full" (acknowledged articles survive
+    /// a machine crash) or "normal" (they survive a server crash only).
+    pub synchronous: Synchronous,
+    /// The most articles the writer puts in one transaction.
+    pub max_batch_articles: usize,
+    /// The most article bytes the writer puts in one transaction.
+    pub max_batch_bytes: usize,
+    /// Reader connections to the database.
+    pub read_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Connections served at once; the next is answered 400 and closed.
+    pub max_connections: usize,
+    /// Longest command line accepted, in octets including CRLF (RFC 3977 §3.1: 512).
+    pub max_line_length: usize,
+    /// Largest article accepted, in octets.
+    pub max_article_size: usize,
+    /// Seconds a connection may be idle before it is closed (RFC 3977 §3.1: at least 180).
+    pub idle_timeout_secs: u64,
+    /// Bytes of responses buffered for a client before we wait for it to read.
+    pub max_output_buffer: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    pub name: GroupNameConfig,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_status")]
+    pub status: GroupStatusConfig,
+}
+
+fn default_status() -> GroupStatusConfig {
+    GroupStatusConfig('y')
+}
+
+/// A newsgroup name, checked as it is read.
+#[derive(Debug, Clone)]
+pub struct GroupNameConfig(pub GroupName);
+
+impl<'de> Deserialize<'de> for GroupNameConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        GroupName::try_from(s.as_str())
+            .map(GroupNameConfig)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A group status: `y` (posting allowed), `n` (no posting), `m` (moderated).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupStatusConfig(pub char);
+
+impl<'de> Deserialize<'de> for GroupStatusConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "y" | "n" | "m" => Ok(GroupStatusConfig(s.as_bytes()[0] as char)),
+            _ => Err(serde::de::Error::custom(
+                "group status must be \"y\", \"n\" or \"m\"",
+            )),
+        }
+    }
+}
+
+/// A Path identity or domain: a hostname-like token (RFC 5536 §3.1.6
+/// path-identity: letters, digits, `-`, `.`, `_`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathIdentity(pub String);
+
+impl PathIdentity {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for PathIdentity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PathIdentity::try_from(s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<String> for PathIdentity {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<Self, &'static str> {
+        let ok = !s.is_empty()
+            && s.len() <= 255
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+            && !s.starts_with('.')
+            && !s.ends_with('.');
+        if ok {
+            Ok(PathIdentity(s))
+        } else {
+            Err("must be a host name: letters, digits, '-', '.' and '_'")
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            limits: Limits::default(),
+            groups: vec![
+                starter("local.general", "Local general discussion"),
+                starter("local.test", "Local test postings"),
+                starter("local.announce", "Announcements about this server"),
+            ],
+        }
+    }
+}
+
+fn starter(name: &str, description: &str) -> GroupConfig {
+    GroupConfig {
+        // The names above are valid; a failure here is a bug caught by tests.
+        name: GroupNameConfig(GroupName::try_from(name).unwrap_or_else(|_| unreachable!())),
+        description: description.to_owned(),
+        status: default_status(),
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 1119))],
+            path_identity: PathIdentity("tidings.local".to_owned()),
+            domain: PathIdentity("tidings.local".to_owned()),
+            motd: String::new(),
+            posting: true,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            database: PathBuf::from("data/tidings.db"),
+            synchronous: Synchronous::Full,
+            max_batch_articles: 1000,
+            max_batch_bytes: 8 << 20,
+            read_connections: 4,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1000,
+            max_line_length: 512,
+            max_article_size: 1 << 20,
+            idle_timeout_secs: 600,
+            max_output_buffer: 256 << 10,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses and validates a configuration text. The error names the line
+    /// and the reason.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| describe_toml_error(text, &e))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let l = &self.limits;
+        if l.max_line_length < 512 {
+            return Err("limits.max_line_length must be at least 512 (RFC 3977 §3.1)".into());
+        }
+        if l.max_article_size < 1024 {
+            return Err("limits.max_article_size must be at least 1024".into());
+        }
+        if l.idle_timeout_secs < 180 {
+            return Err("limits.idle_timeout_secs must be at least 180 (RFC 3977 §3.1)".into());
+        }
+        if l.max_connections == 0 {
+            return Err("limits.max_connections must be at least 1".into());
+        }
+        if self.storage.max_batch_articles == 0 || self.storage.read_connections == 0 {
+            return Err(
+                "storage.max_batch_articles and storage.read_connections must be at least 1".into(),
+            );
+        }
+        if self.server.listen.is_empty() {
+            return Err("server.listen must name at least one address".into());
+        }
+        Ok(())
+    }
+}
+
+/// Turns a toml error into "line N, column M: reason".
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let reason = e.message().trim().to_owned();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {reason}")
+        }
+        None => reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../etc/tidings.toml");
+        let config = Config::parse(text).expect("etc/tidings.toml must be valid");
+        assert!(!config.groups.is_empty());
+    }
+
+    #[test]
+    fn an_empty_file_is_the_default() {
+        let config = Config::parse("").expect("empty config");
+        assert_eq!(config.limits.max_line_length, 512);
+        assert_eq!(config.groups.len(), 3);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_line() {
+        let err = Config::parse("[server]\n\nlisten = [\"nonsense\"]\n").unwrap_err();
+        assert!(err.starts_with("line 3"), "{err}");
+        let err = Config::parse("[server]\npath_identity = \"bad name!\"\n").unwrap_err();
+        assert!(err.starts_with("line 2"), "{err}");
+        assert!(err.contains("host name"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let err = Config::parse("[limits]\nmax_conections = 5\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_group_is_refused() {
+        let err = Config::parse("[[group]]\nname = \"bad..name\"\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+}

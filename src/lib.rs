@@ -15,11 +15,11 @@
 //! - [`store`]: the SQLite store, the only SQL in the crate.
 //! - [`admin`]: the operator's CLI subcommands.
 
-pub mod config;
-pub mod server;
-pub mod wire;
-pub mod session;
-pub mod article;
-pub mod ingest;
-pub mod store;
 pub mod admin;
+pub mod article;
+pub mod config;
+pub mod ingest;
+pub mod server;
+pub mod session;
+pub mod store;
+pub mod wire;

@@ -1,1 +1,547 @@
-//! TODO
+//! The SQLite store: the only SQL in the crate (schema in `migrations/`).
+//!
+//! Reads go through a small sqlx pool tuned for point reads and range scans
+//! (no ping on acquire, mmap). Article writes go through one writer
+//! connection driven by `ingest` with the raw statements of `writer`; group
+//! administration uses ordinary sqlx queries, safe beside a running server
+//! under WAL.
+
+pub mod raw;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Row};
+use thiserror::Error;
+
+use crate::config::Synchronous;
+use crate::wire::types::{GroupName, MessageId, Range};
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Raw(#[from] raw::RawError),
+    #[error("cannot create {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no such newsgroup: {0}")]
+    NoSuchGroup(String),
+    #[error("newsgroup already exists: {0}")]
+    GroupExists(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A newsgroup as LIST ACTIVE / GROUP see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub id: i64,
+    pub name: String,
+    /// 'y', 'n' or 'm'.
+    pub status: char,
+    pub description: String,
+    pub low: u64,
+    pub high: u64,
+    pub count: u64,
+    /// Unix seconds.
+    pub created: i64,
+    pub creator: String,
+}
+
+/// An article as stored.
+#[derive(Debug, Clone)]
+pub struct StoredArticle {
+    pub id: i64,
+    pub msgid: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Totals for `tidings stats`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stats {
+    pub groups: i64,
+    pub articles: i64,
+    pub article_bytes: i64,
+    pub history: i64,
+    pub last_article_id: i64,
+    pub database_bytes: i64,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    path: PathBuf,
+    synchronous: Synchronous,
+}
+
+/// Connection options every connection shares.
+fn base_options(path: &Path, synchronous: Synchronous) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        // 8 KiB pages hold a 2 KiB article in ~2.8 KB instead of 4.2 KB
+        // (STORAGE-NOTES.md); only takes effect when the file is created.
+        .page_size(8192)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(match synchronous {
+            Synchronous::Full => SqliteSynchronous::Full,
+            Synchronous::Normal => SqliteSynchronous::Normal,
+        })
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(false)
+        .disable_statement_logging()
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies the
+    /// migrations. Returns whether the database was created just now.
+    pub async fn open(
+        path: &Path,
+        synchronous: Synchronous,
+        read_connections: u32,
+    ) -> Result<(Store, bool)> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let created = !path.exists();
+        // Migrate on a connection of its own first, so the readers never see
+        // a half-made schema.
+        let mut conn = base_options(path, synchronous).connect().await?;
+        sqlx::migrate!("./migrations").run(&mut conn).await?;
+        drop(conn);
+
+        let options = base_options(path, synchronous)
+            .pragma("mmap_size", "268435456")
+            .pragma("cache_size", "-16384");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(read_connections)
+            .min_connections(1)
+            // A ping per acquire doubles a point read's cost (STORAGE-NOTES.md).
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await?;
+        Ok((
+            Store {
+                pool,
+                path: path.to_owned(),
+                synchronous,
+            },
+            created,
+        ))
+    }
+
+    /// A dedicated connection for the ingest writer: a large page cache so a
+    /// batch fits, and checkpoints every ~40 MiB of WAL rather than every
+    /// 4 MiB (STORAGE-NOTES.md "Tuned").
+    pub async fn writer_connection(&self) -> Result<SqliteConnection> {
+        let conn = base_options(&self.path, self.synchronous)
+            .pragma("cache_size", "-65536")
+            .pragma("wal_autocheckpoint", "5000")
+            .connect()
+            .await?;
+        Ok(conn)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- groups ----------------------------------------------------------
+
+    fn group_from_row(row: &sqlx::sqlite::SqliteRow) -> GroupInfo {
+        let status: String = row.get("status");
+        GroupInfo {
+            id: row.get("id"),
+            name: row.get("name"),
+            status: status.chars().next().unwrap_or('y'),
+            description: row.get("description"),
+            low: row.get::<i64, _>("low").max(0) as u64,
+            high: row.get::<i64, _>("high").max(0) as u64,
+            count: row.get::<i64, _>("count").max(0) as u64,
+            created: row.get("created"),
+            creator: row.get("creator"),
+        }
+    }
+
+    const GROUP_COLUMNS: &'static str =
+        "id, name, status, description, low, high, count, created, creator";
+
+    pub async fn group(&self, name: &str) -> Result<Option<GroupInfo>> {
+        let sql = format!("SELECT {} FROM groups WHERE name = ?1", Self::GROUP_COLUMNS);
+        let row = sqlx::query(&sql)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(Self::group_from_row))
+    }
+
+    /// All groups, sorted by name.
+    pub async fn groups(&self) -> Result<Vec<GroupInfo>> {
+        let sql = format!("SELECT {} FROM groups ORDER BY name", Self::GROUP_COLUMNS);
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(Self::group_from_row).collect())
+    }
+
+    /// Groups created at or after `since` (Unix seconds).
+    pub async fn groups_created_since(&self, since: i64) -> Result<Vec<GroupInfo>> {
+        let sql = format!(
+            "SELECT {} FROM groups WHERE created >= ?1 ORDER BY name",
+            Self::GROUP_COLUMNS
+        );
+        let rows = sqlx::query(&sql).bind(since).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(Self::group_from_row).collect())
+    }
+
+    pub async fn add_group(
+        &self,
+        name: &GroupName,
+        status: char,
+        description: &str,
+        creator: &str,
+    ) -> Result<GroupInfo> {
+        let now = chrono::Utc::now().timestamp();
+        let done = sqlx::query(
+            "INSERT INTO groups (name, status, description, created, creator) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name.as_str())
+        .bind(status.to_string())
+        .bind(description)
+        .bind(now)
+        .bind(creator)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::GroupExists(name.to_string()));
+        }
+        self.group(name.as_str())
+            .await?
+            .ok_or_else(|| StoreError::NoSuchGroup(name.to_string()))
+    }
+
+    /// Changes a group's status and/or description.
+    pub async fn set_group(
+        &self,
+        name: &str,
+        status: Option<char>,
+        description: Option<&str>,
+    ) -> Result<GroupInfo> {
+        let done = sqlx::query(
+            "UPDATE groups SET status = coalesce(?2, status), \
+             description = coalesce(?3, description) WHERE name = ?1",
+        )
+        .bind(name)
+        .bind(status.map(|c| c.to_string()))
+        .bind(description)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NoSuchGroup(name.to_owned()));
+        }
+        self.group(name)
+            .await?
+            .ok_or_else(|| StoreError::NoSuchGroup(name.to_owned()))
+    }
+
+    /// Removes a group and its article numbers. Articles that were in no
+    /// other group are deleted; their message-ids stay in history (status
+    /// removed) so a peer cannot feed them back. Returns the articles deleted.
+    pub async fn remove_group(&self, name: &str) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM groups WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(id) = id else {
+            return Err(StoreError::NoSuchGroup(name.to_owned()));
+        };
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS doomed (article_id INTEGER PRIMARY KEY)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM temp.doomed")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO temp.doomed SELECT article_id FROM overview WHERE group_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM overview WHERE group_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM groups WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // Cross-posted articles live on in their other groups.
+        sqlx::query(
+            "DELETE FROM temp.doomed WHERE article_id IN (SELECT article_id FROM overview)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE history SET status = 3, article_id = NULL \
+             WHERE article_id IN (SELECT article_id FROM temp.doomed)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let deleted =
+            sqlx::query("DELETE FROM articles WHERE id IN (SELECT article_id FROM temp.doomed)")
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        sqlx::query("DELETE FROM temp.doomed")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    // ---- articles --------------------------------------------------------
+
+    pub async fn article_by_number(
+        &self,
+        group_id: i64,
+        number: u64,
+    ) -> Result<Option<StoredArticle>> {
+        let row = sqlx::query(
+            "SELECT a.id, a.msgid, a.bytes FROM overview o JOIN articles a ON a.id = o.article_id \
+             WHERE o.group_id = ?1 AND o.number = ?2",
+        )
+        .bind(group_id)
+        .bind(number as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| StoredArticle {
+            id: r.get(0),
+            msgid: r.get(1),
+            bytes: r.get(2),
+        }))
+    }
+
+    pub async fn article_by_msgid(&self, msgid: &MessageId) -> Result<Option<StoredArticle>> {
+        let row = sqlx::query(
+            "SELECT a.id, a.msgid, a.bytes FROM history h JOIN articles a ON a.id = h.article_id \
+             WHERE h.msgid = ?1 AND h.status = 0",
+        )
+        .bind(msgid.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| StoredArticle {
+            id: r.get(0),
+            msgid: r.get(1),
+            bytes: r.get(2),
+        }))
+    }
+
+    /// The message-id of article `number` of a group (STAT, LAST, NEXT).
+    pub async fn msgid_by_number(&self, group_id: i64, number: u64) -> Result<Option<String>> {
+        let id = sqlx::query_scalar(
+            "SELECT a.msgid FROM overview o JOIN articles a ON a.id = o.article_id \
+             WHERE o.group_id = ?1 AND o.number = ?2",
+        )
+        .bind(group_id)
+        .bind(number as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Whether a message-id names an article we store.
+    pub async fn has_article(&self, msgid: &MessageId) -> Result<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM history WHERE msgid = ?1 AND status = 0")
+                .bind(msgid.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// Whether a message-id is known at all (stored, refused or expired).
+    pub async fn seen(&self, msgid: &MessageId) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM history WHERE msgid = ?1")
+            .bind(msgid.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// The next article after `number` (NEXT) or before it (LAST):
+    /// (number, message-id).
+    pub async fn neighbour(
+        &self,
+        group_id: i64,
+        number: u64,
+        forward: bool,
+    ) -> Result<Option<(u64, String)>> {
+        let sql = if forward {
+            "SELECT o.number, a.msgid FROM overview o JOIN articles a ON a.id = o.article_id \
+             WHERE o.group_id = ?1 AND o.number > ?2 ORDER BY o.number ASC LIMIT 1"
+        } else {
+            "SELECT o.number, a.msgid FROM overview o JOIN articles a ON a.id = o.article_id \
+             WHERE o.group_id = ?1 AND o.number < ?2 ORDER BY o.number DESC LIMIT 1"
+        };
+        let row = sqlx::query(sql)
+            .bind(group_id)
+            .bind(number as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| (r.get::<i64, _>(0) as u64, r.get(1))))
+    }
+
+    /// LISTGROUP's block: the numbers in `range`, one per CRLF line, built in
+    /// SQL as one row (STORAGE-NOTES.md: 7x faster than a row per number).
+    pub async fn list_numbers(&self, group_id: i64, range: Range) -> Result<Vec<u8>> {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT group_concat(number, char(13, 10)) FROM overview \
+             WHERE group_id = ?1 AND number BETWEEN ?2 AND ?3",
+        )
+        .bind(group_id)
+        .bind(range.low as i64)
+        .bind(range.high_or_max() as i64)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(crlf_block(text))
+    }
+
+    /// OVER's block: `number TAB overview-line` for each article in `range`,
+    /// built in SQL as one row.
+    pub async fn overview_block(&self, group_id: i64, range: Range) -> Result<Vec<u8>> {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT group_concat(number || char(9) || line, char(13, 10)) FROM overview \
+             WHERE group_id = ?1 AND number BETWEEN ?2 AND ?3",
+        )
+        .bind(group_id)
+        .bind(range.low as i64)
+        .bind(range.high_or_max() as i64)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(crlf_block(text))
+    }
+
+    /// (number, overview line) for each article in `range` (HDR, XPAT).
+    pub async fn overview_rows(&self, group_id: i64, range: Range) -> Result<Vec<(u64, String)>> {
+        let rows = sqlx::query(
+            "SELECT number, line FROM overview WHERE group_id = ?1 AND number BETWEEN ?2 AND ?3",
+        )
+        .bind(group_id)
+        .bind(range.low as i64)
+        .bind(range.high_or_max() as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<i64, _>(0) as u64, r.get(1)))
+            .collect())
+    }
+
+    /// The overview line of article `number` of a group.
+    pub async fn overview_line(&self, group_id: i64, number: u64) -> Result<Option<String>> {
+        let line =
+            sqlx::query_scalar("SELECT line FROM overview WHERE group_id = ?1 AND number = ?2")
+                .bind(group_id)
+                .bind(number as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(line)
+    }
+
+    /// (number, article bytes) for each article in `range`, for HDR/XPAT of
+    /// headers that are not in the overview. At most `limit` rows.
+    pub async fn articles_in_range(
+        &self,
+        group_id: i64,
+        range: Range,
+        limit: i64,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT o.number, a.bytes FROM overview o JOIN articles a ON a.id = o.article_id \
+             WHERE o.group_id = ?1 AND o.number BETWEEN ?2 AND ?3 LIMIT ?4",
+        )
+        .bind(group_id)
+        .bind(range.low as i64)
+        .bind(range.high_or_max() as i64)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<i64, _>(0) as u64, r.get(1)))
+            .collect())
+    }
+
+    /// Message-ids of articles that arrived at or after `since` in the given
+    /// groups (NEWNEWS), without duplicates.
+    pub async fn new_news(&self, group_ids: &[i64], since: i64) -> Result<Vec<String>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for &group_id in group_ids {
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT a.msgid FROM overview o JOIN articles a ON a.id = o.article_id \
+                 WHERE o.group_id = ?1 AND o.arrived >= ?2",
+            )
+            .bind(group_id)
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+            for id in ids {
+                if seen.insert(id.clone()) {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn stats(&self) -> Result<Stats> {
+        let row = sqlx::query(
+            "SELECT (SELECT count(*) FROM groups), \
+                    (SELECT count(*) FROM articles), \
+                    (SELECT coalesce(sum(length(bytes)), 0) FROM articles), \
+                    (SELECT count(*) FROM history), \
+                    (SELECT value FROM meta WHERE key = 'last_article_id'), \
+                    (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Stats {
+            groups: row.get(0),
+            articles: row.get(1),
+            article_bytes: row.get(2),
+            history: row.get(3),
+            last_article_id: row.get(4),
+            database_bytes: row.get(5),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A group_concat result as a block of CRLF lines (empty for no rows).
+fn crlf_block(text: Option<String>) -> Vec<u8> {
+    match text {
+        Some(t) if !t.is_empty() => {
+            let mut v = t.into_bytes();
+            v.extend_from_slice(b"\r\n");
+            v
+        }
+        _ => Vec::new(),
+    }
+}

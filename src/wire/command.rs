@@ -53,10 +53,7 @@ pub enum Command {
     List(ListKind),
     /// OVER [range|message-id] (RFC 3977 §8.3), XOVER [range] (RFC 2980 §2.8).
     /// `legacy` is true for XOVER (answers 224 like OVER; kept for clarity in logs).
-    Over {
-        selection: Selection,
-        legacy: bool,
-    },
+    Over { selection: Selection, legacy: bool },
     /// HDR field [range|message-id] (RFC 3977 §8.5), XHDR (RFC 2980 §2.6; answers 221).
     Hdr {
         field: String,

@@ -50,7 +50,9 @@ impl TryFrom<&[u8]> for MessageId {
         }
         let inner = &b[1..b.len() - 1];
         if inner.iter().any(|&c| !(0x21..=0x7e).contains(&c)) {
-            return Err(TypeError::MessageId("contains a space or non-printable octet"));
+            return Err(TypeError::MessageId(
+                "contains a space or non-printable octet",
+            ));
         }
         if inner.contains(&b'>') || inner.contains(&b'<') {
             return Err(TypeError::MessageId("contains < or > inside"));
@@ -104,7 +106,9 @@ impl TryFrom<&[u8]> for GroupName {
                 ));
             }
         }
-        if b.split(|&c| c == b'.').any(|component| component.is_empty()) {
+        if b.split(|&c| c == b'.')
+            .any(|component| component.is_empty())
+        {
             return Err(TypeError::GroupName("has an empty component"));
         }
         let s = std::str::from_utf8(b).map_err(|_| TypeError::GroupName("not ASCII"))?;

@@ -20,7 +20,9 @@ impl Wildmat {
     /// `allow_poison` admits INN's `@` prefix (feeds only; never from a client).
     pub fn parse(s: &str, allow_poison: bool) -> Result<Wildmat, WildmatError> {
         let _ = allow_poison;
-        Ok(Wildmat { source: s.to_owned() })
+        Ok(Wildmat {
+            source: s.to_owned(),
+        })
     }
 
     /// True when the last pattern that matches `name` is a positive one.

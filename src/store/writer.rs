@@ -1,0 +1,210 @@
+//! The writer's transaction: one batch of checked articles in, numbers
+//! assigned, rows written, one commit (DESIGN.md "Ingest: one writer, group
+//! commit"). Synchronous: it runs on the ingest thread, never on the runtime.
+
+use std::collections::HashMap;
+
+use super::raw::{Db, RawError, Step, Stmt};
+use crate::article::Prepared;
+
+/// What became of one article of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Committed: its log id and its number in each group we carry.
+    Stored {
+        article_id: i64,
+        numbers: Vec<(String, u64)>,
+    },
+    /// Its message-id is already in history (stored, refused or expired).
+    Duplicate,
+    /// None of its newsgroups is carried here.
+    NoGroups,
+}
+
+/// The statements of the hot loop, prepared once for the writer's lifetime.
+pub struct BatchWriter<'db> {
+    db: &'db Db,
+    find_history: Stmt<'db>,
+    find_group: Stmt<'db>,
+    insert_article: Stmt<'db>,
+    insert_overview: Stmt<'db>,
+    insert_history: Stmt<'db>,
+    update_group: Stmt<'db>,
+    set_last_id: Stmt<'db>,
+    last_id: i64,
+    path_identity: String,
+}
+
+/// A group touched by the batch: where its numbering stands.
+struct Slot {
+    id: i64,
+    high: u64,
+    first_new: u64,
+    added: u64,
+}
+
+impl<'db> BatchWriter<'db> {
+    pub fn new(db: &'db Db, path_identity: &str) -> Result<BatchWriter<'db>, RawError> {
+        let mut last = db.prepare(
+            "SELECT max((SELECT value FROM meta WHERE key = 'last_article_id'), \
+                        coalesce((SELECT max(id) FROM articles), 0))",
+        )?;
+        let last_id = match last.step()? {
+            Step::Row => last.column_i64(0),
+            Step::Done => 0,
+        };
+        drop(last);
+        Ok(BatchWriter {
+            db,
+            find_history: db.prepare("SELECT status FROM history WHERE msgid = ?1")?,
+            find_group: db.prepare("SELECT id, high FROM groups WHERE name = ?1")?,
+            insert_article: db.prepare(
+                "INSERT INTO articles (id, arrived, msgid, bytes) VALUES (?1, ?2, ?3, ?4)",
+            )?,
+            insert_overview: db.prepare(
+                "INSERT INTO overview (group_id, number, article_id, arrived, line) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?,
+            insert_history: db.prepare(
+                "INSERT INTO history (msgid, article_id, status, remember_until) \
+                 VALUES (?1, ?2, 0, NULL)",
+            )?,
+            update_group: db.prepare(
+                "UPDATE groups SET high = ?2, count = count + ?3, \
+                 low = CASE WHEN count = 0 THEN ?4 ELSE low END WHERE id = ?1",
+            )?,
+            set_last_id: db.prepare("UPDATE meta SET value = ?1 WHERE key = 'last_article_id'")?,
+            last_id,
+            path_identity: path_identity.to_owned(),
+        })
+    }
+
+    /// Writes `batch` in one transaction stamped `now` (Unix seconds) and
+    /// commits. On error nothing of the batch is stored.
+    pub fn write(&mut self, batch: &[&Prepared], now: i64) -> Result<Vec<Outcome>, RawError> {
+        let saved_last_id = self.last_id;
+        self.db.exec("BEGIN IMMEDIATE")?;
+        let result = self.write_rows(batch, now).and_then(|outcomes| {
+            self.db.exec("COMMIT")?;
+            Ok(outcomes)
+        });
+        if result.is_err() {
+            // Best effort: if COMMIT failed the transaction may already be gone.
+            let _ = self.db.exec("ROLLBACK");
+            self.last_id = saved_last_id;
+        }
+        result
+    }
+
+    fn write_rows(&mut self, batch: &[&Prepared], now: i64) -> Result<Vec<Outcome>, RawError> {
+        let mut slots: HashMap<String, Option<Slot>> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for article in batch {
+            let msgid = article.message_id.as_str();
+            self.find_history.bind_text(1, msgid)?;
+            let seen = self.find_history.step();
+            self.find_history.reset();
+            if seen? == Step::Row {
+                outcomes.push(Outcome::Duplicate);
+                continue;
+            }
+
+            let mut numbers = Vec::with_capacity(article.newsgroups.len());
+            for group in &article.newsgroups {
+                let name = group.as_str();
+                if !slots.contains_key(name) {
+                    let slot = self.load_group(name)?;
+                    slots.insert(name.to_owned(), slot);
+                }
+                if let Some(Some(slot)) = slots.get_mut(name) {
+                    slot.high += 1;
+                    slot.added += 1;
+                    if slot.first_new == 0 {
+                        slot.first_new = slot.high;
+                    }
+                    numbers.push((name.to_owned(), slot.high, slot.id));
+                }
+            }
+            if numbers.is_empty() {
+                outcomes.push(Outcome::NoGroups);
+                continue;
+            }
+
+            let mut xref = String::with_capacity(self.path_identity.len() + 32 * numbers.len());
+            xref.push_str(&self.path_identity);
+            for (name, number, _) in &numbers {
+                xref.push(' ');
+                xref.push_str(name);
+                xref.push(':');
+                xref.push_str(&number.to_string());
+            }
+            let (bytes, line) = article.finish(&xref);
+
+            self.last_id += 1;
+            let id = self.last_id;
+            let s = &mut self.insert_article;
+            s.bind_i64(1, id)?;
+            s.bind_i64(2, now)?;
+            s.bind_text(3, msgid)?;
+            s.bind_blob(4, &bytes)?;
+            s.execute()?;
+
+            for (_, number, group_id) in &numbers {
+                let s = &mut self.insert_overview;
+                s.bind_i64(1, *group_id)?;
+                s.bind_i64(2, *number as i64)?;
+                s.bind_i64(3, id)?;
+                s.bind_i64(4, now)?;
+                s.bind_text(5, &line)?;
+                s.execute()?;
+            }
+
+            let s = &mut self.insert_history;
+            s.bind_text(1, msgid)?;
+            s.bind_i64(2, id)?;
+            s.execute()?;
+
+            outcomes.push(Outcome::Stored {
+                article_id: id,
+                numbers: numbers.into_iter().map(|(n, num, _)| (n, num)).collect(),
+            });
+        }
+
+        for slot in slots.values().flatten() {
+            if slot.added == 0 {
+                continue;
+            }
+            let s = &mut self.update_group;
+            s.bind_i64(1, slot.id)?;
+            s.bind_i64(2, slot.high as i64)?;
+            s.bind_i64(3, slot.added as i64)?;
+            s.bind_i64(4, slot.first_new as i64)?;
+            s.execute()?;
+        }
+        self.set_last_id.bind_i64(1, self.last_id)?;
+        self.set_last_id.execute()?;
+        Ok(outcomes)
+    }
+
+    fn load_group(&mut self, name: &str) -> Result<Option<Slot>, RawError> {
+        let s = &mut self.find_group;
+        s.bind_text(1, name)?;
+        let found = match s.step() {
+            Ok(Step::Row) => Ok(Some(Slot {
+                id: s.column_i64(0),
+                high: s.column_i64(1).max(0) as u64,
+                first_new: 0,
+                added: 0,
+            })),
+            Ok(Step::Done) => Ok(None),
+            Err(e) => Err(e),
+        };
+        s.reset();
+        found
+    }
+
+    /// The id of the last article written (the head of the article log).
+    pub fn last_id(&self) -> i64 {
+        self.last_id
+    }
+}
