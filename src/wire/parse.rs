@@ -16,7 +16,7 @@ use nom::bytes::complete::{tag_no_case, take_till1, take_while, take_while_m_n, 
 use nom::character::complete::char;
 use nom::combinator::{all_consuming, map, map_res, opt, recognize, verify};
 use nom::multi::many0;
-use nom::sequence::{pair, preceded, tuple};
+use nom::sequence::{pair, preceded, terminated, tuple};
 use thiserror::Error;
 
 use super::command::{ArticleRef, Command, HeadersArg, ListKind, Part, Selection};
@@ -97,15 +97,13 @@ fn is_keyword(k: &[u8]) -> bool {
 /// `A-CHAR = %x21-7E`. A token with a control octet or invalid UTF-8 is a
 /// syntax error of the (known) command.
 fn arguments(i: &[u8]) -> Result<Vec<&str>, ParseError> {
-    let raw: IResult<&[u8], Vec<&[u8]>> = all_consuming(nom::sequence::terminated(
-        many0(preceded(ws, take_till1(is_ws))),
-        opt(ws),
-    ))(i);
+    let raw: IResult<&[u8], Vec<&[u8]>> =
+        all_consuming(terminated(many0(preceded(ws, take_till1(is_ws))), opt(ws)))(i);
     let (_, raw) = raw.map_err(|_| syntax("malformed arguments"))?;
     raw.into_iter()
         .map(|t| {
             let s = std::str::from_utf8(t).map_err(|_| syntax("argument is not valid UTF-8"))?;
-            if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            if s.chars().any(char::is_control) {
                 return Err(syntax("control character in argument"));
             }
             Ok(s)
