@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub motd: String,
     /// Whether readers may POST (greeting 200 vs 201).
     pub posting: bool,
+    /// Groups a new reader is advised to subscribe to (LIST SUBSCRIPTIONS).
+    pub subscriptions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -199,6 +201,7 @@ impl Default for ServerConfig {
             domain: PathIdentity("tidings.local".to_owned()),
             motd: String::new(),
             posting: true,
+            subscriptions: vec!["local.general".to_owned(), "local.announce".to_owned()],
         }
     }
 }

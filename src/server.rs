@@ -1,1 +1,199 @@
-//! TODO
+//! The listener: opens the store and the writer, accepts connections within
+//! the connection limit, runs a session per connection, and shuts down in
+//! order (stop accepting → sessions say 400 and close → the writer commits
+//! what it has and stops).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::ingest::{BatchLimits, Ingest, WriterThread};
+use crate::session::{self, Session, Shared};
+use crate::store::{Store, StoreError};
+use crate::wire::connection::Connection;
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+pub struct Server {
+    addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    accept_tasks: Vec<JoinHandle<()>>,
+    sessions: Arc<Semaphore>,
+    max_sessions: usize,
+    shared: Arc<Shared>,
+    writer: WriterThread,
+}
+
+/// Opens the store (creating the starter groups in a new database), starts
+/// the writer and binds every listen address.
+pub async fn start(config: Config) -> Result<Server, ServerError> {
+    let config = Arc::new(config);
+    let storage = &config.storage;
+    let (store, created) =
+        Store::open(&storage.database, storage.synchronous, storage.read_connections).await?;
+    if created {
+        for g in &config.groups {
+            store
+                .add_group(&g.name.0, g.status.0, &g.description, "tidings")
+                .await?;
+        }
+        info!(
+            "created database {} with {} groups",
+            storage.database.display(),
+            config.groups.len()
+        );
+    }
+    let limits = BatchLimits {
+        articles: storage.max_batch_articles,
+        bytes: storage.max_batch_bytes,
+    };
+    let (ingest, writer) =
+        Ingest::start(&store, config.server.path_identity.as_str(), limits).await?;
+
+    let mut listeners = Vec::new();
+    for &addr in &config.server.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        info!("listening on {local}");
+        listeners.push((listener, local));
+    }
+
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        store,
+        ingest,
+    });
+    let max_sessions = config.limits.max_connections;
+    let sessions = Arc::new(Semaphore::new(max_sessions));
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let addrs = listeners.iter().map(|(_, a)| *a).collect();
+    let accept_tasks = listeners
+        .into_iter()
+        .map(|(listener, _)| {
+            tokio::spawn(accept_loop(
+                listener,
+                shared.clone(),
+                sessions.clone(),
+                shutdown_rx.clone(),
+            ))
+        })
+        .collect();
+    Ok(Server {
+        addrs,
+        shutdown,
+        accept_tasks,
+        sessions,
+        max_sessions,
+        shared,
+        writer,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    sessions: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little rather
+                // than spin.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // One write per response (see INN-NOTES.md): no Nagle delay.
+        let _ = stream.set_nodelay(true);
+        match sessions.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let shared = shared.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let max_line = shared.config.limits.max_line_length;
+                    let conn = Connection::new(stream, max_line);
+                    session::run(conn, Session::new(shared, peer), shutdown).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                warn!(%peer, "connection limit reached; refusing");
+                tokio::spawn(refuse_full(stream));
+            }
+        }
+    }
+}
+
+async fn refuse_full(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = stream
+            .write_all(b"400 Too many connections, try again later\r\n")
+            .await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+impl Server {
+    /// The addresses actually bound (useful with port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The store, for tests and the admin of an in-process server.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// Stops accepting, tells every session to finish, waits for them (at
+    /// most `grace`), then lets the writer commit what it has and stop.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        for task in self.accept_tasks {
+            let _ = task.await;
+        }
+        let all = u32::try_from(self.max_sessions).unwrap_or(u32::MAX);
+        if tokio::time::timeout(grace, self.sessions.acquire_many(all))
+            .await
+            .is_err()
+        {
+            warn!("sessions still running after {grace:?}; stopping anyway");
+        }
+        let store = self.shared.store.clone();
+        // The last Ingest handles go with the sessions and this Arc; then the
+        // writer drains its queue, commits and stops.
+        drop(self.shared);
+        self.writer.join().await;
+        store.close().await;
+        info!("stopped");
+    }
+}

@@ -34,6 +34,7 @@ pub const TLS_PROCEED: u16 = 382; // RFC 4642 §2.2
 
 // Transient errors
 pub const SERVICE_DISCONTINUED: u16 = 400; // §3.2.1
+pub const INTERNAL_FAULT: u16 = 403; // §3.2.1
 pub const NO_SUCH_GROUP: u16 = 411; // §6.1.1
 pub const NO_GROUP_SELECTED: u16 = 412; // §6.1.1
 pub const NO_CURRENT_ARTICLE: u16 = 420; // §6.2

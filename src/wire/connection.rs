@@ -1,1 +1,299 @@
-//! TODO
+//! The one place that touches a socket: framing of command lines and
+//! multi-line blocks (RFC 3977 §3.1), and buffered output.
+//!
+//! Framing comes before parsing: a command line is capped before any parser
+//! sees it (a longer one is drained to its end and reported as `TooLong`, so
+//! the session answers 501 and stays in step), and an article block is always
+//! read to its terminating `.` even past the size limit (the excess is
+//! dropped and reported), so a too-large article gets its error code and the
+//! stream stays in step.
+//!
+//! Output is appended to a buffer and written in one go when the caller
+//! flushes; the session flushes only when no complete command is waiting, so
+//! a pipelined burst of commands costs one write.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::response::Response;
+
+/// A framed command line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// The line without its CRLF (or bare LF).
+    Line(Vec<u8>),
+    /// The line was longer than the limit; it has been drained.
+    TooLong,
+}
+
+/// A framed multi-line block, dot-unstuffed, each line ending in CRLF.
+#[derive(Debug)]
+pub struct Block {
+    pub data: Vec<u8>,
+    /// The block was larger than the limit: `data` holds only its start.
+    pub too_big: bool,
+    /// The block's full size in octets (as unstuffed, CRLF lines).
+    pub size: usize,
+}
+
+pub struct Connection<S> {
+    stream: S,
+    buf: Vec<u8>,
+    /// Start of the unread part of `buf`.
+    pos: usize,
+    out: Vec<u8>,
+    max_line: usize,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// `max_line` is the longest command line accepted, CRLF included.
+    pub fn new(stream: S, max_line: usize) -> Connection<S> {
+        Connection {
+            stream,
+            buf: Vec::with_capacity(4096),
+            pos: 0,
+            out: Vec::with_capacity(4096),
+            max_line,
+        }
+    }
+
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// Reads more bytes into the buffer; false at end of stream.
+    async fn fill(&mut self) -> io::Result<bool> {
+        if self.pos > 0 && (self.pos == self.buf.len() || self.pos > self.buf.len() / 2) {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.reserve(READ_CHUNK);
+        let n = self.stream.read_buf(&mut self.buf).await?;
+        Ok(n > 0)
+    }
+
+    /// True when a complete line is already buffered: the next command can
+    /// be answered without waiting, so output need not be flushed yet.
+    pub fn has_buffered_line(&self) -> bool {
+        memchr::memchr(b'\n', &self.buf[self.pos..]).is_some()
+    }
+
+    /// Reads one command line. `Ok(None)` at a clean end of stream (nothing
+    /// buffered); a partial line at end of stream is an `UnexpectedEof`.
+    pub async fn read_line(&mut self) -> io::Result<Option<Line>> {
+        let mut draining = false;
+        loop {
+            let unread = &self.buf[self.pos..];
+            if let Some(i) = memchr::memchr(b'\n', unread) {
+                let too_long = draining || i + 1 > self.max_line;
+                let mut line = &unread[..i];
+                if line.last() == Some(&b'\r') {
+                    line = &line[..line.len() - 1];
+                }
+                let result = if too_long {
+                    Line::TooLong
+                } else {
+                    Line::Line(line.to_vec())
+                };
+                self.pos += i + 1;
+                return Ok(Some(result));
+            }
+            if unread.len() > self.max_line {
+                // Too long already: forget what we have and drain to the LF.
+                draining = true;
+                self.pos = self.buf.len();
+            }
+            if !self.fill().await? {
+                return if self.pos == self.buf.len() && !draining {
+                    Ok(None)
+                } else {
+                    Err(io::ErrorKind::UnexpectedEof.into())
+                };
+            }
+        }
+    }
+
+    /// Reads a dot-terminated block (RFC 3977 §3.1.1), un-stuffing it and
+    /// normalising line ends to CRLF. Keeps at most `limit` octets; the rest
+    /// is read and dropped. End of stream before the terminator is an
+    /// `UnexpectedEof` error (the caller stores nothing).
+    pub async fn read_block(&mut self, limit: usize) -> io::Result<Block> {
+        let mut block = Block {
+            data: Vec::new(),
+            too_big: false,
+            size: 0,
+        };
+        // True while inside a line whose start has already been consumed
+        // (a line longer than what was buffered).
+        let mut mid_line = false;
+        loop {
+            let unread = &self.buf[self.pos..];
+            match memchr::memchr(b'\n', unread) {
+                Some(i) => {
+                    let mut line = &unread[..i];
+                    if line.last() == Some(&b'\r') {
+                        line = &line[..line.len() - 1];
+                    }
+                    if !mid_line {
+                        if line == b"." {
+                            self.pos += i + 1;
+                            return Ok(block);
+                        }
+                        if line.first() == Some(&b'.') {
+                            line = &line[1..];
+                        }
+                    }
+                    block.size += line.len() + 2;
+                    if !block.too_big && block.size <= limit {
+                        block.data.extend_from_slice(line);
+                        block.data.extend_from_slice(b"\r\n");
+                    } else {
+                        block.too_big = true;
+                    }
+                    mid_line = false;
+                    self.pos += i + 1;
+                }
+                None => {
+                    // A long line in progress: move what we have (all but a
+                    // possible trailing CR) out of the buffer, so memory stays
+                    // bounded however long the line.
+                    let keep = usize::from(unread.last() == Some(&b'\r'));
+                    let take = unread.len() - keep;
+                    if take > 0 && unread.len() > READ_CHUNK {
+                        let mut chunk = &unread[..take];
+                        if !mid_line && chunk.first() == Some(&b'.') {
+                            chunk = &chunk[1..];
+                        }
+                        block.size += chunk.len();
+                        if !block.too_big && block.size + 2 <= limit {
+                            block.data.extend_from_slice(chunk);
+                        } else {
+                            block.too_big = true;
+                        }
+                        mid_line = true;
+                        self.pos += take;
+                    }
+                    if !self.fill().await? {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends a response to the output buffer.
+    pub fn send(&mut self, response: &Response) {
+        response.encode(&mut self.out);
+    }
+
+    /// Appends raw bytes to the output buffer.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Bytes waiting to be written.
+    pub fn pending_output(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Writes everything buffered.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.out.clear();
+            // Don't keep a huge buffer around after one big answer.
+            if self.out.capacity() > 1 << 20 {
+                self.out.shrink_to(64 * 1024);
+            }
+        }
+        self.stream.flush().await
+    }
+
+    /// Flushes and shuts down the write side.
+    pub async fn close(&mut self) -> io::Result<()> {
+        self.flush().await?;
+        self.stream.shutdown().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn conn(input: &[u8]) -> Connection<tokio::io::DuplexStream> {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let mut client = client;
+        client.write_all(input).await.unwrap();
+        drop(client);
+        Connection::new(server, 512)
+    }
+
+    #[tokio::test]
+    async fn lines_are_split_on_crlf_and_bare_lf() {
+        let mut c = conn(b"GROUP a\r\nDATE\nQUIT\r\n").await;
+        assert_eq!(c.read_line().await.unwrap(), Some(Line::Line(b"GROUP a".to_vec())));
+        assert_eq!(c.read_line().await.unwrap(), Some(Line::Line(b"DATE".to_vec())));
+        assert_eq!(c.read_line().await.unwrap(), Some(Line::Line(b"QUIT".to_vec())));
+        assert_eq!(c.read_line().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_long_line_is_drained_and_the_next_is_read() {
+        let mut input = vec![b'x'; 5000];
+        input.extend_from_slice(b"\r\nDATE\r\n");
+        let mut c = conn(&input).await;
+        assert_eq!(c.read_line().await.unwrap(), Some(Line::TooLong));
+        assert_eq!(c.read_line().await.unwrap(), Some(Line::Line(b"DATE".to_vec())));
+    }
+
+    #[tokio::test]
+    async fn a_line_of_exactly_512_octets_is_accepted() {
+        let mut input = vec![b'x'; 510];
+        input.extend_from_slice(b"\r\n");
+        let mut c = conn(&input).await;
+        assert!(matches!(c.read_line().await.unwrap(), Some(Line::Line(l)) if l.len() == 510));
+    }
+
+    #[tokio::test]
+    async fn blocks_are_unstuffed_and_normalised() {
+        let mut c = conn(b"a\r\n..b\nc\r\n.\r\nNEXT\r\n").await;
+        let b = c.read_block(1000).await.unwrap();
+        assert_eq!(b.data, b"a\r\n.b\r\nc\r\n");
+        assert!(!b.too_big);
+        assert_eq!(c.read_line().await.unwrap(), Some(Line::Line(b"NEXT".to_vec())));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_block_is_read_to_its_end() {
+        let mut input = Vec::new();
+        for _ in 0..100 {
+            input.extend_from_slice(b"0123456789\r\n");
+        }
+        input.extend_from_slice(b".\r\nDATE\r\n");
+        let mut c = conn(&input).await;
+        let b = c.read_block(100).await.unwrap();
+        assert!(b.too_big);
+        assert_eq!(b.size, 1200);
+        assert!(b.data.len() <= 100);
+        assert_eq!(c.read_line().await.unwrap(), Some(Line::Line(b"DATE".to_vec())));
+    }
+
+    #[tokio::test]
+    async fn a_block_cut_short_is_an_error() {
+        let mut c = conn(b"a\r\nb\r\n").await;
+        assert!(c.read_block(1000).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_very_long_block_line_is_kept_whole() {
+        let mut input = vec![b'y'; 200_000];
+        input.extend_from_slice(b"\r\n.\r\n");
+        let mut c = conn(&input).await;
+        let b = c.read_block(1 << 20).await.unwrap();
+        assert_eq!(b.data.len(), 200_002);
+        assert!(b.data.ends_with(b"y\r\n"));
+    }
+}

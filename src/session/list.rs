@@ -1,0 +1,82 @@
+//! LIST and its keywords (RFC 3977 §7.6, §8.4, §8.6; RFC 6048).
+
+use super::Session;
+use crate::store::{GroupInfo, StoreError};
+use crate::wire::codes;
+use crate::wire::command::ListKind;
+use crate::wire::response::Response;
+use crate::wire::wildmat::Wildmat;
+
+/// The overview fields we store, in order (RFC 3977 §8.4).
+pub const OVERVIEW_FMT: &str = "Subject:\r\nFrom:\r\nDate:\r\nMessage-ID:\r\nReferences:\r\n\
+                                :bytes\r\n:lines\r\nXref:full\r\n";
+
+impl Session {
+    pub(super) async fn list(&mut self, kind: ListKind) -> Result<Response, StoreError> {
+        let needs_groups = matches!(
+            kind,
+            ListKind::Active(_)
+                | ListKind::ActiveTimes(_)
+                | ListKind::Newsgroups(_)
+                | ListKind::Counts(_)
+        );
+        let groups = if needs_groups {
+            self.store().groups().await?
+        } else {
+            Vec::new()
+        };
+        let each_group = |w: Option<&Wildmat>, f: &dyn Fn(&GroupInfo) -> String| -> Vec<u8> {
+            let mut body = String::new();
+            for g in groups.iter().filter(|g| w.is_none_or(|w| w.matches(&g.name))) {
+                body.push_str(&f(g));
+            }
+            body.into_bytes()
+        };
+        let body = match kind {
+            ListKind::Active(w) => each_group(w.as_ref(), &|g| {
+                format!("{} {} {} {}\r\n", g.name, g.high, g.low, g.status)
+            }),
+            ListKind::ActiveTimes(w) => each_group(w.as_ref(), &|g| {
+                let creator = if g.creator.is_empty() { "unknown" } else { g.creator.as_str() };
+                format!("{} {} {}\r\n", g.name, g.created, creator)
+            }),
+            ListKind::Newsgroups(w) => each_group(w.as_ref(), &|g| {
+                format!("{}\t{}\r\n", g.name, g.description)
+            }),
+            ListKind::Counts(w) => each_group(w.as_ref(), &|g| {
+                format!("{} {} {} {} {}\r\n", g.name, g.high, g.low, g.count, g.status)
+            }),
+            ListKind::OverviewFmt => OVERVIEW_FMT.as_bytes().to_vec(),
+            // Any header can be asked for (":"), plus the two metadata items.
+            ListKind::Headers(_) => b":\r\n:bytes\r\n:lines\r\n".to_vec(),
+            // We keep no distribution patterns, distributions or moderators
+            // yet: the lists are valid and empty.
+            ListKind::DistribPats | ListKind::Distributions | ListKind::Moderators => Vec::new(),
+            ListKind::Motd => {
+                let motd = &self.config().server.motd;
+                if motd.is_empty() {
+                    return Ok(Response::new(
+                        codes::FEATURE_NOT_SUPPORTED,
+                        "No message of the day",
+                    ));
+                }
+                let mut text = motd.replace("\r\n", "\n").replace('\n', "\r\n");
+                if !text.ends_with("\r\n") {
+                    text.push_str("\r\n");
+                }
+                text.into_bytes()
+            }
+            ListKind::Subscriptions(w) => {
+                let mut body = String::new();
+                for name in &self.config().server.subscriptions {
+                    if w.as_ref().is_none_or(|w| w.matches(name)) {
+                        body.push_str(name);
+                        body.push_str("\r\n");
+                    }
+                }
+                body.into_bytes()
+            }
+        };
+        Ok(Response::with_body(codes::LIST_FOLLOWS, "Information follows", body))
+    }
+}

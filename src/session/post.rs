@@ -1,0 +1,77 @@
+//! POST (RFC 3977 §6.3.1) with injection (RFC 5537 §3.4): check the
+//! article, fill in what the client left out, check its groups, hand it to
+//! the writer, and answer 240 only once it is committed.
+
+use super::Session;
+use crate::article::{self, InjectionContext};
+use crate::ingest::IngestError;
+use crate::store::writer::Outcome;
+use crate::wire::codes;
+use crate::wire::connection::Block;
+use crate::wire::response::Response;
+
+fn refuse(reason: impl std::fmt::Display) -> Response {
+    Response::new(codes::POSTING_FAILED, format!("Posting failed: {reason}"))
+}
+
+impl Session {
+    pub(super) async fn post(&mut self, block: Block) -> Response {
+        let limit = self.config().limits.max_article_size;
+        if block.too_big {
+            return refuse(format!(
+                "article too large ({} octets, limit {limit})",
+                block.size
+            ));
+        }
+        let host = self.peer.ip().to_string();
+        let server = &self.config().server;
+        let cx = InjectionContext {
+            path_identity: server.path_identity.as_str(),
+            domain: server.domain.as_str(),
+            now: chrono::Utc::now(),
+            posting_host: &host,
+            user: None,
+        };
+        let prepared = match article::prepare_post(&block.data, &cx) {
+            Ok(p) => p,
+            Err(e) => return refuse(e),
+        };
+
+        // Every group must exist and take posts; a typo in one group is the
+        // poster's to fix, not ours to drop silently.
+        for name in &prepared.newsgroups {
+            match self.store().group(name.as_str()).await {
+                Ok(Some(g)) if g.status == 'n' => {
+                    return refuse(format!("posting to {name} is not allowed"));
+                }
+                Ok(Some(g)) if g.status == 'm' && !has_header(&prepared.head, "Approved") => {
+                    return refuse(format!(
+                        "{name} is moderated and this server has no moderator address for it"
+                    ));
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return refuse(format!("no such newsgroup {name}")),
+                Err(e) => {
+                    tracing::warn!("store error while posting: {e}");
+                    return refuse("storage error, try again later");
+                }
+            }
+        }
+
+        let msgid = prepared.message_id.clone();
+        match self.shared.ingest.submit(prepared).await {
+            Ok(Outcome::Stored { article_id, .. }) => {
+                tracing::info!(peer = %self.peer, %msgid, article_id, "posted");
+                Response::new(codes::POSTED_OK, format!("Article received {msgid}"))
+            }
+            Ok(Outcome::Duplicate) => refuse(format!("duplicate message-id {msgid}")),
+            Ok(Outcome::NoGroups) => refuse("none of its newsgroups exists here"),
+            Err(IngestError::Closed) => refuse("server is shutting down"),
+            Err(e) => refuse(e),
+        }
+    }
+}
+
+fn has_header(head: &[u8], name: &str) -> bool {
+    article::header_value(head, name).is_some()
+}
