@@ -162,3 +162,6 @@ pub fn split(article: &[u8]) -> (&[u8], &[u8]) {
         None => (article, &[]),
     }
 }
+
+#[cfg(test)]
+mod tests;
