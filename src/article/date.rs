@@ -19,7 +19,7 @@ fn cfws(input: &[u8]) -> IResult<&[u8], ()> {
     let mut rest = input;
     loop {
         match rest.first() {
-            Some(b' ' | b'\t') => rest = &rest[1..],
+            Some(b' ' | b'\t') => rest = rest.get(1..).unwrap_or_default(),
             Some(b'(') => {
                 let mut depth = 0usize;
                 let mut i = 0;

@@ -37,7 +37,7 @@ fn find<'a>(fields: &[Field<'a>], name: &str) -> Option<Field<'a>> {
 /// Shows a value in an error message: lossy, and short enough for a
 /// response line.
 fn shown(v: &[u8]) -> String {
-    let v = &v[..v.len().min(80)];
+    let v = v.get(..80).unwrap_or(v);
     String::from_utf8_lossy(v).into_owned()
 }
 
@@ -427,7 +427,7 @@ pub fn relay(
             out.extend_from_slice(b"Path: ");
             out.extend_from_slice(path_identity.as_bytes());
             out.push(b'!');
-            out.extend_from_slice(&f.value[start..]);
+            out.extend_from_slice(f.value.get(start..).unwrap_or_default());
             out.extend_from_slice(b"\r\n");
         } else {
             out.extend_from_slice(f.line);

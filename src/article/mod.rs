@@ -60,7 +60,9 @@ pub struct Prepared {
     pub newsgroups: Vec<GroupName>,
     /// The Distribution header's values (empty when absent).
     pub distributions: Vec<String>,
-    /// The Path header's entries after our prepend, leftmost first.
+    /// The Path header's entries after our prepend, leftmost first: the
+    /// stored Path split on `!`, trimmed, empty entries (from `!!`) dropped.
+    /// A posted article's has the `.POSTED` diagnostic as its second entry.
     pub path: Vec<String>,
     /// The Control header, if any (not acted on yet).
     pub control: Option<String>,
@@ -118,7 +120,7 @@ pub fn prepare_post(raw: &[u8], cx: &InjectionContext<'_>) -> Result<Prepared, A
     inject::post(raw, cx)
 }
 
-/// Checks a relayed article (IHAVE / TAKETHIS, RFC 5537 §3.5): all of Path,
+/// Checks a relayed article (IHAVE / TAKETHIS, RFC 5537 §3.6): all of Path,
 /// From, Newsgroups, Subject, Message-ID and Date must be present and valid;
 /// the Message-ID must equal `offered` when given; Path must not already hold
 /// `path_identity` (loop); then `path_identity!` is prepended to Path.

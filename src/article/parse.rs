@@ -70,7 +70,7 @@ pub fn field(input: &[u8]) -> IResult<&[u8], Field<'_>> {
             crlf,
         ),
     ))(input)?;
-    let line = &input[..input.len() - rest.len()];
+    let line = input.get(..input.len() - rest.len()).unwrap_or_default();
     Ok((rest, Field { name, value, line }))
 }
 
@@ -78,15 +78,16 @@ pub fn field(input: &[u8]) -> IResult<&[u8], Field<'_>> {
 /// posting client can act on.
 fn diagnose(input: &[u8]) -> String {
     let end = input.iter().position(|&c| is_line_end(c));
-    let line = &input[..end.unwrap_or(input.len())];
-    let shown = String::from_utf8_lossy(&line[..line.len().min(40)]).into_owned();
+    let line = input.get(..end.unwrap_or(input.len())).unwrap_or_default();
+    let shown = String::from_utf8_lossy(line.get(..40).unwrap_or(line)).into_owned();
     if input.first().is_some_and(|&c| c == b' ' || c == b'\t') {
         return "header block begins with a continuation line".to_owned();
     }
     let Some(colon) = line.iter().position(|&c| c == b':') else {
         return format!("header line without a colon: {shown}");
     };
-    if colon == 0 || !line[..colon].iter().all(|&c| is_ftext(c)) {
+    let name = line.get(..colon).unwrap_or_default();
+    if name.is_empty() || !name.iter().all(|&c| is_ftext(c)) {
         return format!("invalid header name: {shown}");
     }
     // The name and colon are fine, so the value broke the grammar: a CR or
@@ -141,7 +142,7 @@ pub fn parse_article(raw: &[u8]) -> Result<Parsed<'_>, ArticleError> {
             "article has no header fields".to_owned(),
         ));
     }
-    let head = &raw[..raw.len() - rest.len()];
+    let head = raw.get(..raw.len() - rest.len()).unwrap_or_default();
     let body = rest.get(2..).unwrap_or_default();
     Ok(Parsed { fields, head, body })
 }
@@ -160,17 +161,15 @@ pub fn lenient_fields(head: &[u8]) -> impl Iterator<Item = Field<'_>> {
                 }
                 Err(_) => {
                     // Skip to the next line that is not a continuation.
-                    let mut skip = 0;
                     loop {
-                        match rest[skip..].windows(2).position(|w| w == b"\r\n") {
-                            Some(p) => skip += p + 2,
-                            None => skip = rest.len(),
-                        }
-                        if skip >= rest.len() || !matches!(rest[skip], b' ' | b'\t') {
+                        rest = match rest.windows(2).position(|w| w == b"\r\n") {
+                            Some(p) => rest.get(p + 2..).unwrap_or_default(),
+                            None => &[],
+                        };
+                        if !matches!(rest.first(), Some(b' ' | b'\t')) {
                             break;
                         }
                     }
-                    rest = &rest[skip..];
                 }
             }
         }
