@@ -1,9 +1,20 @@
 //! Articles (RFC 5536 format, RFC 5537 injection and relaying): parsing,
 //! checks, the headers a server adds, and the overview fields. Pure: no I/O.
-//! STUB: to be implemented.
+//!
+//! - `parse`: the header block (RFC 5322 §2.2 fields and folding).
+//! - `date`: RFC 5322 §3.3 date-time, obsolete forms included.
+//! - `inject`: what POST (RFC 5537 §3.5) and IHAVE/TAKETHIS (§3.6) check
+//!   and add.
+
+mod date;
+mod inject;
+mod parse;
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
+
+pub use date::{format_date, parse_date};
+pub use parse::{Field, lenient_fields, unfold};
 
 use crate::wire::types::{GroupName, MessageId};
 
@@ -49,7 +60,9 @@ pub struct Prepared {
     pub newsgroups: Vec<GroupName>,
     /// The Distribution header's values (empty when absent).
     pub distributions: Vec<String>,
-    /// The Path header's entries after our prepend, leftmost first.
+    /// The Path header's entries after our prepend, leftmost first: the
+    /// stored Path split on `!`, trimmed, empty entries (from `!!`) dropped.
+    /// A posted article's has the `.POSTED` diagnostic as its second entry.
     pub path: Vec<String>,
     /// The Control header, if any (not acted on yet).
     pub control: Option<String>,
@@ -70,27 +83,44 @@ impl Prepared {
     /// header, and its overview line without the leading article number:
     /// `overview TAB bytes TAB lines TAB "Xref: " xref`.
     pub fn finish(&self, xref: &str) -> (Vec<u8>, String) {
-        let _ = xref;
-        todo!()
+        let mut article = Vec::with_capacity(self.stored_len(xref));
+        article.extend_from_slice(&self.head);
+        article.extend_from_slice(b"Xref: ");
+        article.extend_from_slice(xref.as_bytes());
+        article.extend_from_slice(b"\r\n\r\n");
+        article.extend_from_slice(&self.body);
+        let overview = format!(
+            "{}\t{}\t{}\tXref: {}",
+            self.overview,
+            article.len(),
+            self.body_lines,
+            xref
+        );
+        (article, overview)
     }
 
     /// The stored size, in octets, of `finish(xref)`'s article.
     pub fn stored_len(&self, xref: &str) -> usize {
-        let _ = xref;
-        todo!()
+        self.head.len() + b"Xref: ".len() + xref.len() + b"\r\n\r\n".len() + self.body.len()
     }
 }
 
-/// Checks a client's POST and fills in what it left out (RFC 5537 §3.4):
-/// Message-ID, Date, Path (`identity!POSTED!...`? see below), Injection-Date,
-/// Injection-Info. Refuses a missing From, Newsgroups or Subject, a bad
-/// message-id, a malformed Date or header.
+/// Checks a client's POST and fills in what it left out, as an injecting
+/// agent does (RFC 5537 §3.5): Message-ID and Date when missing, Path
+/// (`identity!.POSTED!not-for-mail`, or `identity!.POSTED!` prepended to the
+/// client's Path), Injection-Date, Injection-Info. Refuses a missing From,
+/// Newsgroups or Subject (checked in that order), a bad message-id, a
+/// malformed or more than 24 hours ahead Date, a malformed header, a header
+/// line over 998 octets, and an article already injected (Injection-Date, or
+/// `.POSTED` in Path). Drops the client's Xref and Injection-Info.
+///
+/// `raw` is dot-unstuffed with CRLF line ends; the blank line before the
+/// body may be missing when there is no body.
 pub fn prepare_post(raw: &[u8], cx: &InjectionContext<'_>) -> Result<Prepared, ArticleError> {
-    let _ = (raw, cx);
-    todo!()
+    inject::post(raw, cx)
 }
 
-/// Checks a relayed article (IHAVE / TAKETHIS, RFC 5537 §3.5): all of Path,
+/// Checks a relayed article (IHAVE / TAKETHIS, RFC 5537 §3.6): all of Path,
 /// From, Newsgroups, Subject, Message-ID and Date must be present and valid;
 /// the Message-ID must equal `offered` when given; Path must not already hold
 /// `path_identity` (loop); then `path_identity!` is prepended to Path.
@@ -99,20 +129,41 @@ pub fn prepare_relay(
     offered: Option<&MessageId>,
     path_identity: &str,
 ) -> Result<Prepared, ArticleError> {
-    let _ = (raw, offered, path_identity);
-    todo!()
+    inject::relay(raw, offered, path_identity)
 }
 
 /// The unfolded value of header `name` (case-insensitive) in a stored
 /// article, for HDR/XHDR/XPAT of headers that are not in the overview.
 /// `None` when absent.
+///
+/// The value is unfolded and sanitised like an overview field (RFC 3977
+/// §8.3.2: fold CRLFs removed, TAB/CR/LF made spaces, leading whitespace
+/// dropped), and converted lossily when it is not UTF-8.
 pub fn header_value(article: &[u8], name: &str) -> Option<String> {
-    let _ = (article, name);
-    todo!()
+    let (head, _) = split(article);
+    parse::lenient_fields(head)
+        .find(|f| f.is(name))
+        .map(|f| String::from_utf8_lossy(&f.unfolded()).into_owned())
 }
 
 /// Splits a stored article at the blank line: (head with its final CRLF, body).
+///
+/// Precisely: at the first CRLF CRLF, the head is everything up to and
+/// including the first CRLF and the body everything after the second. An
+/// article that begins with CRLF has an empty head; one with no blank line
+/// is all head and has an empty body.
 pub fn split(article: &[u8]) -> (&[u8], &[u8]) {
-    let _ = article;
-    todo!()
+    if let Some(rest) = article.strip_prefix(b"\r\n") {
+        return (&[], rest);
+    }
+    match article.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(i) => {
+            let (head, rest) = article.split_at(i + 2);
+            (head, rest.get(2..).unwrap_or_default())
+        }
+        None => (article, &[]),
+    }
 }
+
+#[cfg(test)]
+mod tests;
