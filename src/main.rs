@@ -1,1 +1,116 @@
-fn main() {}
+//! `tidings`: the server (`tidings serve`) and the operator's commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+
+use tidings::admin::{self, AdminCommand};
+use tidings::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "tidings",
+    version,
+    about = "A federated Usenet news server on SQLite"
+)]
+struct Cli {
+    /// Configuration file (TOML; see etc/tidings.toml). Without it, the
+    /// built-in defaults are used.
+    #[arg(long, short, global = true, env = "TIDINGS_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the news server until interrupted (Ctrl-C or SIGTERM).
+    Serve,
+    #[command(flatten)]
+    Admin(AdminCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match &cli.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("tidings: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tidings: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            runtime.block_on(serve(config))
+        }
+        Command::Admin(command) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            runtime.block_on(admin::run(&config, command))
+        }
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let server = match tidings::server::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    wait_for_signal().await;
+    info!("shutting down");
+    server.shutdown(Duration::from_secs(10)).await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,1 +1,280 @@
-//! TODO
+//! The operator's commands: `tidings group`, `tidings article`,
+//! `tidings stats`. They work on the database directly (safe beside a
+//! running server under WAL; the server reads groups from the database on
+//! every command, so a change is seen at once). Output is for people by
+//! default and JSON with `--json`.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::store::{GroupInfo, Store, StoreError};
+use crate::wire::types::{GroupName, MessageId};
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Manage newsgroups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Look at stored articles.
+    #[command(subcommand)]
+    Article(ArticleCommand),
+    /// Totals: groups, articles, bytes, history.
+    Stats(JsonFlag),
+}
+
+#[derive(Args)]
+pub struct JsonFlag {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum GroupCommand {
+    /// Create a newsgroup.
+    Add {
+        name: String,
+        /// y: posting allowed, n: no posting, m: moderated.
+        #[arg(long, default_value = "y")]
+        status: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Remove a newsgroup and the articles that were only in it.
+    Remove { name: String },
+    /// List newsgroups.
+    List(JsonFlag),
+    /// Show one newsgroup.
+    Show {
+        name: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Change a newsgroup's status or description.
+    Set {
+        name: String,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ArticleCommand {
+    /// Print an article by message-id.
+    Show {
+        message_id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+/// A failure the operator should read: printed as `tidings: {0}`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Failure(String);
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure(e.to_string())
+    }
+}
+
+pub async fn run(config: &Config, command: AdminCommand) -> ExitCode {
+    match execute(config, command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tidings: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open(config: &Config) -> Result<Store, Failure> {
+    let path = &config.storage.database;
+    if !path.exists() {
+        return Err(Failure(format!(
+            "no database at {} (start the server once to create it, or pass --config)",
+            path.display()
+        )));
+    }
+    let (store, _) = Store::open(path, config.storage.synchronous, 1).await?;
+    Ok(store)
+}
+
+fn parse_status(s: &str) -> Result<char, Failure> {
+    match s {
+        "y" | "n" | "m" => Ok(s.chars().next().unwrap_or('y')),
+        _ => Err(Failure(format!(
+            "invalid status {s:?}: use y (posting allowed), n (no posting) or m (moderated)"
+        ))),
+    }
+}
+
+fn group_name(s: &str) -> Result<GroupName, Failure> {
+    GroupName::try_from(s).map_err(|e| Failure(format!("{e}: {s:?}")))
+}
+
+fn group_json(g: &GroupInfo) -> serde_json::Value {
+    json!({
+        "name": g.name,
+        "status": g.status.to_string(),
+        "description": g.description,
+        "low": g.low,
+        "high": g.high,
+        "count": g.count,
+        "created": chrono::DateTime::from_timestamp(g.created, 0).map(|t| t.to_rfc3339()),
+        "creator": g.creator,
+    })
+}
+
+fn print_group(g: &GroupInfo) {
+    let created = chrono::DateTime::from_timestamp(g.created, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default();
+    println!("name:        {}", g.name);
+    println!("status:      {}", status_text(g.status));
+    println!("description: {}", g.description);
+    println!("articles:    {} (numbers {}-{})", g.count, g.low, g.high);
+    println!("created:     {created} by {}", g.creator);
+}
+
+fn status_text(status: char) -> &'static str {
+    match status {
+        'y' => "y (posting allowed)",
+        'n' => "n (no posting)",
+        'm' => "m (moderated)",
+        _ => "?",
+    }
+}
+
+async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> {
+    match command {
+        AdminCommand::Group(g) => group(config, g).await,
+        AdminCommand::Article(ArticleCommand::Show { message_id, json }) => {
+            let id = MessageId::try_from(message_id.as_str())
+                .map_err(|e| Failure(format!("{e}: {message_id:?}")))?;
+            let store = open(config).await?;
+            let Some(a) = store.article_by_msgid(&id).await? else {
+                return Err(Failure(format!("no article {id}")));
+            };
+            if json.json {
+                let v = json!({
+                    "message_id": a.msgid,
+                    "log_id": a.id,
+                    "bytes": a.bytes.len(),
+                    "xref": crate::article::header_value(&a.bytes, "Xref"),
+                    "article": String::from_utf8_lossy(&a.bytes),
+                });
+                println!("{v:#}");
+            } else {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let text = a.bytes.split(|&b| b == b'\n');
+                for line in text {
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    let _ = out.write_all(line);
+                    let _ = out.write_all(b"\n");
+                }
+            }
+            Ok(())
+        }
+        AdminCommand::Stats(json) => {
+            let store = open(config).await?;
+            let s = store.stats().await?;
+            if json.json {
+                println!("{:#}", json!(s));
+            } else {
+                println!("groups:        {}", s.groups);
+                println!("articles:      {}", s.articles);
+                println!("article bytes: {}", s.article_bytes);
+                println!("history:       {} message-ids", s.history);
+                println!("last log id:   {}", s.last_article_id);
+                println!("database size: {} bytes", s.database_bytes);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn group(config: &Config, command: GroupCommand) -> Result<(), Failure> {
+    match command {
+        GroupCommand::Add {
+            name,
+            status,
+            description,
+        } => {
+            let name = group_name(&name)?;
+            let status = parse_status(&status)?;
+            let store = open(config).await?;
+            let creator = std::env::var("USER").unwrap_or_else(|_| "admin".to_owned());
+            let g = store
+                .add_group(&name, status, &description, &creator)
+                .await?;
+            println!("created {} ({})", g.name, status_text(g.status));
+        }
+        GroupCommand::Remove { name } => {
+            let name = group_name(&name)?;
+            let store = open(config).await?;
+            let deleted = store.remove_group(name.as_str()).await?;
+            println!("removed {name} ({deleted} articles deleted)");
+        }
+        GroupCommand::List(json) => {
+            let store = open(config).await?;
+            let groups = store.groups().await?;
+            if json.json {
+                let v: Vec<_> = groups.iter().map(group_json).collect();
+                println!("{:#}", serde_json::Value::Array(v));
+            } else {
+                let width = groups
+                    .iter()
+                    .map(|g| g.name.len())
+                    .max()
+                    .unwrap_or(4)
+                    .max(4);
+                println!("{:width$}  status  articles  low-high", "name");
+                for g in &groups {
+                    println!(
+                        "{:width$}  {:6}  {:8}  {}-{}",
+                        g.name, g.status, g.count, g.low, g.high
+                    );
+                }
+            }
+        }
+        GroupCommand::Show { name, json } => {
+            let name = group_name(&name)?;
+            let store = open(config).await?;
+            let Some(g) = store.group(name.as_str()).await? else {
+                return Err(Failure(format!("no such newsgroup: {name}")));
+            };
+            if json.json {
+                println!("{:#}", group_json(&g));
+            } else {
+                print_group(&g);
+            }
+        }
+        GroupCommand::Set {
+            name,
+            status,
+            description,
+        } => {
+            let name = group_name(&name)?;
+            let status = status.as_deref().map(parse_status).transpose()?;
+            if status.is_none() && description.is_none() {
+                return Err(Failure(
+                    "nothing to change: give --status and/or --description".into(),
+                ));
+            }
+            let store = open(config).await?;
+            let g = store
+                .set_group(name.as_str(), status, description.as_deref())
+                .await?;
+            print_group(&g);
+        }
+    }
+    Ok(())
+}

@@ -27,7 +27,10 @@ impl Session {
         };
         let each_group = |w: Option<&Wildmat>, f: &dyn Fn(&GroupInfo) -> String| -> Vec<u8> {
             let mut body = String::new();
-            for g in groups.iter().filter(|g| w.is_none_or(|w| w.matches(&g.name))) {
+            for g in groups
+                .iter()
+                .filter(|g| w.is_none_or(|w| w.matches(&g.name)))
+            {
                 body.push_str(&f(g));
             }
             body.into_bytes()
@@ -37,14 +40,21 @@ impl Session {
                 format!("{} {} {} {}\r\n", g.name, g.high, g.low, g.status)
             }),
             ListKind::ActiveTimes(w) => each_group(w.as_ref(), &|g| {
-                let creator = if g.creator.is_empty() { "unknown" } else { g.creator.as_str() };
+                let creator = if g.creator.is_empty() {
+                    "unknown"
+                } else {
+                    g.creator.as_str()
+                };
                 format!("{} {} {}\r\n", g.name, g.created, creator)
             }),
             ListKind::Newsgroups(w) => each_group(w.as_ref(), &|g| {
                 format!("{}\t{}\r\n", g.name, g.description)
             }),
             ListKind::Counts(w) => each_group(w.as_ref(), &|g| {
-                format!("{} {} {} {} {}\r\n", g.name, g.high, g.low, g.count, g.status)
+                format!(
+                    "{} {} {} {} {}\r\n",
+                    g.name, g.high, g.low, g.count, g.status
+                )
             }),
             ListKind::OverviewFmt => OVERVIEW_FMT.as_bytes().to_vec(),
             // Any header can be asked for (":"), plus the two metadata items.
@@ -77,6 +87,10 @@ impl Session {
                 body.into_bytes()
             }
         };
-        Ok(Response::with_body(codes::LIST_FOLLOWS, "Information follows", body))
+        Ok(Response::with_body(
+            codes::LIST_FOLLOWS,
+            "Information follows",
+            body,
+        ))
     }
 }

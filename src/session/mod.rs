@@ -89,12 +89,18 @@ impl Session {
         if c.server.posting {
             Response::new(
                 codes::READY_POSTING_ALLOWED,
-                format!("{} tidings NNTP server ready, posting allowed", c.server.path_identity.as_str()),
+                format!(
+                    "{} tidings NNTP server ready, posting allowed",
+                    c.server.path_identity.as_str()
+                ),
             )
         } else {
             Response::new(
                 codes::READY_NO_POSTING,
-                format!("{} tidings NNTP server ready, no posting", c.server.path_identity.as_str()),
+                format!(
+                    "{} tidings NNTP server ready, no posting",
+                    c.server.path_identity.as_str()
+                ),
             )
         }
     }
@@ -184,7 +190,11 @@ impl Session {
     /// CAPABILITIES (RFC 3977 §5.2): only what works.
     fn capabilities(&self) -> Response {
         let mut body = String::from("VERSION 2\r\n");
-        body.push_str(concat!("IMPLEMENTATION tidings ", env!("CARGO_PKG_VERSION"), "\r\n"));
+        body.push_str(concat!(
+            "IMPLEMENTATION tidings ",
+            env!("CARGO_PKG_VERSION"),
+            "\r\n"
+        ));
         body.push_str("READER\r\n");
         if self.config().server.posting {
             body.push_str("POST\r\n");
@@ -195,7 +205,11 @@ impl Session {
         body.push_str(
             "LIST ACTIVE ACTIVE.TIMES COUNTS DISTRIB.PATS HEADERS MOTD NEWSGROUPS OVERVIEW.FMT SUBSCRIPTIONS\r\n",
         );
-        Response::with_body(codes::CAPABILITIES_FOLLOW, "Capability list:", body.into_bytes())
+        Response::with_body(
+            codes::CAPABILITIES_FOLLOW,
+            "Capability list:",
+            body.into_bytes(),
+        )
     }
 }
 
@@ -223,7 +237,11 @@ STAT [message-id|number]\r\n\
 XHDR header [range|message-id]\r\n\
 XOVER [range]\r\n\
 XPAT header range|message-id pattern [pattern ...]\r\n";
-    Response::with_body(codes::HELP_FOLLOWS, "Legal commands", text.as_bytes().to_vec())
+    Response::with_body(
+        codes::HELP_FOLLOWS,
+        "Legal commands",
+        text.as_bytes().to_vec(),
+    )
 }
 
 /// Drives one connection until QUIT, end of stream, idle timeout, an I/O
@@ -285,7 +303,10 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 continue;
             }
             Err(ParseError::Syntax(reason)) => {
-                conn.send(&Response::new(codes::SYNTAX_ERROR, format!("Syntax error: {reason}")));
+                conn.send(&Response::new(
+                    codes::SYNTAX_ERROR,
+                    format!("Syntax error: {reason}"),
+                ));
                 continue;
             }
         };

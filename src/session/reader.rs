@@ -19,7 +19,10 @@ fn no_group() -> Response {
 }
 
 fn no_current() -> Response {
-    Response::new(codes::NO_CURRENT_ARTICLE, "Current article number is invalid")
+    Response::new(
+        codes::NO_CURRENT_ARTICLE,
+        "Current article number is invalid",
+    )
 }
 
 fn no_such_group() -> Response {
@@ -77,7 +80,11 @@ fn article_field(bytes: &[u8], field: &str) -> Option<String> {
 
 fn count_lines(body: &[u8]) -> usize {
     let n = memchr::memchr_iter(b'\n', body).count();
-    if body.last().is_some_and(|&b| b != b'\n') { n + 1 } else { n }
+    if body.last().is_some_and(|&b| b != b'\n') {
+        n + 1
+    } else {
+        n
+    }
 }
 
 /// The first `group:number` of an article's Xref header.
@@ -252,7 +259,11 @@ impl Session {
     }
 
     /// NEWNEWS (RFC 3977 §7.4).
-    pub(super) async fn new_news(&mut self, wildmat: &Wildmat, since: DateTime<Utc>) -> Result<Response> {
+    pub(super) async fn new_news(
+        &mut self,
+        wildmat: &Wildmat,
+        since: DateTime<Utc>,
+    ) -> Result<Response> {
         let ids: Vec<i64> = self
             .store()
             .groups()

@@ -234,9 +234,18 @@ mod tests {
     #[tokio::test]
     async fn lines_are_split_on_crlf_and_bare_lf() {
         let mut c = conn(b"GROUP a\r\nDATE\nQUIT\r\n").await;
-        assert_eq!(c.read_line().await.unwrap(), Some(Line::Line(b"GROUP a".to_vec())));
-        assert_eq!(c.read_line().await.unwrap(), Some(Line::Line(b"DATE".to_vec())));
-        assert_eq!(c.read_line().await.unwrap(), Some(Line::Line(b"QUIT".to_vec())));
+        assert_eq!(
+            c.read_line().await.unwrap(),
+            Some(Line::Line(b"GROUP a".to_vec()))
+        );
+        assert_eq!(
+            c.read_line().await.unwrap(),
+            Some(Line::Line(b"DATE".to_vec()))
+        );
+        assert_eq!(
+            c.read_line().await.unwrap(),
+            Some(Line::Line(b"QUIT".to_vec()))
+        );
         assert_eq!(c.read_line().await.unwrap(), None);
     }
 
@@ -246,7 +255,10 @@ mod tests {
         input.extend_from_slice(b"\r\nDATE\r\n");
         let mut c = conn(&input).await;
         assert_eq!(c.read_line().await.unwrap(), Some(Line::TooLong));
-        assert_eq!(c.read_line().await.unwrap(), Some(Line::Line(b"DATE".to_vec())));
+        assert_eq!(
+            c.read_line().await.unwrap(),
+            Some(Line::Line(b"DATE".to_vec()))
+        );
     }
 
     #[tokio::test]
@@ -263,7 +275,10 @@ mod tests {
         let b = c.read_block(1000).await.unwrap();
         assert_eq!(b.data, b"a\r\n.b\r\nc\r\n");
         assert!(!b.too_big);
-        assert_eq!(c.read_line().await.unwrap(), Some(Line::Line(b"NEXT".to_vec())));
+        assert_eq!(
+            c.read_line().await.unwrap(),
+            Some(Line::Line(b"NEXT".to_vec()))
+        );
     }
 
     #[tokio::test]
@@ -278,7 +293,10 @@ mod tests {
         assert!(b.too_big);
         assert_eq!(b.size, 1200);
         assert!(b.data.len() <= 100);
-        assert_eq!(c.read_line().await.unwrap(), Some(Line::Line(b"DATE".to_vec())));
+        assert_eq!(
+            c.read_line().await.unwrap(),
+            Some(Line::Line(b"DATE".to_vec()))
+        );
     }
 
     #[tokio::test]
