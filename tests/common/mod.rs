@@ -1,0 +1,212 @@
+//! The one test harness: a real server on 127.0.0.1:0 with a real SQLite
+//! file in a temporary directory, and a line-level NNTP client whose every
+//! read has a deadline, so no test can hang.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tidings::config::Config;
+use tidings::server::{self, Server};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// How long any single read may wait before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    pub config: Config,
+    server: Option<Server>,
+}
+
+impl TestServer {
+    /// A server on the default configuration (starter groups included).
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// A server whose configuration `f` adjusts first.
+    pub async fn start_with(f: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::default();
+        config.server.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+        config.storage.database = dir.path().join("tidings.db");
+        f(&mut config);
+        TestServer::start_in(dir, config).await
+    }
+
+    /// Starts (or restarts) a server on `config` in `dir`.
+    pub async fn start_in(dir: TempDir, config: Config) -> TestServer {
+        let server = server::start(config.clone()).await.expect("server starts");
+        let addr = server.local_addrs()[0];
+        TestServer {
+            addr,
+            dir,
+            config,
+            server: Some(server),
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.config.storage.database.clone()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// Stops the server cleanly and hands back its directory and config
+    /// (to restart it on the same database).
+    pub async fn stop(mut self) -> (TempDir, Config) {
+        if let Some(s) = self.server.take() {
+            s.shutdown(Duration::from_secs(5)).await;
+        }
+        (self.dir, self.config)
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+}
+
+/// A raw NNTP client: it sends lines and reads status lines and blocks.
+pub struct Client {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    pub greeting: String,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = tokio::time::timeout(DEADLINE, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (r, w) = stream.into_split();
+        let mut c = Client {
+            reader: BufReader::new(r),
+            writer: w,
+            greeting: String::new(),
+        };
+        c.greeting = c.line().await;
+        c
+    }
+
+    /// Sends raw bytes.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("send");
+    }
+
+    /// Reads one line, without its CRLF (lossy UTF-8). Panics at EOF.
+    pub async fn line(&mut self) -> String {
+        self.try_line().await.expect("a line before end of stream")
+    }
+
+    /// Reads one line; `None` at end of stream.
+    pub async fn try_line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(DEADLINE, self.reader.read_until(b'\n', &mut buf))
+            .await
+            .expect("server answered in time")
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        assert!(buf.ends_with(b"\r\n"), "line not CRLF-terminated: {buf:?}");
+        buf.truncate(buf.len() - 2);
+        Some(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// Reads a dot-terminated block, un-stuffed, as raw bytes with CRLFs.
+    pub async fn block_bytes(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let mut buf = Vec::new();
+            let n = tokio::time::timeout(DEADLINE, self.reader.read_until(b'\n', &mut buf))
+                .await
+                .expect("block in time")
+                .expect("read");
+            assert!(n > 0, "end of stream inside a block");
+            if buf == b".\r\n" {
+                return out;
+            }
+            let line = buf.strip_prefix(b".").unwrap_or(&buf);
+            out.extend_from_slice(line);
+        }
+    }
+
+    /// Reads a dot-terminated block as lines.
+    pub async fn block(&mut self) -> Vec<String> {
+        let bytes = self.block_bytes().await;
+        let text = String::from_utf8_lossy(&bytes);
+        text.split_terminator("\r\n").map(str::to_owned).collect()
+    }
+
+    /// Sends a command line and returns the status line.
+    pub async fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.line().await
+    }
+
+    /// Sends a command and reads its status and block (the block only when
+    /// the status is `expect_code`).
+    pub async fn cmd_block(&mut self, line: &str, expect_code: &str) -> (String, Vec<String>) {
+        let status = self.cmd(line).await;
+        if status.starts_with(expect_code) {
+            let block = self.block().await;
+            (status, block)
+        } else {
+            (status, Vec::new())
+        }
+    }
+
+    /// POSTs `article` (lines separated by \r\n, not dot-stuffed) and
+    /// returns the final status line.
+    pub async fn post(&mut self, article: &str) -> String {
+        let status = self.cmd("POST").await;
+        assert!(status.starts_with("340"), "POST answered {status}");
+        let mut data = Vec::new();
+        for line in article.split_terminator("\r\n") {
+            if line.starts_with('.') {
+                data.push(b'.');
+            }
+            data.extend_from_slice(line.as_bytes());
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend_from_slice(b".\r\n");
+        self.send(&data).await;
+        self.line().await
+    }
+
+    /// Reads until end of stream (with the deadline); returns what came.
+    pub async fn read_to_end(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(DEADLINE, self.reader.read_to_end(&mut out)).await;
+        out
+    }
+
+    /// Splits the client into its halves, for tests that misbehave.
+    pub fn into_parts(self) -> (BufReader<OwnedReadHalf>, OwnedWriteHalf) {
+        (self.reader, self.writer)
+    }
+}
+
+/// A minimal valid article for posting.
+pub fn article(groups: &str, subject: &str, body: &str) -> String {
+    format!(
+        "From: Tester <tester@example.com>\r\nNewsgroups: {groups}\r\nSubject: {subject}\r\n\r\n{body}"
+    )
+}
+
+/// The message-id out of a "240 Article received <id>" line.
+pub fn posted_id(status: &str) -> String {
+    assert!(status.starts_with("240 "), "not posted: {status}");
+    let start = status.find('<').expect("message-id in 240");
+    status[start..].split_whitespace().next().expect("id").to_owned()
+}
