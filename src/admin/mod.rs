@@ -4,6 +4,8 @@
 //! every command, so a change is seen at once). Output is for people by
 //! default and JSON with `--json`.
 
+pub mod bench;
+
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -23,6 +25,15 @@ pub enum AdminCommand {
     Article(ArticleCommand),
     /// Totals: groups, articles, bytes, history.
     Stats(JsonFlag),
+    /// Benchmarks, run by hand (they start their own server).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Posting and reading as newsreaders do (issue 2's targets).
+    Reader(bench::ReaderBench),
 }
 
 #[derive(Args)]
@@ -154,6 +165,7 @@ fn status_text(status: char) -> &'static str {
 
 async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> {
     match command {
+        AdminCommand::Bench(BenchCommand::Reader(b)) => bench::run(b).await.map_err(Failure),
         AdminCommand::Group(g) => group(config, g).await,
         AdminCommand::Article(ArticleCommand::Show { message_id, json }) => {
             let id = MessageId::try_from(message_id.as_str())

@@ -1,0 +1,410 @@
+//! `tidings bench reader`: the reader benchmark of issue 2, run by hand.
+//!
+//! It starts `tidings serve` as a child process on a fresh database in a
+//! scratch directory, fills 20 groups with ~2 KiB articles through POST
+//! (over 1 and then 4 connections), then measures the commands newsreaders
+//! wait on, one request at a time on an ordinary socket (no pipelining, no
+//! socket options), and the server's memory with idle connections open.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::process::{Child, Command};
+
+#[derive(Args, Debug, Clone)]
+pub struct ReaderBench {
+    /// Articles to post in all.
+    #[arg(long, default_value_t = 100_000)]
+    articles: usize,
+    /// Groups to spread them over.
+    #[arg(long, default_value_t = 20)]
+    groups: usize,
+    /// Articles posted over one connection before the 4-connection phase.
+    #[arg(long, default_value_t = 10_000)]
+    single: usize,
+    /// Samples per latency measurement.
+    #[arg(long, default_value_t = 2_000)]
+    samples: usize,
+    /// Seconds of the 4-connection read mix.
+    #[arg(long, default_value_t = 10)]
+    mix_seconds: u64,
+    /// Idle connections held open for the memory reading.
+    #[arg(long, default_value_t = 200)]
+    idle: usize,
+    /// Scratch directory (default: a new one under /tmp); its database is
+    /// deleted first.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// SQLite synchronous mode for the server under test (full or normal).
+    #[arg(long, default_value = "full")]
+    synchronous: String,
+}
+
+type BenchResult<T> = Result<T, String>;
+
+fn err<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> String + '_ {
+    move |e| format!("{context}: {e}")
+}
+
+/// A plain newsreader-like connection.
+struct Reader {
+    r: BufReader<OwnedReadHalf>,
+    w: OwnedWriteHalf,
+    line: Vec<u8>,
+}
+
+impl Reader {
+    async fn connect(addr: SocketAddr) -> BenchResult<Reader> {
+        let s = TcpStream::connect(addr).await.map_err(err("connect"))?;
+        let (r, w) = s.into_split();
+        let mut c = Reader {
+            r: BufReader::new(r),
+            w,
+            line: Vec::new(),
+        };
+        c.status().await?;
+        Ok(c)
+    }
+
+    async fn status(&mut self) -> BenchResult<u16> {
+        self.line.clear();
+        let n = self
+            .r
+            .read_until(b'\n', &mut self.line)
+            .await
+            .map_err(err("read"))?;
+        if n < 3 {
+            return Err("connection closed".into());
+        }
+        std::str::from_utf8(&self.line[..3])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad status line {:?}", String::from_utf8_lossy(&self.line)))
+    }
+
+    /// Reads a block, returning its size in octets.
+    async fn block(&mut self) -> BenchResult<usize> {
+        let mut total = 0;
+        loop {
+            self.line.clear();
+            let n = self
+                .r
+                .read_until(b'\n', &mut self.line)
+                .await
+                .map_err(err("read"))?;
+            if n == 0 {
+                return Err("connection closed in a block".into());
+            }
+            if self.line == b".\r\n" {
+                return Ok(total);
+            }
+            total += n;
+        }
+    }
+
+    /// Sends a command; reads its status and, for `multi` codes, the block.
+    async fn cmd(&mut self, line: &str, multi: &[u16]) -> BenchResult<u16> {
+        self.w
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .map_err(err("write"))?;
+        let code = self.status().await?;
+        if multi.contains(&code) {
+            self.block().await?;
+        }
+        Ok(code)
+    }
+
+    async fn post(&mut self, article: &[u8]) -> BenchResult<u16> {
+        self.w.write_all(b"POST\r\n").await.map_err(err("write"))?;
+        let code = self.status().await?;
+        if code != 340 {
+            return Err(format!("POST answered {code}"));
+        }
+        self.w.write_all(article).await.map_err(err("write"))?;
+        self.status().await
+    }
+}
+
+fn group_name(i: usize) -> String {
+    format!("bench.group{i:02}")
+}
+
+fn msgid(i: usize) -> String {
+    format!("<bench.{i}@bench.invalid>")
+}
+
+/// A ~2 KiB article, already dot-stuffed and terminated for POST.
+fn make_article(i: usize, groups: usize) -> Vec<u8> {
+    let mut a = format!(
+        "From: Bench <bench@bench.invalid>\r\nNewsgroups: {}\r\nSubject: benchmark article {i}\r\n\
+         Message-ID: {}\r\n\r\n",
+        group_name(i % groups),
+        msgid(i)
+    );
+    let line = "The quick brown fox jumps over the lazy dog, again and again and again.\r\n";
+    while a.len() < 2048 {
+        a.push_str(line);
+    }
+    a.push_str(".\r\n");
+    a.into_bytes()
+}
+
+struct Latency(Vec<Duration>);
+
+impl Latency {
+    fn report(&mut self, name: &str) {
+        self.0.sort();
+        let pick = |q: f64| {
+            let i = ((self.0.len() as f64 - 1.0) * q).round() as usize;
+            self.0.get(i).copied().unwrap_or_default()
+        };
+        println!(
+            "  {name:<28} p50 {:>8.3} ms   p99 {:>8.3} ms   ({} samples)",
+            pick(0.5).as_secs_f64() * 1e3,
+            pick(0.99).as_secs_f64() * 1e3,
+            self.0.len()
+        );
+    }
+}
+
+/// A small deterministic generator (no dependency needed for a benchmark).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}
+
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+async fn start_server(b: &ReaderBench, dir: &Path) -> BenchResult<ServerProcess> {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(err("free port"))?;
+        l.local_addr().map_err(err("free port"))?.port()
+    };
+    let db = dir.join("bench.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let mut config = format!(
+        "[server]\nlisten = [\"127.0.0.1:{port}\"]\npath_identity = \"bench.invalid\"\n\
+         domain = \"bench.invalid\"\n[storage]\ndatabase = \"{}\"\nsynchronous = \"{}\"\n\
+         [limits]\nmax_connections = {}\n",
+        db.display(),
+        b.synchronous,
+        b.idle + 64
+    );
+    for g in 0..b.groups {
+        config.push_str(&format!("[[group]]\nname = \"{}\"\n", group_name(g)));
+    }
+    let config_path = dir.join("bench.toml");
+    std::fs::write(&config_path, config).map_err(err("write config"))?;
+    let exe = std::env::current_exe().map_err(err("current exe"))?;
+    let child = Command::new(exe)
+        .arg("--config")
+        .arg(&config_path)
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(err("start server"))?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    for _ in 0..100 {
+        if TcpStream::connect(addr).await.is_ok() {
+            return Ok(ServerProcess { child, addr });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err("server did not start listening".into())
+}
+
+/// Runs each command in turn, one at a time, and reports their latencies.
+async fn timed(
+    c: &mut Reader,
+    name: &str,
+    cmds: Vec<String>,
+    multi: &[u16],
+    expect: u16,
+) -> BenchResult<()> {
+    let mut lat = Latency(Vec::with_capacity(cmds.len()));
+    for cmd in cmds {
+        let t = Instant::now();
+        let code = c.cmd(&cmd, multi).await?;
+        lat.0.push(t.elapsed());
+        if code != expect {
+            return Err(format!("{cmd} answered {code}, expected {expect}"));
+        }
+    }
+    lat.report(name);
+    Ok(())
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn post_range(addr: SocketAddr, ids: Vec<usize>, groups: usize) -> BenchResult<()> {
+    let mut c = Reader::connect(addr).await?;
+    for i in ids {
+        let code = c.post(&make_article(i, groups)).await?;
+        if code != 240 {
+            return Err(format!("post {i} answered {code}"));
+        }
+    }
+    Ok(())
+}
+
+pub async fn run(b: ReaderBench) -> BenchResult<()> {
+    let dir = match &b.dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("tidings-bench-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).map_err(err("scratch dir"))?;
+    let mut server = start_server(&b, &dir).await?;
+    let addr = server.addr;
+    let pid = server.child.id().unwrap_or(0);
+    println!(
+        "tidings reader benchmark: {} articles of ~2 KiB in {} groups, synchronous={}",
+        b.articles, b.groups, b.synchronous
+    );
+
+    // Posting, one connection.
+    let single = b.single.min(b.articles);
+    let t = Instant::now();
+    post_range(addr, (0..single).collect(), b.groups).await?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "POST, 1 connection:  {:>8.0} posts/s ({single} in {secs:.2} s)",
+        single as f64 / secs
+    );
+
+    // Posting, four connections.
+    let rest: Vec<usize> = (single..b.articles).collect();
+    if !rest.is_empty() {
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for k in 0..4 {
+            let ids: Vec<usize> = rest.iter().copied().skip(k).step_by(4).collect();
+            tasks.push(tokio::spawn(post_range(addr, ids, b.groups)));
+        }
+        for task in tasks {
+            task.await.map_err(err("poster"))??;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "POST, 4 connections: {:>8.0} posts/s ({} in {secs:.2} s)",
+            rest.len() as f64 / secs,
+            rest.len()
+        );
+    }
+    if let Some(kib) = rss_kib(pid) {
+        println!("server RSS after filling: {:.1} MiB", kib as f64 / 1024.0);
+    }
+
+    // Latencies, one connection, one request at a time.
+    println!("latency, 1 connection, no pipelining:");
+    let mut c = Reader::connect(addr).await?;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let per_group = b.articles / b.groups.max(1);
+    let n = b.samples;
+    let groups = b.groups;
+    let cmds: Vec<String> = (0..n).map(|_| format!("GROUP {}", group_name(rng.below(groups)))).collect();
+    timed(&mut c, "GROUP", cmds, &[], 211).await?;
+    c.cmd(&format!("GROUP {}", group_name(0)), &[]).await?;
+    let cmds = (0..n)
+        .map(|_| {
+            let start = 1 + rng.below(per_group.saturating_sub(100).max(1));
+            format!("OVER {start}-{}", start + 99)
+        })
+        .collect();
+    timed(&mut c, "OVER 100", cmds, &[224], 224).await?;
+    let cmds = (0..(n / 10).max(10))
+        .map(|_| format!("LISTGROUP {}", group_name(rng.below(groups))))
+        .collect();
+    timed(&mut c, &format!("LISTGROUP ({per_group} articles)"), cmds, &[211], 211).await?;
+    c.cmd(&format!("GROUP {}", group_name(0)), &[]).await?;
+    for (verb, code) in [("ARTICLE", 220u16), ("HEAD", 221)] {
+        let cmds = (0..n)
+            .map(|_| format!("{verb} {}", 1 + rng.below(per_group)))
+            .collect();
+        timed(&mut c, &format!("{verb} by number"), cmds, &[code], code).await?;
+        let cmds = (0..n)
+            .map(|_| format!("{verb} {}", msgid(rng.below(b.articles))))
+            .collect();
+        timed(&mut c, &format!("{verb} by message-id"), cmds, &[code], code).await?;
+    }
+    drop(c);
+
+    // Read mix over four connections.
+    let deadline = Instant::now() + Duration::from_secs(b.mix_seconds);
+    let mut tasks = Vec::new();
+    for k in 0..4u64 {
+        let articles = b.articles;
+        tasks.push(tokio::spawn(async move {
+            let mut c = Reader::connect(addr).await?;
+            let mut rng = Rng(0x1234_5678 + k);
+            let mut ops = 0u64;
+            while Instant::now() < deadline {
+                let g = rng.below(groups);
+                c.cmd(&format!("GROUP {}", group_name(g)), &[]).await?;
+                let start = 1 + rng.below(per_group.saturating_sub(100).max(1));
+                c.cmd(&format!("OVER {start}-{}", start + 99), &[224]).await?;
+                for _ in 0..4 {
+                    let num = 1 + rng.below(per_group);
+                    c.cmd(&format!("HEAD {num}"), &[221]).await?;
+                    c.cmd(&format!("ARTICLE {num}"), &[220]).await?;
+                }
+                c.cmd(&format!("ARTICLE {}", msgid(rng.below(articles))), &[220]).await?;
+                ops += 11;
+            }
+            Ok::<u64, String>(ops)
+        }));
+    }
+    let mut ops = 0;
+    for t in tasks {
+        ops += t.await.map_err(err("reader"))??;
+    }
+    println!(
+        "read mix (GROUP, OVER-100, HEAD, ARTICLE), 4 connections: {:.0} ops/s",
+        ops as f64 / b.mix_seconds as f64
+    );
+
+    // Memory with idle connections.
+    let mut idle = Vec::with_capacity(b.idle);
+    for _ in 0..b.idle {
+        idle.push(Reader::connect(addr).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Some(kib) = rss_kib(pid) {
+        println!(
+            "server RSS with {} idle connections: {:.1} MiB",
+            b.idle,
+            kib as f64 / 1024.0
+        );
+    }
+    drop(idle);
+    let _ = server.child.kill().await;
+    if b.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
