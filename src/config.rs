@@ -67,6 +67,13 @@ pub struct StorageConfig {
     pub max_batch_bytes: usize,
     /// Reader connections to the database.
     pub read_connections: u32,
+    /// SQLite page cache of each reader connection, in KiB.
+    pub read_cache_kib: u32,
+    /// SQLite page cache of the writer, in KiB: must hold a whole batch.
+    pub write_cache_kib: u32,
+    /// Bytes of the database each reader maps into memory (SQLite
+    /// `mmap_size`); 0 turns mmap off.
+    pub mmap_size: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -214,6 +221,9 @@ impl Default for StorageConfig {
             max_batch_articles: 1000,
             max_batch_bytes: 8 << 20,
             read_connections: 4,
+            read_cache_kib: 2048,
+            write_cache_kib: 16384,
+            mmap_size: 0,
         }
     }
 }

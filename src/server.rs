@@ -47,12 +47,7 @@ pub struct Server {
 pub async fn start(config: Config) -> Result<Server, ServerError> {
     let config = Arc::new(config);
     let storage = &config.storage;
-    let (store, created) = Store::open(
-        &storage.database,
-        storage.synchronous,
-        storage.read_connections,
-    )
-    .await?;
+    let (store, created) = Store::open(storage).await?;
     if created {
         for g in &config.groups {
             store

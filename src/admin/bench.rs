@@ -256,10 +256,27 @@ async fn timed(
     Ok(())
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+/// Resident memory of a process: (total, anonymous, file-backed) in KiB.
+/// File-backed pages are the database's mmap: page cache the kernel can
+/// drop, counted once per mapping; anonymous pages are the server's own.
+fn rss_kib(pid: u32) -> Option<(u64, u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((field("VmRSS:")?, field("RssAnon:")?, field("RssFile:")?))
+}
+
+fn report_rss(pid: u32, when: &str) {
+    if let Some((total, anon, file)) = rss_kib(pid) {
+        println!(
+            "server RSS {when}: {:.1} MiB ({:.1} MiB anonymous, {:.1} MiB file-backed)",
+            total as f64 / 1024.0,
+            anon as f64 / 1024.0,
+            file as f64 / 1024.0
+        );
+    }
 }
 
 async fn post_range(addr: SocketAddr, ids: Vec<usize>, groups: usize) -> BenchResult<()> {
@@ -316,9 +333,7 @@ pub async fn run(b: ReaderBench) -> BenchResult<()> {
             rest.len()
         );
     }
-    if let Some(kib) = rss_kib(pid) {
-        println!("server RSS after filling: {:.1} MiB", kib as f64 / 1024.0);
-    }
+    report_rss(pid, "after filling");
 
     // Latencies, one connection, one request at a time.
     println!("latency, 1 connection, no pipelining:");
@@ -327,7 +342,9 @@ pub async fn run(b: ReaderBench) -> BenchResult<()> {
     let per_group = b.articles / b.groups.max(1);
     let n = b.samples;
     let groups = b.groups;
-    let cmds: Vec<String> = (0..n).map(|_| format!("GROUP {}", group_name(rng.below(groups)))).collect();
+    let cmds: Vec<String> = (0..n)
+        .map(|_| format!("GROUP {}", group_name(rng.below(groups))))
+        .collect();
     timed(&mut c, "GROUP", cmds, &[], 211).await?;
     c.cmd(&format!("GROUP {}", group_name(0)), &[]).await?;
     let cmds = (0..n)
@@ -340,7 +357,14 @@ pub async fn run(b: ReaderBench) -> BenchResult<()> {
     let cmds = (0..(n / 10).max(10))
         .map(|_| format!("LISTGROUP {}", group_name(rng.below(groups))))
         .collect();
-    timed(&mut c, &format!("LISTGROUP ({per_group} articles)"), cmds, &[211], 211).await?;
+    timed(
+        &mut c,
+        &format!("LISTGROUP ({per_group} articles)"),
+        cmds,
+        &[211],
+        211,
+    )
+    .await?;
     c.cmd(&format!("GROUP {}", group_name(0)), &[]).await?;
     for (verb, code) in [("ARTICLE", 220u16), ("HEAD", 221)] {
         let cmds = (0..n)
@@ -350,7 +374,14 @@ pub async fn run(b: ReaderBench) -> BenchResult<()> {
         let cmds = (0..n)
             .map(|_| format!("{verb} {}", msgid(rng.below(b.articles))))
             .collect();
-        timed(&mut c, &format!("{verb} by message-id"), cmds, &[code], code).await?;
+        timed(
+            &mut c,
+            &format!("{verb} by message-id"),
+            cmds,
+            &[code],
+            code,
+        )
+        .await?;
     }
     drop(c);
 
@@ -367,13 +398,15 @@ pub async fn run(b: ReaderBench) -> BenchResult<()> {
                 let g = rng.below(groups);
                 c.cmd(&format!("GROUP {}", group_name(g)), &[]).await?;
                 let start = 1 + rng.below(per_group.saturating_sub(100).max(1));
-                c.cmd(&format!("OVER {start}-{}", start + 99), &[224]).await?;
+                c.cmd(&format!("OVER {start}-{}", start + 99), &[224])
+                    .await?;
                 for _ in 0..4 {
                     let num = 1 + rng.below(per_group);
                     c.cmd(&format!("HEAD {num}"), &[221]).await?;
                     c.cmd(&format!("ARTICLE {num}"), &[220]).await?;
                 }
-                c.cmd(&format!("ARTICLE {}", msgid(rng.below(articles))), &[220]).await?;
+                c.cmd(&format!("ARTICLE {}", msgid(rng.below(articles))), &[220])
+                    .await?;
                 ops += 11;
             }
             Ok::<u64, String>(ops)
@@ -394,13 +427,7 @@ pub async fn run(b: ReaderBench) -> BenchResult<()> {
         idle.push(Reader::connect(addr).await?);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    if let Some(kib) = rss_kib(pid) {
-        println!(
-            "server RSS with {} idle connections: {:.1} MiB",
-            b.idle,
-            kib as f64 / 1024.0
-        );
-    }
+    report_rss(pid, &format!("with {} idle connections", b.idle));
     drop(idle);
     let _ = server.child.kill().await;
     if b.dir.is_none() {

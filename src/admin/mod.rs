@@ -113,7 +113,9 @@ async fn open(config: &Config) -> Result<Store, Failure> {
             path.display()
         )));
     }
-    let (store, _) = Store::open(path, config.storage.synchronous, 1).await?;
+    let mut storage = config.storage.clone();
+    storage.read_connections = 1;
+    let (store, _) = Store::open(&storage).await?;
     Ok(store)
 }
 

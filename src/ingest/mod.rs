@@ -20,7 +20,7 @@ use tracing::{debug, error, info};
 
 use crate::article::Prepared;
 use crate::store::raw::Db;
-use crate::store::writer::{BatchWriter, Outcome};
+use crate::store::writer::{BatchWriter, Origin, Outcome};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone, Error)]
@@ -35,6 +35,7 @@ pub enum IngestError {
 
 struct Request {
     article: Prepared,
+    origin: Origin,
     reply: oneshot::Sender<Result<Outcome, IngestError>>,
 }
 
@@ -96,10 +97,14 @@ impl Ingest {
 
     /// Submits a checked article and waits until it is committed (or
     /// refused as a duplicate / for carrying no group we have).
-    pub async fn submit(&self, article: Prepared) -> Result<Outcome, IngestError> {
+    pub async fn submit(&self, article: Prepared, origin: Origin) -> Result<Outcome, IngestError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Request { article, reply })
+            .send(Request {
+                article,
+                origin,
+                reply,
+            })
             .await
             .map_err(|_| IngestError::Closed)?;
         answer.await.map_err(|_| IngestError::Closed)?
@@ -156,7 +161,8 @@ fn run_writer(
                     Err(_) => break,
                 }
             }
-            let articles: Vec<&Prepared> = batch.iter().map(|r| &r.article).collect();
+            let articles: Vec<(&Prepared, Origin)> =
+                batch.iter().map(|r| (&r.article, r.origin)).collect();
             let now = chrono::Utc::now().timestamp();
             let result = writer.write(&articles, now);
             drop(articles);

@@ -263,6 +263,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 debug!(%peer, "write failed: {e}");
                 return;
             }
+            conn.shrink_if_idle();
         }
         let line = tokio::select! {
             r = tokio::time::timeout(idle, conn.read_line()) => r,

@@ -5,7 +5,7 @@
 use super::Session;
 use crate::article::{self, InjectionContext};
 use crate::ingest::IngestError;
-use crate::store::writer::Outcome;
+use crate::store::writer::{Origin, Outcome};
 use crate::wire::codes;
 use crate::wire::connection::Block;
 use crate::wire::response::Response;
@@ -37,41 +37,17 @@ impl Session {
             Err(e) => return refuse(e),
         };
 
-        // Every group must exist and take posts; a typo in one group is the
-        // poster's to fix, not ours to drop silently.
-        for name in &prepared.newsgroups {
-            match self.store().group(name.as_str()).await {
-                Ok(Some(g)) if g.status == 'n' => {
-                    return refuse(format!("posting to {name} is not allowed"));
-                }
-                Ok(Some(g)) if g.status == 'm' && !has_header(&prepared.head, "Approved") => {
-                    return refuse(format!(
-                        "{name} is moderated and this server has no moderator address for it"
-                    ));
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => return refuse(format!("no such newsgroup {name}")),
-                Err(e) => {
-                    tracing::warn!("store error while posting: {e}");
-                    return refuse("storage error, try again later");
-                }
-            }
-        }
-
         let msgid = prepared.message_id.clone();
-        match self.shared.ingest.submit(prepared).await {
+        match self.shared.ingest.submit(prepared, Origin::Post).await {
             Ok(Outcome::Stored { article_id, .. }) => {
                 tracing::info!(peer = %self.peer, %msgid, article_id, "posted");
                 Response::new(codes::POSTED_OK, format!("Article received {msgid}"))
             }
             Ok(Outcome::Duplicate) => refuse(format!("duplicate message-id {msgid}")),
             Ok(Outcome::NoGroups) => refuse("none of its newsgroups exists here"),
+            Ok(Outcome::Refused(reason)) => refuse(reason),
             Err(IngestError::Closed) => refuse("server is shutting down"),
             Err(e) => refuse(e),
         }
     }
-}
-
-fn has_header(head: &[u8], name: &str) -> bool {
-    article::header_value(head, name).is_some()
 }

@@ -19,7 +19,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Row};
 use thiserror::Error;
 
-use crate::config::Synchronous;
+use crate::config::{StorageConfig, Synchronous};
 use crate::wire::types::{GroupName, MessageId, Range};
 
 #[derive(Debug, Error)]
@@ -83,6 +83,7 @@ pub struct Store {
     pool: SqlitePool,
     path: PathBuf,
     synchronous: Synchronous,
+    write_cache_kib: u32,
 }
 
 /// Connection options every connection shares.
@@ -106,11 +107,9 @@ fn base_options(path: &Path, synchronous: Synchronous) -> SqliteConnectOptions {
 impl Store {
     /// Opens (creating if needed) the database at `path` and applies the
     /// migrations. Returns whether the database was created just now.
-    pub async fn open(
-        path: &Path,
-        synchronous: Synchronous,
-        read_connections: u32,
-    ) -> Result<(Store, bool)> {
+    pub async fn open(config: &StorageConfig) -> Result<(Store, bool)> {
+        let path = config.database.as_path();
+        let synchronous = config.synchronous;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                 path: dir.display().to_string(),
@@ -125,10 +124,10 @@ impl Store {
         drop(conn);
 
         let options = base_options(path, synchronous)
-            .pragma("mmap_size", "268435456")
-            .pragma("cache_size", "-16384");
+            .pragma("mmap_size", config.mmap_size.to_string())
+            .pragma("cache_size", format!("-{}", config.read_cache_kib));
         let pool = SqlitePoolOptions::new()
-            .max_connections(read_connections)
+            .max_connections(config.read_connections)
             .min_connections(1)
             // A ping per acquire doubles a point read's cost (STORAGE-NOTES.md).
             .test_before_acquire(false)
@@ -139,17 +138,18 @@ impl Store {
                 pool,
                 path: path.to_owned(),
                 synchronous,
+                write_cache_kib: config.write_cache_kib,
             },
             created,
         ))
     }
 
-    /// A dedicated connection for the ingest writer: a large page cache so a
-    /// batch fits, and checkpoints every ~40 MiB of WAL rather than every
-    /// 4 MiB (STORAGE-NOTES.md "Tuned").
+    /// A dedicated connection for the ingest writer: a page cache that holds
+    /// a whole batch, and checkpoints every ~40 MiB of WAL rather than every
+    /// 8 MiB (STORAGE-NOTES.md "Tuned").
     pub async fn writer_connection(&self) -> Result<SqliteConnection> {
         let conn = base_options(&self.path, self.synchronous)
-            .pragma("cache_size", "-65536")
+            .pragma("cache_size", format!("-{}", self.write_cache_kib))
             .pragma("wal_autocheckpoint", "5000")
             .connect()
             .await?;

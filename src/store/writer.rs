@@ -19,6 +19,17 @@ pub enum Outcome {
     Duplicate,
     /// None of its newsgroups is carried here.
     NoGroups,
+    /// A posting rule refused it (POST only): the reason, for 441.
+    Refused(String),
+}
+
+/// Where an article comes from: posts are checked against each group's
+/// status (RFC 3977 §7.6.3: `n` takes no posts, `m` only approved ones) in
+/// the same transaction that numbers them; relayed articles are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Post,
+    Relay,
 }
 
 /// The statements of the hot loop, prepared once for the writer's lifetime.
@@ -38,6 +49,7 @@ pub struct BatchWriter<'db> {
 /// A group touched by the batch: where its numbering stands.
 struct Slot {
     id: i64,
+    status: char,
     high: u64,
     first_new: u64,
     added: u64,
@@ -57,7 +69,7 @@ impl<'db> BatchWriter<'db> {
         Ok(BatchWriter {
             db,
             find_history: db.prepare("SELECT status FROM history WHERE msgid = ?1")?,
-            find_group: db.prepare("SELECT id, high FROM groups WHERE name = ?1")?,
+            find_group: db.prepare("SELECT id, high, status FROM groups WHERE name = ?1")?,
             insert_article: db.prepare(
                 "INSERT INTO articles (id, arrived, msgid, bytes) VALUES (?1, ?2, ?3, ?4)",
             )?,
@@ -81,7 +93,11 @@ impl<'db> BatchWriter<'db> {
 
     /// Writes `batch` in one transaction stamped `now` (Unix seconds) and
     /// commits. On error nothing of the batch is stored.
-    pub fn write(&mut self, batch: &[&Prepared], now: i64) -> Result<Vec<Outcome>, RawError> {
+    pub fn write(
+        &mut self,
+        batch: &[(&Prepared, Origin)],
+        now: i64,
+    ) -> Result<Vec<Outcome>, RawError> {
         let saved_last_id = self.last_id;
         self.db.exec("BEGIN IMMEDIATE")?;
         let result = self.write_rows(batch, now).and_then(|outcomes| {
@@ -96,10 +112,14 @@ impl<'db> BatchWriter<'db> {
         result
     }
 
-    fn write_rows(&mut self, batch: &[&Prepared], now: i64) -> Result<Vec<Outcome>, RawError> {
+    fn write_rows(
+        &mut self,
+        batch: &[(&Prepared, Origin)],
+        now: i64,
+    ) -> Result<Vec<Outcome>, RawError> {
         let mut slots: HashMap<String, Option<Slot>> = HashMap::new();
         let mut outcomes = Vec::with_capacity(batch.len());
-        for article in batch {
+        for &(article, origin) in batch {
             let msgid = article.message_id.as_str();
             self.find_history.bind_text(1, msgid)?;
             let seen = self.find_history.step();
@@ -109,13 +129,23 @@ impl<'db> BatchWriter<'db> {
                 continue;
             }
 
-            let mut numbers = Vec::with_capacity(article.newsgroups.len());
             for group in &article.newsgroups {
                 let name = group.as_str();
                 if !slots.contains_key(name) {
                     let slot = self.load_group(name)?;
                     slots.insert(name.to_owned(), slot);
                 }
+            }
+            if origin == Origin::Post {
+                if let Some(reason) = posting_refusal(article, &slots) {
+                    outcomes.push(Outcome::Refused(reason));
+                    continue;
+                }
+            }
+
+            let mut numbers = Vec::with_capacity(article.newsgroups.len());
+            for group in &article.newsgroups {
+                let name = group.as_str();
                 if let Some(Some(slot)) = slots.get_mut(name) {
                     slot.high += 1;
                     slot.added += 1;
@@ -193,6 +223,7 @@ impl<'db> BatchWriter<'db> {
             Ok(Step::Row) => Ok(Some(Slot {
                 id: s.column_i64(0),
                 high: s.column_i64(1).max(0) as u64,
+                status: s.column_text(2).chars().next().unwrap_or('y'),
                 first_new: 0,
                 added: 0,
             })),
@@ -207,4 +238,27 @@ impl<'db> BatchWriter<'db> {
     pub fn last_id(&self) -> i64 {
         self.last_id
     }
+}
+
+/// Why a post may not go into its groups, if it may not: every group must
+/// exist (a typo is the poster's to fix, not ours to drop silently), take
+/// posts, and, when moderated, carry an Approved header (we have no
+/// moderator addresses to mail it to).
+fn posting_refusal(article: &Prepared, slots: &HashMap<String, Option<Slot>>) -> Option<String> {
+    for group in &article.newsgroups {
+        let name = group.as_str();
+        match slots.get(name) {
+            Some(Some(slot)) => match slot.status {
+                'n' => return Some(format!("posting to {name} is not allowed")),
+                'm' if crate::article::header_value(&article.head, "Approved").is_none() => {
+                    return Some(format!(
+                        "{name} is moderated and this server has no moderator address for it"
+                    ));
+                }
+                _ => {}
+            },
+            _ => return Some(format!("no such newsgroup {name}")),
+        }
+    }
+    None
 }

@@ -53,9 +53,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn new(stream: S, max_line: usize) -> Connection<S> {
         Connection {
             stream,
-            buf: Vec::with_capacity(4096),
+            buf: Vec::with_capacity(1024),
             pos: 0,
-            out: Vec::with_capacity(4096),
+            out: Vec::new(),
             max_line,
         }
     }
@@ -70,9 +70,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        self.buf.reserve(READ_CHUNK);
+        // Grow by doubling from a small start: an idle connection keeps a
+        // few KiB, a connection streaming articles reads in large chunks.
+        let want = self.buf.len().clamp(4096, READ_CHUNK);
+        self.buf.reserve(want);
         let n = self.stream.read_buf(&mut self.buf).await?;
         Ok(n > 0)
+    }
+
+    /// Gives back a large read buffer once it is empty (after a big
+    /// article), so an idle connection holds little memory.
+    pub fn shrink_if_idle(&mut self) {
+        if self.pos == self.buf.len() && self.buf.capacity() > 4 * READ_CHUNK {
+            self.buf = Vec::with_capacity(4096);
+            self.pos = 0;
+        }
     }
 
     /// True when a complete line is already buffered: the next command can

@@ -208,5 +208,9 @@ pub fn article(groups: &str, subject: &str, body: &str) -> String {
 pub fn posted_id(status: &str) -> String {
     assert!(status.starts_with("240 "), "not posted: {status}");
     let start = status.find('<').expect("message-id in 240");
-    status[start..].split_whitespace().next().expect("id").to_owned()
+    status[start..]
+        .split_whitespace()
+        .next()
+        .expect("id")
+        .to_owned()
 }
