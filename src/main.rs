@@ -1,5 +1,6 @@
 //! `tidings`: the server (`tidings serve`) and the operator's commands.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
                     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
                 )
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .init();
             runtime.block_on(serve(config))
         }
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
                     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
                 )
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .init();
             runtime.block_on(admin::run(&config, command))
         }

@@ -1,0 +1,250 @@
+//! The operator's CLI, run as the built binary beside a running server on
+//! the same database, and the binary's own start-up.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{TestServer, article, posted_id};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+
+/// Writes a config file naming the test server's database.
+fn config_file(server: &TestServer) -> std::path::PathBuf {
+    let path = server.dir.path().join("admin.toml");
+    let text = format!(
+        "[storage]\ndatabase = {:?}\n",
+        server.db_path().display().to_string()
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn tidings(config: &Path, args: &[&str]) -> Run {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("admin command finished in time")
+    .expect("admin command ran");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_group_added_by_the_cli_is_served_at_once() {
+    let server = TestServer::start().await;
+    let config = config_file(&server);
+    let mut c = server.client().await;
+    assert!(c.cmd("GROUP comp.lang.rust").await.starts_with("411"));
+
+    let run = tidings(
+        &config,
+        &["group", "add", "comp.lang.rust", "--description", "Rust"],
+    )
+    .await;
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(
+        c.cmd("GROUP comp.lang.rust").await,
+        "211 0 1 0 comp.lang.rust"
+    );
+    let (_, lines) = c.cmd_block("LIST NEWSGROUPS comp.*", "215").await;
+    assert_eq!(lines, vec!["comp.lang.rust\tRust"]);
+    let (_, lines) = c.cmd_block("LIST ACTIVE.TIMES comp.*", "215").await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+
+    let again = tidings(&config, &["group", "add", "comp.lang.rust"]).await;
+    assert!(!again.ok);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn group_set_changes_posting_rights_at_once() {
+    let server = TestServer::start().await;
+    let config = config_file(&server);
+    let mut c = server.client().await;
+    let run = tidings(&config, &["group", "set", "local.test", "--status", "n"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(run.stdout.contains("no posting"), "{}", run.stdout);
+    let status = c.post(&article("local.test", "x", "y\r\n")).await;
+    assert!(status.starts_with("441"), "{status}");
+    assert!(status.contains("not allowed"), "{status}");
+    let (_, lines) = c.cmd_block("LIST ACTIVE local.test", "215").await;
+    assert_eq!(lines, vec!["local.test 0 1 n"]);
+
+    let run = tidings(&config, &["group", "set", "local.test", "--status", "y"]).await;
+    assert!(run.ok);
+    let status = c.post(&article("local.test", "x", "y\r\n")).await;
+    assert!(status.starts_with("240"), "{status}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn group_remove_deletes_the_group_and_its_only_articles() {
+    let server = TestServer::start().await;
+    let config = config_file(&server);
+    let mut c = server.client().await;
+    let only = posted_id(&c.post(&article("local.test", "only here", "a\r\n")).await);
+    let both = posted_id(
+        &c.post(&article("local.test,local.general", "in two", "b\r\n"))
+            .await,
+    );
+    let run = tidings(&config, &["group", "remove", "local.test"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(run.stdout.contains("1 articles deleted"), "{}", run.stdout);
+    assert!(c.cmd("GROUP local.test").await.starts_with("411"));
+    assert!(c.cmd(&format!("STAT {only}")).await.starts_with("430"));
+    assert!(c.cmd(&format!("STAT {both}")).await.starts_with("223"));
+    let missing = tidings(&config, &["group", "remove", "local.test"]).await;
+    assert!(!missing.ok);
+    assert!(
+        missing.stderr.contains("no such newsgroup"),
+        "{}",
+        missing.stderr
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn list_show_and_stats_speak_json() {
+    let server = TestServer::start().await;
+    let config = config_file(&server);
+    let mut c = server.client().await;
+    let id = posted_id(&c.post(&article("local.general", "json", "body\r\n")).await);
+
+    let run = tidings(&config, &["group", "list", "--json"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let groups: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let names: Vec<&str> = groups
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|g| g["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["local.announce", "local.general", "local.test"]);
+
+    let run = tidings(&config, &["group", "show", "local.general", "--json"]).await;
+    let g: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(g["count"], 1);
+    assert_eq!(g["high"], 1);
+
+    let run = tidings(&config, &["stats", "--json"]).await;
+    let s: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(s["articles"], 1);
+    assert_eq!(s["groups"], 3);
+
+    let run = tidings(&config, &["article", "show", &id]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(run.stdout.contains("Subject: json"), "{}", run.stdout);
+    assert!(run.stdout.contains("\nbody\n"), "{}", run.stdout);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_names_and_unknown_things_are_clear_errors() {
+    let server = TestServer::start().await;
+    let config = config_file(&server);
+    for (args, needle) in [
+        (vec!["group", "add", "bad..name"], "empty component"),
+        (vec!["group", "add", "bad*name"], "not allowed"),
+        (
+            vec!["group", "add", "ok.name", "--status", "x"],
+            "invalid status",
+        ),
+        (vec!["group", "show", "no.such.group"], "no such newsgroup"),
+        (vec!["group", "set", "local.test"], "nothing to change"),
+        (vec!["article", "show", "not-an-id"], "invalid message-id"),
+        (vec!["article", "show", "<none@example.com>"], "no article"),
+    ] {
+        let run = tidings(&config, &args).await;
+        assert!(!run.ok, "{args:?} succeeded");
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_config_file_is_refused_with_line_and_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nposting = maybe\n",
+    )
+    .expect("write");
+    let run = tidings(&path, &["serve"]).await;
+    assert!(!run.ok);
+    assert!(run.stderr.contains("bad.toml"), "{}", run.stderr);
+    assert!(run.stderr.contains("line 3"), "{}", run.stderr);
+}
+
+/// The binary starts on a config, says where it listens, serves, and stops
+/// cleanly on SIGTERM.
+#[tokio::test]
+async fn the_server_binary_starts_and_says_where_it_listens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.toml");
+    let db = dir.path().join("data").join("t.db");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[storage]\ndatabase = {:?}\n",
+            db.display().to_string()
+        ),
+    )
+    .expect("write");
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return rest.trim().to_owned();
+            }
+        }
+        panic!("no listening line");
+    })
+    .await
+    .expect("listening in time");
+    let mut c = common::Client::connect(addr.parse().expect("addr")).await;
+    assert!(c.greeting.starts_with("200"));
+    assert!(c.cmd("GROUP local.general").await.starts_with("211"));
+    assert!(db.exists());
+
+    let pid = child.id().expect("pid");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("stopped in time")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+}
