@@ -15,10 +15,16 @@ use tokio::process::Command;
 /// How long one script may run before it is killed and the test fails.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Runs `tests/py/<script>` against a fresh server and asserts it exits 0,
-/// showing its output otherwise.
+/// Runs `tests/py/<script>` against a fresh server and asserts it exits 0.
 async fn run_script(script: &str) {
     let server = TestServer::start().await;
+    run(&server, script, &[]).await;
+    server.stop().await;
+}
+
+/// Runs `python3 tests/py/<script> <host> <port> <args>...` against
+/// `server` and asserts it exits 0, showing its output otherwise.
+async fn run(server: &TestServer, script: &str, args: &[&str]) {
     let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "py", script]
         .iter()
         .collect();
@@ -26,6 +32,7 @@ async fn run_script(script: &str) {
         .arg(&path)
         .arg(server.addr.ip().to_string())
         .arg(server.addr.port().to_string())
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -37,10 +44,9 @@ async fn run_script(script: &str) {
         .await
         .unwrap_or_else(|_| panic!("{script} still running after {SCRIPT_DEADLINE:?}; killed"))
         .expect("wait for python3");
-    server.stop().await;
     assert!(
         output.status.success(),
-        "{script} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        "{script} {args:?} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
@@ -65,4 +71,24 @@ async fn nntplib_post_then_read_over_article_head_body_hdr_newnews() {
 #[tokio::test]
 async fn nntplib_over_and_listgroup_on_300_articles() {
     run_script("over_large.py").await;
+}
+
+#[tokio::test]
+async fn nntplib_posts_in_real_world_shapes_read_back_as_posted() {
+    run_script("post_forms.py").await;
+}
+
+#[tokio::test]
+async fn nntplib_clients_see_each_others_posts_and_get_distinct_numbers() {
+    run_script("two_clients.py").await;
+}
+
+#[tokio::test]
+async fn nntplib_sees_the_same_articles_and_numbering_after_a_restart() {
+    let server = TestServer::start().await;
+    run(&server, "restart.py", &["post"]).await;
+    let (dir, config) = server.stop().await;
+    let server = TestServer::start_in(dir, config).await;
+    run(&server, "restart.py", &["check"]).await;
+    server.stop().await;
 }
