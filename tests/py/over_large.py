@@ -40,6 +40,12 @@ check(resp.startswith(f"211 {N} 1 {N} local.test"), f"LISTGROUP status {resp!r}"
 check(lines == [str(i) for i in range(1, N + 1)], f"LISTGROUP gave {len(lines)} numbers: {lines[:5]}...")
 resp, lines = s._longcmdstring("LISTGROUP local.test 290-")
 check(lines == [str(i) for i in range(290, N + 1)], f"LISTGROUP local.test 290-: {lines!r}")
+# LISTGROUP selects the group with its first article current, whatever the
+# range (RFC 3977 6.1.2.2), so NEXT goes to 2.
+resp, num, mid = s.stat()
+check(num == 1, f"current article after LISTGROUP should be 1: {resp!r}")
+resp, num, mid = s.next()
+check(num == 2, f"NEXT after LISTGROUP: {resp!r}")
 
 s.quit()
 done("over_large")

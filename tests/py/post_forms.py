@@ -144,6 +144,11 @@ check(
 resp, groups = s.newgroups(UTC_NOW - datetime.timedelta(days=1))
 names = sorted(g.group for g in groups)
 check(names == ["local.announce", "local.general", "local.test"], f"NEWGROUPS yymmdd: {names!r}")
+# "300101" is 1930, not 2030 (a two-digit year above this one is last
+# century), so every group is newer than it.
+resp, groups = s.newgroups(datetime.date(2030, 1, 1))
+names = sorted(g.group for g in groups)
+check(names == ["local.announce", "local.general", "local.test"], f"NEWGROUPS 300101: {names!r}")
 s.nntp_version = 2
 
 resp, count, first, last, name = s.group("local.test")

@@ -212,6 +212,12 @@ expect_error("LAST from the first article", s.last, nntplib.NNTPTemporaryError, 
 # The current article stays put after 421/422, so a bare STAT names it.
 resp, num, mid = s.stat()
 check(num == 1, f"STAT after LAST's 422 should still be 1: {resp!r}")
+# Naming an article by message-id leaves the current article alone
+# (RFC 3977 6.2.1.2).
+s.stat(2)
+s.article(id3)
+resp, num, mid = s.stat()
+check(num == 2, f"ARTICLE <id> moved the current article: {resp!r}")
 
 # --- HDR / XHDR -----------------------------------------------------------
 
