@@ -33,6 +33,8 @@ async fn run(server: &TestServer, script: &str, args: &[&str]) {
         .arg(server.addr.ip().to_string())
         .arg(server.addr.port().to_string())
         .args(args)
+        // No __pycache__ left in the source tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
