@@ -134,7 +134,9 @@ fn control(fields: &[Field<'_>]) -> Option<String> {
 }
 
 /// RFC 3977 §8.3.2: overview fields 1-5, unfolded and sanitised (see
-/// [`unfold`]), empty when the header is absent.
+/// [`unfold`]), empty when the header is absent. Surrounding whitespace is
+/// trimmed too: a Message-ID field with a trailing space would not match the
+/// References of its follow-ups, and newsreaders thread on that match.
 fn overview(values: [Option<&[u8]>; 5]) -> String {
     let mut out = String::new();
     for (i, v) in values.into_iter().enumerate() {
@@ -142,7 +144,7 @@ fn overview(values: [Option<&[u8]>; 5]) -> String {
             out.push('\t');
         }
         if let Some(v) = v {
-            out.push_str(&String::from_utf8_lossy(&unfold(v)));
+            out.push_str(&String::from_utf8_lossy(trim(&unfold(v))));
         }
     }
     out
