@@ -274,7 +274,13 @@ pub fn post(raw: &[u8], cx: &InjectionContext<'_>) -> Result<Prepared, ArticleEr
             "article already injected (has Injection-Date)".to_owned(),
         ));
     }
-    required(&fields, "From")?;
+    let from = required(&fields, "From")?;
+    if !has_mailbox(&from) {
+        return Err(ArticleError::BadHeader(format!(
+            "From {} has no address of the form user@domain",
+            shown(&from)
+        )));
+    }
     let groups = newsgroups(&required(&fields, "Newsgroups")?)?;
     required(&fields, "Subject")?;
 
@@ -366,6 +372,27 @@ pub fn post(raw: &[u8], cx: &InjectionContext<'_>) -> Result<Prepared, ArticleEr
         overview,
         body_lines: body_lines(body),
     })
+}
+
+/// RFC 5536 §3.1.2: From is a mailbox list. An injecting agent checks
+/// that it names an address (`user@domain`, bare, in angle brackets after a
+/// display name, or followed by a comment) so replies can reach the poster;
+/// relayed articles are taken as their injecting agent passed them.
+fn has_mailbox(from: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(from);
+    let text = text.trim();
+    let addr = match (text.rfind('<'), text.rfind('>')) {
+        (Some(l), Some(r)) if l < r => &text[l + 1..r],
+        _ => text.split_whitespace().next().unwrap_or(""),
+    };
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !addr.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
 }
 
 fn too_far_ahead(date: DateTime<Utc>, now: DateTime<Utc>) -> bool {

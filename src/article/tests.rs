@@ -544,6 +544,7 @@ fn valid_article() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
             raw.extend_from_slice(&subject);
             raw.extend_from_slice(b"\r\nFrom: ");
             raw.extend_from_slice(&from);
+            raw.extend_from_slice(b" <poster@example.org>");
             raw.extend_from_slice(format!("\r\nNewsgroups: {group}\r\n").as_bytes());
             raw.extend_from_slice(format!("Message-ID: <{id}@example.org>\r\n").as_bytes());
             raw.extend_from_slice(b"Date: Tue, 24 Nov 2026 09:00:00 +0000\r\n");
@@ -602,5 +603,30 @@ proptest! {
             prop_assert_eq!(line.split('\t').count(), 8);
             prop_assert_eq!(header_value(&article, "Xref"), Some(xref.clone()));
         }
+    }
+}
+
+#[test]
+fn a_post_whose_from_has_no_address_is_refused() {
+    let cx = cx();
+    for from in [
+        "not an address",
+        "<>",
+        "user@",
+        "@example.com",
+        "Name <user at example.com>",
+    ] {
+        let raw = format!("From: {from}\r\nNewsgroups: a.b\r\nSubject: s\r\n\r\nbody\r\n");
+        let err = prepare_post(raw.as_bytes(), &cx).unwrap_err();
+        assert!(err.to_string().contains("user@domain"), "{from}: {err}");
+    }
+    for from in [
+        "user@example.com",
+        "Some Name <user@example.com>",
+        "user@example.com (Some Name)",
+        "\"Quoted, Name\" <u.ser+tag@sub.example.com>",
+    ] {
+        let raw = format!("From: {from}\r\nNewsgroups: a.b\r\nSubject: s\r\n\r\nbody\r\n");
+        assert!(prepare_post(raw.as_bytes(), &cx).is_ok(), "{from}");
     }
 }
