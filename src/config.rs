@@ -6,13 +6,14 @@
 //! can be done while deserialising is done there, so a bad value is reported
 //! with the file, line and column that hold it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use thiserror::Error;
 
 use crate::wire::types::GroupName;
+use crate::wire::wildmat::Wildmat;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -34,6 +35,177 @@ pub struct Config {
     /// Groups created when the database is first created.
     #[serde(rename = "group")]
     pub groups: Vec<GroupConfig>,
+    /// Servers we exchange articles with (RFC 3977 IHAVE, RFC 4644 streaming).
+    #[serde(rename = "peer")]
+    pub peers: Vec<PeerConfig>,
+}
+
+/// A peer: a news server that feeds us, that we feed, or both.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Our name for it (admin commands, logs): letters, digits, `.`, `-`, `_`.
+    pub name: PeerName,
+    /// Its Path identity: articles whose Path holds it are not sent to it.
+    pub path_identity: PathIdentity,
+    /// `host:port` to connect to when feeding it; absent: we only receive.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Addresses (CIDR or single IP) it may feed us from.
+    #[serde(default)]
+    pub accept_from: Vec<Cidr>,
+    /// Newsgroups we send it (wildmat; `!` excludes, `@` poisons: an article
+    /// cross-posted to a poisoned group is not sent at all).
+    #[serde(default = "all_groups")]
+    pub send: FeedPattern,
+    /// Newsgroups we take from it (same syntax): an article with none of
+    /// them, or with a poisoned one, is refused.
+    #[serde(default = "all_groups")]
+    pub accept: FeedPattern,
+    /// Largest article sent to it, in octets (default: no limit beyond ours).
+    #[serde(default)]
+    pub max_article_size: Option<usize>,
+    /// Distributions it takes (an article with a Distribution header is sent
+    /// only if one of its values is listed; `!x` excludes x). Empty: all.
+    #[serde(default)]
+    pub distributions: Vec<String>,
+    /// Use RFC 4644 streaming (CHECK/TAKETHIS) when the peer offers it;
+    /// otherwise, or when it does not, IHAVE.
+    #[serde(default = "yes")]
+    pub streaming: bool,
+    /// Commands in flight at once on the streaming connection.
+    #[serde(default = "default_window")]
+    pub window: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_window() -> usize {
+    64
+}
+
+fn all_groups() -> FeedPattern {
+    FeedPattern(Wildmat::parse("*", true).unwrap_or_else(|_| unreachable!()))
+}
+
+/// A peer name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeerName(pub String);
+
+impl<'de> Deserialize<'de> for PeerName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        if ok {
+            Ok(PeerName(s))
+        } else {
+            Err(serde::de::Error::custom(
+                "a peer name is 1-64 letters, digits, '.', '-' or '_'",
+            ))
+        }
+    }
+}
+
+/// A newsfeeds-style wildmat (with INN's `@` poison), checked as it is read.
+#[derive(Debug, Clone)]
+pub struct FeedPattern(pub Wildmat);
+
+impl<'de> Deserialize<'de> for FeedPattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Wildmat::parse(&s, true)
+            .map(FeedPattern)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl FeedPattern {
+    /// Whether an article in `groups` passes: at least one group matches
+    /// and none is poisoned (INN newsfeeds(5) semantics).
+    pub fn wants<'a>(&self, groups: impl IntoIterator<Item = &'a str>) -> bool {
+        let mut any = false;
+        for g in groups {
+            if self.0.poisoned(g) {
+                return false;
+            }
+            any |= self.0.matches(g);
+        }
+        any
+    }
+}
+
+/// An IP network in CIDR notation (`192.0.2.0/24`, `::1/128`), or one
+/// address (a full-length prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
+    let full = usize::from(prefix / 8);
+    let rest = prefix % 8;
+    if a[..full] != b[..full] {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    (a[full] & mask) == (b[full] & mask)
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| format!("{s:?} has a bad prefix length"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,6 +359,7 @@ impl Default for Config {
                 starter("local.test", "Local test postings"),
                 starter("local.announce", "Announcements about this server"),
             ],
+            peers: Vec::new(),
         }
     }
 }
@@ -283,6 +456,22 @@ impl Config {
         if self.server.listen.is_empty() {
             return Err("server.listen must name at least one address".into());
         }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.peers {
+            if !names.insert(&p.name) {
+                return Err(format!("peer {:?} is defined twice", p.name.0));
+            }
+            if p.window == 0 || p.window > 10_000 {
+                return Err(format!("peer {}: window must be 1 to 10000", p.name.0));
+            }
+            if p.path_identity == self.server.path_identity {
+                return Err(format!(
+                    "peer {}: its path_identity is our own ({})",
+                    p.name.0,
+                    p.path_identity.as_str()
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -333,6 +522,41 @@ mod tests {
         let err = Config::parse("[limits]\nmax_conections = 5\n").unwrap_err();
         assert!(err.contains("line 2"), "{err}");
         assert!(err.contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn peers_parse_with_patterns_and_networks() {
+        let config = Config::parse(
+            "[[peer]]\nname = \"hub\"\npath_identity = \"hub.example\"\n\
+             address = \"127.0.0.1:1190\"\naccept_from = [\"127.0.0.0/8\", \"::1\"]\n\
+             send = \"comp.*,!comp.secret.*,@alt.bad.*\"\n",
+        )
+        .expect("valid");
+        let p = &config.peers[0];
+        assert!(p.accept_from[0].contains("127.1.2.3".parse().unwrap()));
+        assert!(p.accept_from[1].contains("::1".parse().unwrap()));
+        assert!(!p.accept_from[0].contains("10.0.0.1".parse().unwrap()));
+        assert!(p.accept_from[0].contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(p.send.wants(["comp.lang.rust"]));
+        assert!(!p.send.wants(["comp.secret.x"]));
+        assert!(p.send.wants(["comp.secret.x", "comp.lang.c"]));
+        assert!(!p.send.wants(["comp.lang.c", "alt.bad.spam"]));
+        assert!(p.accept.wants(["anything.at.all"]));
+        assert!(p.streaming);
+    }
+
+    #[test]
+    fn a_bad_peer_is_refused_with_its_line() {
+        let err = Config::parse(
+            "[[peer]]\nname = \"hub\"\npath_identity = \"hub.example\"\naccept_from = [\"10.0.0.0/33\"]\n",
+        )
+        .unwrap_err();
+        assert!(err.starts_with("line 4"), "{err}");
+        let err = Config::parse(
+            "[[peer]]\nname = \"a\"\npath_identity = \"tidings.local\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("our own"), "{err}");
     }
 
     #[test]
