@@ -99,7 +99,8 @@ impl<'de> Deserialize<'de> for PeerName {
         let s = String::deserialize(d)?;
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
         if ok {
             Ok(PeerName(s))
         } else {
@@ -246,6 +247,9 @@ pub struct StorageConfig {
     /// Bytes of the database each reader maps into memory (SQLite
     /// `mmap_size`); 0 turns mmap off.
     pub mmap_size: u64,
+    /// Days a refused or expired message-id is remembered, so a peer that
+    /// offers it again is told no at once.
+    pub remember_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -397,6 +401,7 @@ impl Default for StorageConfig {
             read_cache_kib: 2048,
             write_cache_kib: 16384,
             mmap_size: 0,
+            remember_days: 11,
         }
     }
 }
@@ -552,10 +557,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.starts_with("line 4"), "{err}");
-        let err = Config::parse(
-            "[[peer]]\nname = \"a\"\npath_identity = \"tidings.local\"\n",
-        )
-        .unwrap_err();
+        let err = Config::parse("[[peer]]\nname = \"a\"\npath_identity = \"tidings.local\"\n")
+            .unwrap_err();
         assert!(err.contains("our own"), "{err}");
     }
 

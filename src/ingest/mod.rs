@@ -12,6 +12,8 @@
 //! It runs on a dedicated OS thread, because its SQLite calls (and the fsync
 //! of each commit) block.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use thiserror::Error;
@@ -33,10 +35,24 @@ pub enum IngestError {
     Closed,
 }
 
-struct Request {
-    article: Prepared,
-    origin: Origin,
-    reply: oneshot::Sender<Result<Outcome, IngestError>>,
+enum Request {
+    Article {
+        article: Prepared,
+        origin: Origin,
+        reply: oneshot::Sender<Result<Outcome, IngestError>>,
+    },
+    /// Remember a refused message-id (no reply: a lost one costs only a
+    /// second refusal later).
+    Reject(String),
+}
+
+impl Request {
+    fn size(&self) -> usize {
+        match self {
+            Request::Article { article, .. } => article.head.len() + article.body.len(),
+            Request::Reject(id) => id.len(),
+        }
+    }
 }
 
 /// The handle sessions use to submit articles. Cheap to clone; the writer
@@ -45,6 +61,22 @@ struct Request {
 pub struct Ingest {
     tx: mpsc::Sender<Request>,
     head: watch::Receiver<i64>,
+    in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A message-id being received on some connection (RFC 4644 §2.4: CHECK
+/// on another connection answers 431 meanwhile). Released on drop.
+pub struct InFlight {
+    id: String,
+    set: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.id);
+        }
+    }
 }
 
 /// Joins the writer thread at shutdown.
@@ -58,11 +90,13 @@ impl WriterThread {
     }
 }
 
-/// Limits of one writer transaction.
+/// Limits of one writer transaction, and how long refused ids are kept.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchLimits {
     pub articles: usize,
     pub bytes: usize,
+    /// Seconds a refused message-id stays in history.
+    pub remember_secs: i64,
 }
 
 impl Ingest {
@@ -86,7 +120,14 @@ impl Ingest {
                 source,
             })?;
         match ready_rx.await {
-            Ok(Ok(())) => Ok((Ingest { tx, head }, WriterThread(join))),
+            Ok(Ok(())) => Ok((
+                Ingest {
+                    tx,
+                    head,
+                    in_flight: Arc::default(),
+                },
+                WriterThread(join),
+            )),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(StoreError::Raw(crate::store::raw::RawError {
                 code: 0,
@@ -100,7 +141,7 @@ impl Ingest {
     pub async fn submit(&self, article: Prepared, origin: Origin) -> Result<Outcome, IngestError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Request {
+            .send(Request::Article {
                 article,
                 origin,
                 reply,
@@ -108,6 +149,53 @@ impl Ingest {
             .await
             .map_err(|_| IngestError::Closed)?;
         answer.await.map_err(|_| IngestError::Closed)?
+    }
+
+    /// Submits without waiting: the answer comes on the returned receiver
+    /// once the article's transaction has committed. A streaming session
+    /// uses this to keep many TAKETHIS in one batch.
+    pub async fn submit_nowait(
+        &self,
+        article: Prepared,
+        origin: Origin,
+    ) -> Result<oneshot::Receiver<Result<Outcome, IngestError>>, IngestError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Request::Article {
+                article,
+                origin,
+                reply,
+            })
+            .await
+            .map_err(|_| IngestError::Closed)?;
+        Ok(answer)
+    }
+
+    /// Remembers a refused message-id in history, so it is not taken (or
+    /// asked for) again while remembered.
+    pub async fn reject(&self, msgid: &str) {
+        let _ = self.tx.send(Request::Reject(msgid.to_owned())).await;
+    }
+
+    /// Marks `msgid` as being received; `None` when another connection is
+    /// receiving it already.
+    pub fn receiving(&self, msgid: &str) -> Option<InFlight> {
+        let mut set = self.in_flight.lock().ok()?;
+        if !set.insert(msgid.to_owned()) {
+            return None;
+        }
+        Some(InFlight {
+            id: msgid.to_owned(),
+            set: self.in_flight.clone(),
+        })
+    }
+
+    /// Whether `msgid` is being received on some connection right now.
+    pub fn is_in_flight(&self, msgid: &str) -> bool {
+        self.in_flight
+            .lock()
+            .map(|set| set.contains(msgid))
+            .unwrap_or(false)
     }
 
     /// The id of the newest committed article; changes wake feeders.
@@ -150,39 +238,47 @@ fn run_writer(
 
         let mut batch: Vec<Request> = Vec::with_capacity(limits.articles);
         while let Some(first) = rx.blocking_recv() {
-            let mut bytes = first.article.head.len() + first.article.body.len();
+            let mut bytes = first.size();
             batch.push(first);
             while batch.len() < limits.articles && bytes < limits.bytes {
                 match rx.try_recv() {
                     Ok(r) => {
-                        bytes += r.article.head.len() + r.article.body.len();
+                        bytes += r.size();
                         batch.push(r);
                     }
                     Err(_) => break,
                 }
             }
-            let articles: Vec<(&Prepared, Origin)> =
-                batch.iter().map(|r| (&r.article, r.origin)).collect();
+            let mut articles: Vec<(&Prepared, Origin)> = Vec::with_capacity(batch.len());
+            let mut rejected: Vec<&str> = Vec::new();
+            for r in &batch {
+                match r {
+                    Request::Article {
+                        article, origin, ..
+                    } => articles.push((article, *origin)),
+                    Request::Reject(id) => rejected.push(id),
+                }
+            }
             let now = chrono::Utc::now().timestamp();
-            let result = writer.write(&articles, now);
+            let result = writer.write(&articles, &rejected, now, now + limits.remember_secs);
             drop(articles);
+            drop(rejected);
+            let replies = batch.drain(..).filter_map(|r| match r {
+                Request::Article { reply, .. } => Some(reply),
+                Request::Reject(_) => None,
+            });
             match result {
                 Ok(outcomes) => {
-                    debug!(articles = batch.len(), bytes, "batch committed");
+                    debug!(articles = outcomes.len(), bytes, "batch committed");
                     head.send_replace(writer.last_id());
-                    for (request, outcome) in batch.drain(..).zip(outcomes) {
-                        let _ = request.reply.send(Ok(outcome));
+                    for (reply, outcome) in replies.zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
                     }
                 }
                 Err(e) => {
-                    error!(
-                        "writer transaction failed, {} articles not stored: {e}",
-                        batch.len()
-                    );
-                    for request in batch.drain(..) {
-                        let _ = request
-                            .reply
-                            .send(Err(IngestError::Storage(e.message.clone())));
+                    error!("writer transaction failed, batch not stored: {e}");
+                    for reply in replies {
+                        let _ = reply.send(Err(IngestError::Storage(e.message.clone())));
                     }
                 }
             }

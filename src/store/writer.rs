@@ -42,6 +42,7 @@ pub struct BatchWriter<'db> {
     insert_history: Stmt<'db>,
     update_group: Stmt<'db>,
     set_last_id: Stmt<'db>,
+    remember: Stmt<'db>,
     last_id: i64,
     path_identity: String,
 }
@@ -86,6 +87,10 @@ impl<'db> BatchWriter<'db> {
                  low = CASE WHEN count = 0 THEN ?4 ELSE low END WHERE id = ?1",
             )?,
             set_last_id: db.prepare("UPDATE meta SET value = ?1 WHERE key = 'last_article_id'")?,
+            remember: db.prepare(
+                "INSERT INTO history (msgid, article_id, status, remember_until) \
+                 VALUES (?1, NULL, 1, ?2) ON CONFLICT (msgid) DO NOTHING",
+            )?,
             last_id,
             path_identity: path_identity.to_owned(),
         })
@@ -93,17 +98,32 @@ impl<'db> BatchWriter<'db> {
 
     /// Writes `batch` in one transaction stamped `now` (Unix seconds) and
     /// commits. On error nothing of the batch is stored.
+    ///
+    /// `rejected` are message-ids refused before they reached the writer
+    /// (malformed, unwanted): they are remembered until `remember_until` so
+    /// a peer that offers them again is told 438/435 at once. Relayed
+    /// articles that carry none of our groups are remembered the same way.
     pub fn write(
         &mut self,
         batch: &[(&Prepared, Origin)],
+        rejected: &[&str],
         now: i64,
+        remember_until: i64,
     ) -> Result<Vec<Outcome>, RawError> {
         let saved_last_id = self.last_id;
         self.db.exec("BEGIN IMMEDIATE")?;
-        let result = self.write_rows(batch, now).and_then(|outcomes| {
-            self.db.exec("COMMIT")?;
-            Ok(outcomes)
-        });
+        let result = self
+            .write_rows(batch, now, remember_until)
+            .and_then(|outcomes| {
+                for id in rejected {
+                    self.remember_rejected(id, remember_until)?;
+                }
+                Ok(outcomes)
+            })
+            .and_then(|outcomes| {
+                self.db.exec("COMMIT")?;
+                Ok(outcomes)
+            });
         if result.is_err() {
             // Best effort: if COMMIT failed the transaction may already be gone.
             let _ = self.db.exec("ROLLBACK");
@@ -112,10 +132,17 @@ impl<'db> BatchWriter<'db> {
         result
     }
 
+    fn remember_rejected(&mut self, msgid: &str, until: i64) -> Result<(), RawError> {
+        self.remember.bind_text(1, msgid)?;
+        self.remember.bind_i64(2, until)?;
+        self.remember.execute()
+    }
+
     fn write_rows(
         &mut self,
         batch: &[(&Prepared, Origin)],
         now: i64,
+        remember_until: i64,
     ) -> Result<Vec<Outcome>, RawError> {
         let mut slots: HashMap<String, Option<Slot>> = HashMap::new();
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -156,6 +183,9 @@ impl<'db> BatchWriter<'db> {
                 }
             }
             if numbers.is_empty() {
+                if origin == Origin::Relay {
+                    self.remember_rejected(msgid, remember_until)?;
+                }
                 outcomes.push(Outcome::NoGroups);
                 continue;
             }
