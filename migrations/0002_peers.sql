@@ -12,6 +12,7 @@ CREATE TABLE peers (
     refused        INTEGER NOT NULL DEFAULT 0,  -- 435/438: it had it already
     rejected       INTEGER NOT NULL DEFAULT 0,  -- 437/439: it would not take it
     deferred       INTEGER NOT NULL DEFAULT 0,  -- 431/436: try later
+    rate           REAL    NOT NULL DEFAULT 0,  -- accepted/s, last interval
     last_error     TEXT,
     last_error_at  INTEGER,
     connected_at   INTEGER

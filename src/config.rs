@@ -41,7 +41,7 @@ pub struct Config {
 }
 
 /// A peer: a news server that feeds us, that we feed, or both.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     /// Our name for it (admin commands, logs): letters, digits, `.`, `-`, `_`.
@@ -112,7 +112,7 @@ impl<'de> Deserialize<'de> for PeerName {
 }
 
 /// A newsfeeds-style wildmat (with INN's `@` poison), checked as it is read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FeedPattern(pub Wildmat);
 
 impl<'de> Deserialize<'de> for FeedPattern {

@@ -13,11 +13,13 @@
 //! - [`ingest`]: the single writer task with group commit; `submit()` answers
 //!   only after the article is durably committed.
 //! - [`store`]: the SQLite store, the only SQL in the crate.
+//! - [`feeds`]: a feeder per peer, offering new articles from the log.
 //! - [`admin`]: the operator's CLI subcommands.
 
 pub mod admin;
 pub mod article;
 pub mod config;
+pub mod feeds;
 pub mod ingest;
 pub mod server;
 pub mod session;

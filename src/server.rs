@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::feeds::Feeds;
 use crate::ingest::{BatchLimits, Ingest, WriterThread};
 use crate::session::{self, Session, Shared};
 use crate::store::{Store, StoreError};
@@ -39,6 +40,7 @@ pub struct Server {
     sessions: Arc<Semaphore>,
     max_sessions: usize,
     shared: Arc<Shared>,
+    feeds: Feeds,
     writer: WriterThread,
 }
 
@@ -80,6 +82,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         listeners.push((listener, local));
     }
 
+    let feeds = Feeds::start(store.clone(), ingest.head(), &config.peers);
     let shared = Arc::new(Shared {
         config: config.clone(),
         store,
@@ -107,6 +110,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         sessions,
         max_sessions,
         shared,
+        feeds,
         writer,
     })
 }
@@ -188,6 +192,7 @@ impl Server {
         {
             warn!("sessions still running after {grace:?}; stopping anyway");
         }
+        self.feeds.stop().await;
         let store = self.shared.store.clone();
         // The last Ingest handles go with the sessions and this Arc; then the
         // writer drains its queue, commits and stops.

@@ -6,6 +6,7 @@
 //! administration uses ordinary sqlx queries, safe beside a running server
 //! under WAL.
 
+pub mod peers;
 pub mod raw;
 pub mod writer;
 

@@ -1,0 +1,138 @@
+//! Which articles a peer gets (INN newsfeeds(5) semantics). Pure.
+
+use crate::article;
+use crate::config::PeerConfig;
+
+/// Why an article is not sent to a peer (for logs and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// The peer's identity is in Path: it has seen the article.
+    InPath,
+    /// No group matches the peer's pattern, or one is poisoned.
+    Groups,
+    Distribution,
+    TooLarge,
+}
+
+/// Decides whether `peer` gets the stored article `bytes`.
+pub fn check(peer: &PeerConfig, bytes: &[u8]) -> Result<(), Skip> {
+    if peer.max_article_size.is_some_and(|max| bytes.len() > max) {
+        return Err(Skip::TooLarge);
+    }
+    let path = article::header_value(bytes, "Path").unwrap_or_default();
+    let identity = peer.path_identity.as_str();
+    if path
+        .split('!')
+        .any(|e| e.trim().eq_ignore_ascii_case(identity))
+    {
+        return Err(Skip::InPath);
+    }
+    let groups = article::header_value(bytes, "Newsgroups").unwrap_or_default();
+    if !peer
+        .send
+        .wants(groups.split(',').map(str::trim).filter(|g| !g.is_empty()))
+    {
+        return Err(Skip::Groups);
+    }
+    if !peer.distributions.is_empty() {
+        if let Some(d) = article::header_value(bytes, "Distribution") {
+            let values: Vec<&str> = d
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            if !distributions_match(&peer.distributions, &values) {
+                return Err(Skip::Distribution);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An article with distributions `values` passes a peer's list when one of
+/// them is listed and none is excluded with `!`.
+fn distributions_match(list: &[String], values: &[&str]) -> bool {
+    if values.is_empty() {
+        return true;
+    }
+    let excluded = |v: &str| {
+        list.iter().any(|d| {
+            d.strip_prefix('!')
+                .is_some_and(|x| x.eq_ignore_ascii_case(v))
+        })
+    };
+    let listed = |v: &str| {
+        list.iter()
+            .any(|d| !d.starts_with('!') && (d == "*" || d.eq_ignore_ascii_case(v)))
+    };
+    let only_exclusions = list.iter().all(|d| d.starts_with('!'));
+    !values.iter().any(|v| excluded(v)) && (only_exclusions || values.iter().any(|v| listed(v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn peer(extra: &str) -> PeerConfig {
+        let text = format!("[[peer]]\nname = \"p\"\npath_identity = \"peer.example\"\n{extra}\n");
+        Config::parse(&text).expect("config").peers.remove(0)
+    }
+
+    fn art(path: &str, groups: &str, extra: &str) -> Vec<u8> {
+        format!("Path: {path}\r\nNewsgroups: {groups}\r\n{extra}Subject: s\r\n\r\nbody\r\n")
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_peer_in_the_path_does_not_get_it_back() {
+        let p = peer("");
+        assert_eq!(
+            check(&p, &art("us!Peer.Example!x", "a.b", "")),
+            Err(Skip::InPath)
+        );
+        assert_eq!(check(&p, &art("us!other!x", "a.b", "")), Ok(()));
+    }
+
+    #[test]
+    fn patterns_exclude_and_poison() {
+        let p = peer("send = \"comp.*,!comp.secret.*,@alt.spam.*\"");
+        assert_eq!(check(&p, &art("x", "comp.lang.rust", "")), Ok(()));
+        assert_eq!(
+            check(&p, &art("x", "comp.secret.plans", "")),
+            Err(Skip::Groups)
+        );
+        assert_eq!(
+            check(&p, &art("x", "comp.secret.plans,comp.misc", "")),
+            Ok(())
+        );
+        assert_eq!(
+            check(&p, &art("x", "comp.misc, alt.spam.x", "")),
+            Err(Skip::Groups)
+        );
+        assert_eq!(check(&p, &art("x", "rec.arts", "")), Err(Skip::Groups));
+    }
+
+    #[test]
+    fn size_and_distribution_limits() {
+        let p = peer("max_article_size = 60\ndistributions = [\"world\", \"!local\"]");
+        assert_eq!(check(&p, &art("x", "a.b", "")), Ok(()));
+        let big = art("x", "a.b", &format!("X-Pad: {}\r\n", "p".repeat(100)));
+        assert_eq!(check(&p, &big), Err(Skip::TooLarge));
+        let p = peer("distributions = [\"world\", \"!local\"]");
+        assert_eq!(
+            check(&p, &art("x", "a.b", "Distribution: world\r\n")),
+            Ok(())
+        );
+        assert_eq!(
+            check(&p, &art("x", "a.b", "Distribution: local\r\n")),
+            Err(Skip::Distribution)
+        );
+        assert_eq!(
+            check(&p, &art("x", "a.b", "Distribution: fr\r\n")),
+            Err(Skip::Distribution)
+        );
+        let p = peer("distributions = [\"!local\"]");
+        assert_eq!(check(&p, &art("x", "a.b", "Distribution: fr\r\n")), Ok(()));
+    }
+}

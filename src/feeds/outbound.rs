@@ -1,0 +1,425 @@
+//! One feeder: connects to its peer, offers it every new article it wants
+//! (RFC 4644 CHECK/TAKETHIS with a window of commands in flight, or RFC 3977
+//! IHAVE when the peer does not stream), and advances its durable cursor.
+//!
+//! A round takes the articles after the cursor (and retries that fell due),
+//! offers the wanted ones, then saves the cursor, the counters and the 431s
+//! in one transaction. A crash between offer and save only means the next
+//! round offers those articles again, and the peer answers 438/435.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::filter;
+use crate::config::PeerConfig;
+use crate::store::peers::{FeedCounts, LogArticle};
+use crate::store::{Store, StoreError};
+use crate::wire::dot;
+
+/// How long a peer may take to answer one command.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Articles read from the log per round.
+const ROUND: i64 = 500;
+/// When a deferred (431/436) article is offered again.
+const RETRY_DELAY_SECS: i64 = 30;
+/// The longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Error)]
+pub enum FeedError {
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, String),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("peer did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("peer said: {0}")]
+    Refused(String),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the peer said about one article.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Accepted,
+    Refused,
+    Rejected,
+    Deferred,
+}
+
+/// Why a feeding session ended without an error.
+enum Ended {
+    Stop,
+    Paused,
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Runs the feeder for `peer` until `stop` turns true.
+pub async fn run(
+    peer: PeerConfig,
+    store: Store,
+    mut head: watch::Receiver<i64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let name = peer.name.0.clone();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match store.peer_paused(&name).await {
+            Ok(true) => {
+                if wait(&mut stop, Duration::from_secs(1)).await {
+                    return;
+                }
+                continue;
+            }
+            Ok(false) => {}
+            Err(e) => warn!(peer = %name, "reading feed state: {e}"),
+        }
+        let started = Instant::now();
+        let result = feed(&peer, &store, &mut head, &mut stop).await;
+        let _ = store.set_peer_connected(&name, None).await;
+        match result {
+            Ok(Ended::Stop) => return,
+            Ok(Ended::Paused) => {
+                info!(peer = %name, "feed paused");
+                continue;
+            }
+            Err(e) => {
+                warn!(peer = %name, "feed interrupted: {e}; retrying in {backoff:?}");
+                let _ = store.set_peer_error(&name, &e.to_string(), now()).await;
+                // A session that ran a while was healthy: start backing off
+                // afresh.
+                if started.elapsed() > Duration::from_secs(30) {
+                    backoff = Duration::from_secs(1);
+                }
+                if wait(&mut stop, backoff).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Sleeps `d`; true if told to stop meanwhile.
+async fn wait(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        r = stop.changed() => r.is_err() || *stop.borrow(),
+    }
+}
+
+/// The peer's side of the conversation, read a line at a time.
+struct Link {
+    r: BufReader<OwnedReadHalf>,
+    w: OwnedWriteHalf,
+}
+
+impl Link {
+    async fn line(&mut self) -> Result<String, FeedError> {
+        let mut buf = Vec::new();
+        let mut limited = (&mut self.r).take(4096);
+        let n = tokio::time::timeout(ANSWER_TIMEOUT, limited.read_until(b'\n', &mut buf))
+            .await
+            .map_err(|_| FeedError::Timeout(ANSWER_TIMEOUT))??;
+        if n == 0 {
+            return Err(FeedError::Protocol("connection closed by peer".into()));
+        }
+        if !buf.ends_with(b"\n") {
+            return Err(FeedError::Protocol("answer line too long".into()));
+        }
+        Ok(String::from_utf8_lossy(&buf).trim_end().to_owned())
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), FeedError> {
+        tokio::time::timeout(ANSWER_TIMEOUT, self.w.write_all(bytes))
+            .await
+            .map_err(|_| FeedError::Timeout(ANSWER_TIMEOUT))??;
+        Ok(())
+    }
+
+    /// Reads a dot-terminated block (CAPABILITIES) into lines.
+    async fn block(&mut self) -> Result<Vec<String>, FeedError> {
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line().await?;
+            if l == "." {
+                return Ok(lines);
+            }
+            if lines.len() > 1000 {
+                return Err(FeedError::Protocol("endless capability list".into()));
+            }
+            lines.push(l);
+        }
+    }
+}
+
+fn code(line: &str) -> u16 {
+    line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+async fn connect(peer: &PeerConfig, address: &str) -> Result<(Link, bool), FeedError> {
+    let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(address))
+        .await
+        .map_err(|_| FeedError::Connect(address.to_owned(), "timed out".into()))?
+        .map_err(|e| FeedError::Connect(address.to_owned(), e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    let mut link = Link {
+        r: BufReader::new(r),
+        w,
+    };
+    let greeting = link.line().await?;
+    if !matches!(code(&greeting), 200 | 201) {
+        return Err(FeedError::Refused(greeting));
+    }
+    link.send(b"CAPABILITIES\r\n").await?;
+    let answer = link.line().await?;
+    let caps = if code(&answer) == 101 {
+        link.block().await?
+    } else {
+        Vec::new()
+    };
+    let has = |cap: &str| {
+        caps.iter().any(|c| {
+            c.split_whitespace()
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case(cap))
+        })
+    };
+    let mut streaming = false;
+    if peer.streaming && has("STREAMING") {
+        link.send(b"MODE STREAM\r\n").await?;
+        let answer = link.line().await?;
+        streaming = code(&answer) == 203;
+    }
+    if !streaming && !caps.is_empty() && !has("IHAVE") {
+        return Err(FeedError::Refused(
+            "peer offers neither STREAMING nor IHAVE to us".into(),
+        ));
+    }
+    Ok((link, streaming))
+}
+
+async fn feed(
+    peer: &PeerConfig,
+    store: &Store,
+    head: &mut watch::Receiver<i64>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Ended, FeedError> {
+    let name = peer.name.0.as_str();
+    let Some(address) = &peer.address else {
+        return Ok(Ended::Stop);
+    };
+    let (mut link, streaming) = connect(peer, address).await?;
+    store.set_peer_connected(name, Some(now())).await?;
+    info!(peer = %name, %address, streaming, "feed connected");
+    loop {
+        if *stop.borrow() {
+            let _ = link.send(b"QUIT\r\n").await;
+            return Ok(Ended::Stop);
+        }
+        let state = store.peer_state(name).await?;
+        if state.paused {
+            let _ = link.send(b"QUIT\r\n").await;
+            return Ok(Ended::Paused);
+        }
+        let retries = store.due_retries(name, now(), ROUND).await?;
+        let fresh = store.articles_after(state.cursor, ROUND).await?;
+        if retries.is_empty() && fresh.is_empty() {
+            // Nothing to do: wait for the writer, a retry falling due, or
+            // a second (to notice pause and stop).
+            head.borrow_and_update();
+            let next_retry = store.next_retry_at(name).await?;
+            let idle = match next_retry {
+                Some(at) => Duration::from_secs((at - now()).clamp(0, 1) as u64),
+                None => Duration::from_secs(1),
+            };
+            tokio::select! {
+                _ = head.changed() => {}
+                _ = tokio::time::sleep(idle) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+
+        let started = Instant::now();
+        let new_cursor = fresh.last().map_or(state.cursor, |a| a.id);
+        let retried_ids: Vec<i64> = retries.iter().map(|a| a.id).collect();
+        let mut wanted: Vec<&LogArticle> = Vec::new();
+        for a in retries.iter().chain(fresh.iter()) {
+            match filter::check(peer, &a.bytes) {
+                Ok(()) => wanted.push(a),
+                Err(skip) => debug!(peer = %name, id = a.id, ?skip, "not for this peer"),
+            }
+        }
+        let verdicts = if streaming {
+            stream_round(&mut link, &wanted, peer.window).await?
+        } else {
+            ihave_round(&mut link, &wanted).await?
+        };
+        let mut counts = FeedCounts {
+            offered: wanted.len() as i64,
+            ..FeedCounts::default()
+        };
+        let mut retry = Vec::new();
+        for (a, v) in wanted.iter().zip(&verdicts) {
+            match v {
+                Verdict::Accepted => counts.accepted += 1,
+                Verdict::Refused => counts.refused += 1,
+                Verdict::Rejected => counts.rejected += 1,
+                Verdict::Deferred => {
+                    counts.deferred += 1;
+                    retry.push(a.id);
+                }
+            }
+        }
+        let done: Vec<i64> = retried_ids
+            .into_iter()
+            .filter(|id| !retry.contains(id))
+            .collect();
+        let secs = started.elapsed().as_secs_f64().max(1e-6);
+        store
+            .save_feed_round(
+                name,
+                new_cursor,
+                counts,
+                counts.accepted as f64 / secs,
+                &retry,
+                now() + RETRY_DELAY_SECS,
+                &done,
+            )
+            .await?;
+        debug!(peer = %name, cursor = new_cursor, ?counts, "round done");
+    }
+}
+
+/// Offers `articles` with CHECK and sends TAKETHIS for those wanted,
+/// keeping up to `window` commands in flight (RFC 4644 §2).
+async fn stream_round(
+    link: &mut Link,
+    articles: &[&LogArticle],
+    window: usize,
+) -> Result<Vec<Verdict>, FeedError> {
+    #[derive(Clone, Copy)]
+    enum Sent {
+        Check(usize),
+        TakeThis(usize),
+    }
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; articles.len()];
+    let mut outstanding: VecDeque<Sent> = VecDeque::new();
+    let mut takethis: VecDeque<usize> = VecDeque::new();
+    let mut next_check = 0;
+    let mut out = Vec::new();
+    loop {
+        out.clear();
+        while outstanding.len() < window {
+            if let Some(i) = takethis.pop_front() {
+                out.extend_from_slice(format!("TAKETHIS {}\r\n", articles[i].msgid).as_bytes());
+                dot::stuff(&articles[i].bytes, &mut out);
+                outstanding.push_back(Sent::TakeThis(i));
+            } else if next_check < articles.len() {
+                out.extend_from_slice(
+                    format!("CHECK {}\r\n", articles[next_check].msgid).as_bytes(),
+                );
+                outstanding.push_back(Sent::Check(next_check));
+                next_check += 1;
+            } else {
+                break;
+            }
+        }
+        if !out.is_empty() {
+            link.send(&out).await?;
+        }
+        let Some(sent) = outstanding.pop_front() else {
+            break;
+        };
+        let answer = link.line().await?;
+        let (i, expected) = match sent {
+            Sent::Check(i) => (i, [238, 431, 438]),
+            Sent::TakeThis(i) => (i, [239, 439, 439]),
+        };
+        let c = code(&answer);
+        if !expected.contains(&c) {
+            return Err(FeedError::Protocol(format!(
+                "unexpected answer {answer:?} for {}",
+                articles[i].msgid
+            )));
+        }
+        // RFC 4644 answers name the message-id; a mismatch means we are out
+        // of step with the peer.
+        if answer.split_whitespace().nth(1) != Some(articles[i].msgid.as_str()) {
+            return Err(FeedError::Protocol(format!(
+                "answer {answer:?} does not name {}",
+                articles[i].msgid
+            )));
+        }
+        match c {
+            238 => takethis.push_back(i),
+            431 => verdicts[i] = Some(Verdict::Deferred),
+            438 => verdicts[i] = Some(Verdict::Refused),
+            239 => verdicts[i] = Some(Verdict::Accepted),
+            _ => verdicts[i] = Some(Verdict::Rejected),
+        }
+    }
+    Ok(verdicts
+        .into_iter()
+        .map(|v| v.unwrap_or(Verdict::Deferred))
+        .collect())
+}
+
+/// Offers `articles` one at a time with IHAVE (RFC 3977 §6.3.2).
+async fn ihave_round(link: &mut Link, articles: &[&LogArticle]) -> Result<Vec<Verdict>, FeedError> {
+    let mut verdicts = Vec::with_capacity(articles.len());
+    let mut out = Vec::new();
+    for a in articles {
+        link.send(format!("IHAVE {}\r\n", a.msgid).as_bytes())
+            .await?;
+        let answer = link.line().await?;
+        let v = match code(&answer) {
+            335 => {
+                out.clear();
+                dot::stuff(&a.bytes, &mut out);
+                link.send(&out).await?;
+                let answer = link.line().await?;
+                match code(&answer) {
+                    235 => Verdict::Accepted,
+                    436 => Verdict::Deferred,
+                    437 => Verdict::Rejected,
+                    _ => {
+                        return Err(FeedError::Protocol(format!(
+                            "unexpected answer {answer:?} after sending {}",
+                            a.msgid
+                        )));
+                    }
+                }
+            }
+            435 => Verdict::Refused,
+            436 => Verdict::Deferred,
+            437 => Verdict::Rejected,
+            _ => {
+                return Err(FeedError::Protocol(format!(
+                    "unexpected answer {answer:?} to IHAVE {}",
+                    a.msgid
+                )));
+            }
+        };
+        verdicts.push(v);
+    }
+    Ok(verdicts)
+}

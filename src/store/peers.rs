@@ -1,0 +1,282 @@
+//! Feed state: each peer's cursor into the article log, its counters, and
+//! the articles it asked us to offer again later (DESIGN.md "Flooding").
+
+use sqlx::Row;
+
+use super::{Result, Store};
+
+/// One peer's durable feed state.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PeerState {
+    pub name: String,
+    pub cursor: i64,
+    pub paused: bool,
+    pub offered: i64,
+    pub accepted: i64,
+    pub refused: i64,
+    pub rejected: i64,
+    pub deferred: i64,
+    pub rate: f64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
+    pub connected_at: Option<i64>,
+}
+
+/// Counters to add after a round of offers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FeedCounts {
+    pub offered: i64,
+    pub accepted: i64,
+    pub refused: i64,
+    pub rejected: i64,
+    pub deferred: i64,
+}
+
+/// An article as a feeder needs it.
+#[derive(Debug, Clone)]
+pub struct LogArticle {
+    pub id: i64,
+    pub msgid: String,
+    pub bytes: Vec<u8>,
+}
+
+fn state_from_row(r: &sqlx::sqlite::SqliteRow) -> PeerState {
+    PeerState {
+        name: r.get("name"),
+        cursor: r.get("cursor"),
+        paused: r.get::<i64, _>("paused") != 0,
+        offered: r.get("offered"),
+        accepted: r.get("accepted"),
+        refused: r.get("refused"),
+        rejected: r.get("rejected"),
+        deferred: r.get("deferred"),
+        rate: r.get("rate"),
+        last_error: r.get("last_error"),
+        last_error_at: r.get("last_error_at"),
+        connected_at: r.get("connected_at"),
+    }
+}
+
+impl Store {
+    /// The state of peer `name`, creating it on first sight with its cursor
+    /// at the head of the log: a new peer gets what arrives from now on, not
+    /// the whole history (as a new INN feed does).
+    pub async fn peer_state(&self, name: &str) -> Result<PeerState> {
+        sqlx::query(
+            "INSERT INTO peers (name, cursor) \
+             VALUES (?1, (SELECT value FROM meta WHERE key = 'last_article_id')) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT * FROM peers WHERE name = ?1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(state_from_row(&row))
+    }
+
+    /// Every peer known to the database, by name.
+    pub async fn peer_states(&self) -> Result<Vec<PeerState>> {
+        let rows = sqlx::query("SELECT * FROM peers ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(state_from_row).collect())
+    }
+
+    /// Articles after `cursor` in log order, at most `limit`.
+    pub async fn articles_after(&self, cursor: i64, limit: i64) -> Result<Vec<LogArticle>> {
+        let rows =
+            sqlx::query("SELECT id, msgid, bytes FROM articles WHERE id > ?1 ORDER BY id LIMIT ?2")
+                .bind(cursor)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| LogArticle {
+                id: r.get(0),
+                msgid: r.get(1),
+                bytes: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Articles of `peer` due for another offer (their retry time passed),
+    /// at most `limit`. Articles deleted since are skipped and forgotten.
+    pub async fn due_retries(&self, peer: &str, now: i64, limit: i64) -> Result<Vec<LogArticle>> {
+        sqlx::query(
+            "DELETE FROM peer_retry WHERE peer = ?1 \
+             AND article_id NOT IN (SELECT id FROM articles)",
+        )
+        .bind(peer)
+        .execute(&self.pool)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT a.id, a.msgid, a.bytes FROM peer_retry r JOIN articles a ON a.id = r.article_id \
+             WHERE r.peer = ?1 AND r.retry_at <= ?2 ORDER BY r.article_id LIMIT ?3",
+        )
+        .bind(peer)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| LogArticle {
+                id: r.get(0),
+                msgid: r.get(1),
+                bytes: r.get(2),
+            })
+            .collect())
+    }
+
+    /// When the next retry of `peer` falls due, if any is waiting.
+    pub async fn next_retry_at(&self, peer: &str) -> Result<Option<i64>> {
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT min(retry_at) FROM peer_retry WHERE peer = ?1")
+                .bind(peer)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(at)
+    }
+
+    /// Records the outcome of a round: the new cursor, counters, articles to
+    /// offer again at `retry_at` (431/436), and articles whose retry is done.
+    pub async fn save_feed_round(
+        &self,
+        peer: &str,
+        cursor: i64,
+        counts: FeedCounts,
+        rate: f64,
+        retry: &[i64],
+        retry_at: i64,
+        retried: &[i64],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE peers SET cursor = max(cursor, ?2), offered = offered + ?3, \
+             accepted = accepted + ?4, refused = refused + ?5, rejected = rejected + ?6, \
+             deferred = deferred + ?7, rate = ?8 WHERE name = ?1",
+        )
+        .bind(peer)
+        .bind(cursor)
+        .bind(counts.offered)
+        .bind(counts.accepted)
+        .bind(counts.refused)
+        .bind(counts.rejected)
+        .bind(counts.deferred)
+        .bind(rate)
+        .execute(&mut *tx)
+        .await?;
+        for id in retried {
+            sqlx::query("DELETE FROM peer_retry WHERE peer = ?1 AND article_id = ?2")
+                .bind(peer)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for id in retry {
+            sqlx::query(
+                "INSERT INTO peer_retry (peer, article_id, retry_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (peer, article_id) DO UPDATE SET retry_at = ?3, \
+                 attempts = attempts + 1",
+            )
+            .bind(peer)
+            .bind(id)
+            .bind(retry_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that the feeder connected (`Some(now)`) or lost its peer.
+    pub async fn set_peer_connected(&self, peer: &str, at: Option<i64>) -> Result<()> {
+        sqlx::query("UPDATE peers SET connected_at = ?2 WHERE name = ?1")
+            .bind(peer)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_peer_error(&self, peer: &str, error: &str, at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE peers SET last_error = ?2, last_error_at = ?3, connected_at = NULL \
+             WHERE name = ?1",
+        )
+        .bind(peer)
+        .bind(error)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Pauses or resumes a feed; the feeder sees it within a second or two.
+    /// Returns false when no such peer is known.
+    pub async fn set_peer_paused(&self, peer: &str, paused: bool) -> Result<bool> {
+        let done = sqlx::query("UPDATE peers SET paused = ?2 WHERE name = ?1")
+            .bind(peer)
+            .bind(paused)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Moves a peer's cursor: to `to`, or to the head of the log. Pending
+    /// retries are dropped. Returns false when no such peer is known.
+    pub async fn reset_peer_cursor(&self, peer: &str, to: Option<i64>) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE peers SET cursor = coalesce(?2, (SELECT value FROM meta \
+             WHERE key = 'last_article_id')) WHERE name = ?1",
+        )
+        .bind(peer)
+        .bind(to)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM peer_retry WHERE peer = ?1")
+            .bind(peer)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Whether a peer's feed is paused.
+    pub async fn peer_paused(&self, peer: &str) -> Result<bool> {
+        let p: Option<i64> = sqlx::query_scalar("SELECT paused FROM peers WHERE name = ?1")
+            .bind(peer)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(p.unwrap_or(0) != 0)
+    }
+
+    /// A peer's backlog: articles (and their bytes) after its cursor, plus
+    /// those waiting for a retry.
+    pub async fn peer_backlog(&self, peer: &str, cursor: i64) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM articles WHERE id > ?1",
+        )
+        .bind(cursor)
+        .fetch_one(&self.pool)
+        .await?;
+        let retries: i64 = sqlx::query_scalar("SELECT count(*) FROM peer_retry WHERE peer = ?1")
+            .bind(peer)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.get::<i64, _>(0) + retries, row.get(1)))
+    }
+
+    /// The head of the article log.
+    pub async fn last_article_id(&self) -> Result<i64> {
+        let id = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'last_article_id'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id)
+    }
+}
