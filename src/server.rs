@@ -82,7 +82,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         listeners.push((listener, local));
     }
 
-    let feeds = Feeds::start(store.clone(), ingest.head(), &config.peers);
+    let feeds = Feeds::start(store.clone(), ingest.head(), &config.peers).await?;
     let shared = Arc::new(Shared {
         config: config.clone(),
         store,

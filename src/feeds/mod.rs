@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::config::PeerConfig;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 struct Running {
     config: PeerConfig,
@@ -29,15 +29,24 @@ pub struct Feeds {
 }
 
 impl Feeds {
-    /// Starts a feeder for every peer that has an address.
-    pub fn start(store: Store, head: watch::Receiver<i64>, peers: &[PeerConfig]) -> Feeds {
+    /// Starts a feeder for every peer that has an address. A peer seen for
+    /// the first time gets a cursor at the head of the log now, before any
+    /// client can post: it is fed everything from this start on.
+    pub async fn start(
+        store: Store,
+        head: watch::Receiver<i64>,
+        peers: &[PeerConfig],
+    ) -> Result<Feeds, StoreError> {
+        for p in peers.iter().filter(|p| p.address.is_some()) {
+            store.peer_state(&p.name.0).await?;
+        }
         let mut feeds = Feeds {
             store,
             head,
             running: HashMap::new(),
         };
         feeds.reconfigure(peers);
-        feeds
+        Ok(feeds)
     }
 
     /// Applies a new peer list: feeders of removed or changed peers stop,

@@ -41,16 +41,15 @@ enum Request {
         origin: Origin,
         reply: oneshot::Sender<Result<Outcome, IngestError>>,
     },
-    /// Remember a refused message-id (no reply: a lost one costs only a
-    /// second refusal later).
-    Reject(String),
+    /// Remember a refused message-id; the reply comes after the commit.
+    Reject(String, oneshot::Sender<()>),
 }
 
 impl Request {
     fn size(&self) -> usize {
         match self {
             Request::Article { article, .. } => article.head.len() + article.body.len(),
-            Request::Reject(id) => id.len(),
+            Request::Reject(id, _) => id.len(),
         }
     }
 }
@@ -172,9 +171,18 @@ impl Ingest {
     }
 
     /// Remembers a refused message-id in history, so it is not taken (or
-    /// asked for) again while remembered.
+    /// asked for) again while remembered; returns once that is committed,
+    /// so the next CHECK for it already answers 438.
     pub async fn reject(&self, msgid: &str) {
-        let _ = self.tx.send(Request::Reject(msgid.to_owned())).await;
+        let (reply, done) = oneshot::channel();
+        if self
+            .tx
+            .send(Request::Reject(msgid.to_owned(), reply))
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
     }
 
     /// Marks `msgid` as being received; `None` when another connection is
@@ -256,23 +264,30 @@ fn run_writer(
                     Request::Article {
                         article, origin, ..
                     } => articles.push((article, *origin)),
-                    Request::Reject(id) => rejected.push(id),
+                    Request::Reject(id, _) => rejected.push(id),
                 }
             }
             let now = chrono::Utc::now().timestamp();
             let result = writer.write(&articles, &rejected, now, now + limits.remember_secs);
             drop(articles);
             drop(rejected);
-            let replies = batch.drain(..).filter_map(|r| match r {
-                Request::Article { reply, .. } => Some(reply),
-                Request::Reject(_) => None,
-            });
+            let mut replies = Vec::with_capacity(batch.len());
+            let mut reject_replies = Vec::new();
+            for r in batch.drain(..) {
+                match r {
+                    Request::Article { reply, .. } => replies.push(reply),
+                    Request::Reject(_, reply) => reject_replies.push(reply),
+                }
+            }
             match result {
                 Ok(outcomes) => {
                     debug!(articles = outcomes.len(), bytes, "batch committed");
                     head.send_replace(writer.last_id());
-                    for (reply, outcome) in replies.zip(outcomes) {
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(outcome));
+                    }
+                    for reply in reject_replies {
+                        let _ = reply.send(());
                     }
                 }
                 Err(e) => {

@@ -8,7 +8,9 @@
 mod list;
 mod post;
 mod reader;
+mod transit;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, PeerConfig};
+use crate::ingest::InFlight;
 use crate::ingest::Ingest;
 use crate::store::{GroupInfo, Store, StoreError};
 use crate::wire::codes;
@@ -25,6 +28,8 @@ use crate::wire::command::Command;
 use crate::wire::connection::{Connection, Line};
 use crate::wire::parse::{ParseError, parse_command};
 use crate::wire::response::Response;
+use crate::wire::types::MessageId;
+use transit::{Pending, takethis_answer};
 
 /// What every session shares: configuration, the store, the ingest handle.
 pub struct Shared {
@@ -53,6 +58,9 @@ impl Selected {
 pub struct Session {
     shared: Arc<Shared>,
     peer: SocketAddr,
+    /// The configured peer this connection comes from, if any: only peers
+    /// may use the transit commands.
+    peer_config: Option<PeerConfig>,
     group: Option<Selected>,
     /// The current article number (RFC 3977 §6.1): only set with a group.
     current: Option<u64>,
@@ -63,13 +71,25 @@ enum Reply {
     Send(Response),
     /// Send the 340 prompt, read an article block, hand it to `post`.
     ReadArticle(Response),
+    /// Send 335, read the offered article, hand it to `ihave_article`.
+    ReadIhave(MessageId, InFlight),
+    /// Read the article that follows TAKETHIS (always, even when refused,
+    /// so the stream stays in step); `permitted` says whether to keep it.
+    ReadTakeThis(MessageId, bool),
 }
 
 impl Session {
     pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Session {
+        let peer_config = shared
+            .config
+            .peers
+            .iter()
+            .find(|p| p.accept_from.iter().any(|net| net.contains(peer.ip())))
+            .cloned();
         Session {
             shared,
             peer,
+            peer_config,
             group: None,
             current: None,
         }
@@ -105,14 +125,17 @@ impl Session {
         }
     }
 
-    /// Admission: may this command run now? Today every reader command is
-    /// open to every client; transit commands (IHAVE, CHECK, TAKETHIS,
-    /// MODE STREAM), authentication and TLS are not offered yet, so they are
-    /// refused with 502 before any handler runs. (Authentication, access
-    /// rules and transit peers will narrow this, in this one function.)
+    /// Admission: may this command run now? Every reader command is open to
+    /// every client; transit commands (IHAVE, CHECK, TAKETHIS, MODE STREAM)
+    /// only to connections from a configured peer's addresses (RFC 3977
+    /// §3.2.1: 502 for a service this client may never use); authentication
+    /// and TLS are not offered yet. TAKETHIS is refused after its article
+    /// has been read (see `dispatch`).
     fn admit(&self, command: &Command) -> Result<(), Response> {
         match command {
-            Command::Ihave(_) | Command::Check(_) | Command::TakeThis(_) | Command::ModeStream => {
+            Command::Ihave(_) | Command::Check(_) | Command::ModeStream
+                if self.peer_config.is_none() =>
+            {
                 Err(Response::new(
                     codes::NOT_PERMITTED,
                     "Transit service not permitted on this connection",
@@ -160,6 +183,16 @@ impl Session {
                     "Send article to be posted. End with <CR-LF>.<CR-LF>",
                 )));
             }
+            Command::ModeStream => Response::new(codes::STREAMING_OK, "Streaming permitted"),
+            Command::Check(id) => self.check(&id).await?,
+            Command::Ihave(id) => match self.ihave_offer(&id).await? {
+                Ok(guard) => return Ok(Reply::ReadIhave(id, guard)),
+                Err(refusal) => refusal,
+            },
+            Command::TakeThis(id) => {
+                let permitted = self.peer_config.is_some();
+                return Ok(Reply::ReadTakeThis(id, permitted));
+            }
             Command::NewGroups { since } => self.new_groups(since).await?,
             Command::NewNews { wildmat, since } => self.new_news(&wildmat, since).await?,
             Command::List(kind) => self.list(kind).await?,
@@ -175,11 +208,7 @@ impl Session {
                 patterns,
             } => self.hdr(&field, selection, true, Some(&patterns)).await?,
             // Refused by admit().
-            Command::Ihave(_)
-            | Command::Check(_)
-            | Command::TakeThis(_)
-            | Command::ModeStream
-            | Command::AuthinfoUser(_)
+            Command::AuthinfoUser(_)
             | Command::AuthinfoPass(_)
             | Command::AuthinfoSasl { .. }
             | Command::StartTls => Response::new(codes::NOT_PERMITTED, "Not permitted"),
@@ -196,6 +225,9 @@ impl Session {
             "\r\n"
         ));
         body.push_str("READER\r\n");
+        if self.peer_config.is_some() {
+            body.push_str("IHAVE\r\nSTREAMING\r\n");
+        }
         if self.config().server.posting {
             body.push_str("POST\r\n");
         }
@@ -244,8 +276,79 @@ XPAT header range|message-id pattern [pattern ...]\r\n";
     )
 }
 
+/// Answers a streaming session may owe before it stops reading ahead.
+const MAX_PENDING: usize = 1024;
+
+/// Sends every answer at the front of `pending` that is ready. `Err` when
+/// the connection must close (a TAKETHIS could not be stored: 400 sent).
+fn send_ready<S: AsyncRead + AsyncWrite + Unpin>(
+    pending: &mut VecDeque<Pending>,
+    conn: &mut Connection<S>,
+) -> Result<(), ()> {
+    while let Some(front) = pending.front_mut() {
+        match front {
+            Pending::Ready(r) => conn.send(r),
+            Pending::Committing { msgid, answer, .. } => match answer.try_recv() {
+                Ok(result) => match takethis_answer(msgid, Ok(result)) {
+                    Some(r) => conn.send(&r),
+                    None => {
+                        conn.send(&storage_failed());
+                        return Err(());
+                    }
+                },
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return Ok(()),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                    conn.send(&storage_failed());
+                    return Err(());
+                }
+            },
+        }
+        pending.pop_front();
+    }
+    Ok(())
+}
+
+/// Waits for the answer at the front of `pending` and sends it.
+async fn settle_front<S: AsyncRead + AsyncWrite + Unpin>(
+    pending: &mut VecDeque<Pending>,
+    conn: &mut Connection<S>,
+) -> Result<(), ()> {
+    match pending.pop_front() {
+        None => Ok(()),
+        Some(Pending::Ready(r)) => {
+            conn.send(&r);
+            Ok(())
+        }
+        Some(Pending::Committing { msgid, answer, .. }) => {
+            match takethis_answer(&msgid, answer.await) {
+                Some(r) => {
+                    conn.send(&r);
+                    Ok(())
+                }
+                None => {
+                    conn.send(&storage_failed());
+                    Err(())
+                }
+            }
+        }
+    }
+}
+
+fn storage_failed() -> Response {
+    Response::new(
+        codes::SERVICE_DISCONTINUED,
+        "Storage failure; offer the remaining articles again later",
+    )
+}
+
 /// Drives one connection until QUIT, end of stream, idle timeout, an I/O
 /// error or shutdown.
+///
+/// Answers are queued in command order: most are ready at once, but a
+/// TAKETHIS waits for its transaction, and meanwhile the session reads on,
+/// so the articles a peer streams in one burst share one commit. Output is
+/// flushed once per burst (when no complete command is waiting), and never
+/// waits longer than the idle timeout on a client that does not read.
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     mut conn: Connection<S>,
     mut session: Session,
@@ -255,21 +358,42 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let max_output = session.config().limits.max_output_buffer;
     let max_article = session.config().limits.max_article_size;
     let peer = session.peer;
+    let mut pending: VecDeque<Pending> = VecDeque::new();
     conn.send(&session.greeting());
     loop {
+        if send_ready(&mut pending, &mut conn).is_err() {
+            let _ = tokio::time::timeout(idle, conn.close()).await;
+            return;
+        }
         // Flush once per burst: only when no complete command is waiting.
         if !conn.has_buffered_line() || conn.pending_output() >= max_output {
-            if let Err(e) = conn.flush().await {
-                debug!(%peer, "write failed: {e}");
-                return;
+            match tokio::time::timeout(idle, conn.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    debug!(%peer, "write failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    info!(%peer, "client does not read its answers; closing");
+                    return;
+                }
             }
             conn.shrink_if_idle();
+        }
+        // Owed answers and nothing more to read yet (or too many owed):
+        // wait for the oldest.
+        if !pending.is_empty() && (!conn.has_buffered_line() || pending.len() >= MAX_PENDING) {
+            if settle_front(&mut pending, &mut conn).await.is_err() {
+                let _ = tokio::time::timeout(idle, conn.close()).await;
+                return;
+            }
+            continue;
         }
         let line = tokio::select! {
             r = tokio::time::timeout(idle, conn.read_line()) => r,
             _ = shutdown.changed() => {
                 conn.send(&Response::new(codes::SERVICE_DISCONTINUED, "Server shutting down"));
-                let _ = conn.close().await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
                 return;
             }
         };
@@ -277,7 +401,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Err(_) => {
                 info!(%peer, "idle timeout");
                 conn.send(&Response::new(codes::SERVICE_DISCONTINUED, "Idle timeout"));
-                let _ = conn.close().await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
                 return;
             }
             Ok(Ok(Some(line))) => line,
@@ -293,21 +417,27 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let line = match line {
             Line::Line(l) => l,
             Line::TooLong => {
-                conn.send(&Response::new(codes::SYNTAX_ERROR, "Command line too long"));
+                pending.push_back(Pending::Ready(Response::new(
+                    codes::SYNTAX_ERROR,
+                    "Command line too long",
+                )));
                 continue;
             }
         };
         let command = match parse_command(&line) {
             Ok(c) => c,
             Err(ParseError::Unknown) => {
-                conn.send(&Response::new(codes::UNKNOWN_COMMAND, "Unknown command"));
+                pending.push_back(Pending::Ready(Response::new(
+                    codes::UNKNOWN_COMMAND,
+                    "Unknown command",
+                )));
                 continue;
             }
             Err(ParseError::Syntax(reason)) => {
-                conn.send(&Response::new(
+                pending.push_back(Pending::Ready(Response::new(
                     codes::SYNTAX_ERROR,
                     format!("Syntax error: {reason}"),
-                ));
+                )));
                 continue;
             }
         };
@@ -321,31 +451,82 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 ))
             }
         };
-        match reply {
-            Reply::Send(response) => {
-                conn.send(&response);
-                if response.closes() {
-                    let _ = conn.close().await;
+        // Answers that need the connection to themselves (a prompt, then an
+        // article) wait until everything owed has been sent.
+        if !matches!(reply, Reply::Send(_) | Reply::ReadTakeThis(..)) || closes(&reply) {
+            while !pending.is_empty() {
+                if settle_front(&mut pending, &mut conn).await.is_err() {
+                    let _ = tokio::time::timeout(idle, conn.close()).await;
                     return;
                 }
             }
-            Reply::ReadArticle(prompt) => {
-                conn.send(&prompt);
-                if let Err(e) = conn.flush().await {
-                    debug!(%peer, "write failed: {e}");
+        }
+        match reply {
+            Reply::Send(response) => {
+                if response.closes() {
+                    conn.send(&response);
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
                     return;
                 }
-                let block = match conn.read_block(max_article).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        // Nothing is stored from a half-sent article.
-                        info!(%peer, "connection lost during POST: {e}");
+                pending.push_back(Pending::Ready(response));
+            }
+            Reply::ReadArticle(prompt) => {
+                let Some(block) = prompt_and_read(&mut conn, &prompt, max_article, idle).await
+                else {
+                    // Nothing is stored from a half-sent article.
+                    info!(%peer, "connection lost during POST");
+                    return;
+                };
+                let response = session.post(block).await;
+                pending.push_back(Pending::Ready(response));
+            }
+            Reply::ReadIhave(id, guard) => {
+                let prompt = Response::new(codes::SEND_ARTICLE_TRANSFER, "Send it");
+                let Some(block) = prompt_and_read(&mut conn, &prompt, max_article, idle).await
+                else {
+                    info!(%peer, "connection lost during IHAVE");
+                    return;
+                };
+                let response = session.ihave_article(&id, block, guard).await;
+                pending.push_back(Pending::Ready(response));
+            }
+            Reply::ReadTakeThis(id, permitted) => {
+                let block = match tokio::time::timeout(idle, conn.read_block(max_article)).await {
+                    Ok(Ok(b)) => b,
+                    _ => {
+                        info!(%peer, "connection lost during TAKETHIS");
                         return;
                     }
                 };
-                let response = session.post(block).await;
-                conn.send(&response);
+                if permitted {
+                    pending.push_back(session.takethis(&id, block).await);
+                } else {
+                    pending.push_back(Pending::Ready(Response::new(
+                        codes::NOT_PERMITTED,
+                        "Transit service not permitted on this connection",
+                    )));
+                }
             }
         }
     }
+}
+
+fn closes(reply: &Reply) -> bool {
+    matches!(reply, Reply::Send(r) if r.closes())
+}
+
+/// Sends a continuation prompt (340, 335), then reads the article block.
+/// `None` when the client went away or stalled past the idle timeout.
+async fn prompt_and_read<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    prompt: &Response,
+    max_article: usize,
+    idle: Duration,
+) -> Option<crate::wire::connection::Block> {
+    conn.send(prompt);
+    tokio::time::timeout(idle, conn.flush()).await.ok()?.ok()?;
+    tokio::time::timeout(idle, conn.read_block(max_article))
+        .await
+        .ok()?
+        .ok()
 }

@@ -33,6 +33,7 @@ impl TestServer {
 
     /// A server whose configuration `f` adjusts first.
     pub async fn start_with(f: impl FnOnce(&mut Config)) -> TestServer {
+        init_logging();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::default();
         config.server.listen = vec!["127.0.0.1:0".parse().expect("addr")];
@@ -75,6 +76,16 @@ impl TestServer {
     }
 }
 
+/// Server logs on stderr when TIDINGS_TEST_LOG is set (e.g. `debug`).
+fn init_logging() {
+    if let Ok(filter) = std::env::var("TIDINGS_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// A raw NNTP client: it sends lines and reads status lines and blocks.
 pub struct Client {
     reader: BufReader<OwnedReadHalf>,
@@ -88,6 +99,12 @@ impl Client {
             .await
             .expect("connect in time")
             .expect("connect");
+        Client::from_stream(stream).await
+    }
+
+    /// A client on an already connected stream (e.g. bound to a chosen
+    /// source address); reads the greeting.
+    pub async fn from_stream(stream: TcpStream) -> Client {
         let (r, w) = stream.into_split();
         let mut c = Client {
             reader: BufReader::new(r),

@@ -1,0 +1,190 @@
+//! Transit: articles offered by peers (RFC 3977 §6.3.2 IHAVE, RFC 4644
+//! MODE STREAM / CHECK / TAKETHIS). Only connections from a configured
+//! peer's addresses get here (see `admit`).
+//!
+//! Dedup is by message-id against history (stored, refused and expired
+//! ids alike) and against ids being received on other connections right now.
+//! A relayed article is checked (RFC 5536 syntax, Path loop, the peer's
+//! accept pattern), gets our identity prepended to its Path, and is
+//! acknowledged (235/239) only once committed.
+
+use tokio::sync::oneshot;
+
+use super::Session;
+use crate::article;
+use crate::ingest::{InFlight, IngestError};
+use crate::store::StoreError;
+use crate::store::writer::{Origin, Outcome};
+use crate::wire::codes;
+use crate::wire::connection::Block;
+use crate::wire::response::Response;
+use crate::wire::types::MessageId;
+
+/// An answer a streaming session owes, in command order.
+pub(super) enum Pending {
+    Ready(Response),
+    /// A TAKETHIS whose article is with the writer.
+    Committing {
+        msgid: String,
+        answer: oneshot::Receiver<Result<Outcome, IngestError>>,
+        _in_flight: InFlight,
+    },
+}
+
+/// The answer to a TAKETHIS once the writer has spoken. `None`: the
+/// article could not be stored for a reason that is not the article's
+/// fault; RFC 4644 offers no "try later" for TAKETHIS, so the session says
+/// 400 and closes, and the peer offers it again on its next connection.
+pub(super) fn takethis_answer(
+    msgid: &str,
+    result: Result<Result<Outcome, IngestError>, oneshot::error::RecvError>,
+) -> Option<Response> {
+    match result {
+        Ok(Ok(Outcome::Stored { .. })) => Some(Response::new(codes::TAKETHIS_OK, msgid.to_owned())),
+        Ok(Ok(Outcome::Duplicate)) => Some(Response::new(
+            codes::TAKETHIS_REJECTED,
+            format!("{msgid} duplicate"),
+        )),
+        Ok(Ok(Outcome::NoGroups)) => Some(Response::new(
+            codes::TAKETHIS_REJECTED,
+            format!("{msgid} no wanted newsgroups"),
+        )),
+        Ok(Ok(Outcome::Refused(reason))) => Some(Response::new(
+            codes::TAKETHIS_REJECTED,
+            format!("{msgid} {reason}"),
+        )),
+        Ok(Err(_)) | Err(_) => None,
+    }
+}
+
+impl Session {
+    fn path_identity(&self) -> &str {
+        self.config().server.path_identity.as_str()
+    }
+
+    /// CHECK (RFC 4644 §2.4): 238 send it, 431 later, 438 not wanted.
+    pub(super) async fn check(&self, id: &MessageId) -> Result<Response, StoreError> {
+        let text = id.to_string();
+        if self.shared.ingest.is_in_flight(id.as_str()) {
+            return Ok(Response::new(codes::CHECK_LATER, text));
+        }
+        if self.store().seen(id).await? {
+            return Ok(Response::new(codes::CHECK_NOT_WANTED, text));
+        }
+        Ok(Response::new(codes::CHECK_SEND, text))
+    }
+
+    /// IHAVE, first half (RFC 3977 §6.3.2): 335 with the id marked in
+    /// flight, or 435 / 436 at once.
+    pub(super) async fn ihave_offer(
+        &self,
+        id: &MessageId,
+    ) -> Result<Result<InFlight, Response>, StoreError> {
+        if self.store().seen(id).await? {
+            return Ok(Err(Response::new(codes::NOT_WANTED, "Duplicate")));
+        }
+        match self.shared.ingest.receiving(id.as_str()) {
+            Some(guard) => Ok(Ok(guard)),
+            None => Ok(Err(Response::new(
+                codes::TRANSFER_LATER,
+                "Being received on another connection, try again later",
+            ))),
+        }
+    }
+
+    /// Checks a relayed article; the refusal text on failure.
+    async fn relay_checks(
+        &self,
+        id: &MessageId,
+        block: &Block,
+    ) -> Result<article::Prepared, String> {
+        let limit = self.config().limits.max_article_size;
+        if block.too_big {
+            return Err(format!("too large ({} octets, limit {limit})", block.size));
+        }
+        let prepared = article::prepare_relay(&block.data, Some(id), self.path_identity())
+            .map_err(|e| e.to_string())?;
+        let wanted = self.peer_config.as_ref().is_some_and(|p| {
+            p.accept
+                .wants(prepared.newsgroups.iter().map(|g| g.as_str()))
+        });
+        if !wanted {
+            return Err("no newsgroups accepted from this peer".to_owned());
+        }
+        Ok(prepared)
+    }
+
+    /// IHAVE, second half: the article arrived; store it and answer
+    /// 235 / 436 / 437.
+    pub(super) async fn ihave_article(
+        &self,
+        id: &MessageId,
+        block: Block,
+        _in_flight: InFlight,
+    ) -> Response {
+        let prepared = match self.relay_checks(id, &block).await {
+            Ok(p) => p,
+            Err(reason) => {
+                self.shared.ingest.reject(id.as_str()).await;
+                return Response::new(codes::TRANSFER_REJECTED, format!("Rejected: {reason}"));
+            }
+        };
+        match self.shared.ingest.submit(prepared, Origin::Relay).await {
+            Ok(Outcome::Stored { .. }) => {
+                Response::new(codes::TRANSFERRED_OK, "Article transferred OK")
+            }
+            Ok(Outcome::Duplicate) => {
+                Response::new(codes::TRANSFER_REJECTED, "Rejected: duplicate")
+            }
+            Ok(Outcome::NoGroups) => {
+                Response::new(codes::TRANSFER_REJECTED, "Rejected: no wanted newsgroups")
+            }
+            Ok(Outcome::Refused(reason)) => {
+                Response::new(codes::TRANSFER_REJECTED, format!("Rejected: {reason}"))
+            }
+            Err(e) => Response::new(
+                codes::TRANSFER_LATER,
+                format!("Transfer failed, try again later: {e}"),
+            ),
+        }
+    }
+
+    /// TAKETHIS (RFC 4644 §2.5): the article has been read; hand it to the
+    /// writer without waiting, so the articles a peer streams in one burst
+    /// share one commit.
+    pub(super) async fn takethis(&self, id: &MessageId, block: Block) -> Pending {
+        let text = id.to_string();
+        let Some(guard) = self.shared.ingest.receiving(id.as_str()) else {
+            return Pending::Ready(Response::new(
+                codes::TAKETHIS_REJECTED,
+                format!("{text} being received on another connection"),
+            ));
+        };
+        let prepared = match self.relay_checks(id, &block).await {
+            Ok(p) => p,
+            Err(reason) => {
+                self.shared.ingest.reject(id.as_str()).await;
+                return Pending::Ready(Response::new(
+                    codes::TAKETHIS_REJECTED,
+                    format!("{text} {reason}"),
+                ));
+            }
+        };
+        match self
+            .shared
+            .ingest
+            .submit_nowait(prepared, Origin::Relay)
+            .await
+        {
+            Ok(answer) => Pending::Committing {
+                msgid: text,
+                answer,
+                _in_flight: guard,
+            },
+            Err(_) => Pending::Ready(Response::new(
+                codes::SERVICE_DISCONTINUED,
+                "Server shutting down",
+            )),
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Federation: several real servers on loopback, peered, flooding articles
+//! to each other (IHAVE, RFC 4644 streaming), with message-id dedup and Path
+//! loop prevention; and the transit commands' answer codes, raw.
+//!
+//! Every server listens on 127.0.0.1; feeders connect from 127.0.0.1, so a
+//! peer's `accept_from` is 127.0.0.1. Readers that must not be taken for
+//! peers connect from another loopback address (127.0.0.2).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{Client, TestServer, article, posted_id};
+use tidings::config::{Config, PeerConfig};
+use tokio::net::TcpSocket;
+
+/// A port that was free a moment ago (servers in a loop must know each
+/// other's ports before any starts).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+fn peer(name: &str, port: Option<u16>, send: &str) -> PeerConfig {
+    let address = port
+        .map(|p| format!("address = \"127.0.0.1:{p}\"\n"))
+        .unwrap_or_default();
+    let text = format!(
+        "[[peer]]\nname = \"{name}\"\npath_identity = \"{name}.test\"\n{address}\
+         accept_from = [\"127.0.0.1\"]\nsend = \"{send}\"\n"
+    );
+    Config::parse(&text).expect("peer config").peers.remove(0)
+}
+
+/// Starts a server named `name` (path identity `name.test`) on `port`.
+async fn node(name: &str, port: u16, peers: Vec<PeerConfig>, groups: &[&str]) -> TestServer {
+    let name = name.to_owned();
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    TestServer::start_with(move |c| {
+        c.server.listen = vec![SocketAddr::from(([127, 0, 0, 1], port))];
+        c.server.path_identity = format!("{name}.test").try_into().expect("identity");
+        c.peers = peers;
+        for g in groups {
+            let text = format!("[[group]]\nname = \"{g}\"\n");
+            c.groups.extend(Config::parse(&text).expect("group").groups);
+        }
+    })
+    .await
+}
+
+/// A reader connection from 127.0.0.2, which is no peer.
+async fn reader(addr: SocketAddr) -> Client {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.2:0".parse().expect("addr"))
+        .expect("bind");
+    let stream = socket.connect(addr).await.expect("connect");
+    Client::from_stream(stream).await
+}
+
+/// Waits until `group` on `server` holds `count` articles (or fails).
+async fn wait_for_count(server: &TestServer, group: &str, count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let g = server
+            .server()
+            .store()
+            .group(group)
+            .await
+            .expect("store")
+            .expect("group");
+        if g.count >= count {
+            assert_eq!(g.count, count, "{group} has more articles than expected");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{group} has {} of {count} articles",
+            g.count
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn head_of(c: &mut Client, id: &str) -> Vec<String> {
+    let (status, lines) = c.cmd_block(&format!("HEAD {id}"), "221").await;
+    assert!(status.starts_with("221"), "HEAD {id}: {status}");
+    lines
+}
+
+fn header<'a>(lines: &'a [String], name: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
+}
+
+#[tokio::test]
+async fn a_chain_carries_an_article_to_the_end_with_the_route_in_path() {
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    let c = node("c", pc, vec![peer("b", None, "*")], &[]).await;
+    let b = node(
+        "b",
+        pb,
+        vec![peer("a", None, "*"), peer("c", Some(pc), "*")],
+        &[],
+    )
+    .await;
+    let a = node("a", pa, vec![peer("b", Some(pb), "*")], &[]).await;
+
+    let mut poster = reader(a.addr).await;
+    let id = posted_id(
+        &poster
+            .post(&article("local.test", "chain", "hop hop\r\n"))
+            .await,
+    );
+    wait_for_count(&b, "local.test", 1).await;
+    wait_for_count(&c, "local.test", 1).await;
+
+    let mut rc = reader(c.addr).await;
+    let lines = head_of(&mut rc, &id).await;
+    assert_eq!(
+        header(&lines, "Path"),
+        "c.test!b.test!a.test!.POSTED!not-for-mail"
+    );
+    assert_eq!(header(&lines, "Xref"), "c.test local.test:1");
+    let (_, body) = rc.cmd_block(&format!("BODY {id}"), "222").await;
+    assert_eq!(body, vec!["hop hop"]);
+
+    // Nothing flows back: A still has exactly its one article.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_count(&a, "local.test", 1).await;
+    c.stop().await;
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn a_triangle_delivers_each_article_exactly_once_everywhere() {
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    let a = node(
+        "a",
+        pa,
+        vec![peer("b", Some(pb), "*"), peer("c", Some(pc), "*")],
+        &[],
+    )
+    .await;
+    let b = node(
+        "b",
+        pb,
+        vec![peer("a", Some(pa), "*"), peer("c", Some(pc), "*")],
+        &[],
+    )
+    .await;
+    let c = node(
+        "c",
+        pc,
+        vec![peer("a", Some(pa), "*"), peer("b", Some(pb), "*")],
+        &[],
+    )
+    .await;
+
+    let mut ids = Vec::new();
+    for (i, s) in [&a, &b, &c].into_iter().enumerate() {
+        let mut poster = reader(s.addr).await;
+        for k in 0..5 {
+            let text = article("local.test", &format!("from {i} number {k}"), "x\r\n");
+            ids.push(posted_id(&poster.post(&text).await));
+        }
+    }
+    for s in [&a, &b, &c] {
+        wait_for_count(s, "local.test", 15).await;
+    }
+    // Settle, then check again: no duplicates arrived late.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for s in [&a, &b, &c] {
+        wait_for_count(s, "local.test", 15).await;
+        let mut r = reader(s.addr).await;
+        for id in &ids {
+            assert!(
+                r.cmd(&format!("STAT {id}")).await.starts_with("223"),
+                "{id}"
+            );
+        }
+        let (_, numbers) = r.cmd_block("LISTGROUP local.test", "211").await;
+        assert_eq!(numbers.len(), 15);
+    }
+    a.stop().await;
+    b.stop().await;
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_peer_gets_only_the_groups_its_pattern_allows() {
+    let (pa, pb) = (free_port(), free_port());
+    let groups = ["comp.lang.rust", "comp.secret.plans", "rec.food"];
+    let b = node("b", pb, vec![peer("a", None, "*")], &groups).await;
+    let a = node(
+        "a",
+        pa,
+        vec![peer("b", Some(pb), "comp.*,!comp.secret.*")],
+        &groups,
+    )
+    .await;
+    let mut poster = reader(a.addr).await;
+    let rust = posted_id(&poster.post(&article("comp.lang.rust", "ok", "a\r\n")).await);
+    let secret = posted_id(
+        &poster
+            .post(&article("comp.secret.plans", "no", "b\r\n"))
+            .await,
+    );
+    let food = posted_id(&poster.post(&article("rec.food", "no", "c\r\n")).await);
+    let both = posted_id(
+        &poster
+            .post(&article(
+                "comp.secret.plans,comp.lang.rust",
+                "crossed",
+                "d\r\n",
+            ))
+            .await,
+    );
+    wait_for_count(&b, "comp.lang.rust", 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut r = reader(b.addr).await;
+    assert!(r.cmd(&format!("STAT {rust}")).await.starts_with("223"));
+    assert!(r.cmd(&format!("STAT {both}")).await.starts_with("223"));
+    assert!(r.cmd(&format!("STAT {secret}")).await.starts_with("430"));
+    assert!(r.cmd(&format!("STAT {food}")).await.starts_with("430"));
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn a_peer_that_was_down_gets_its_whole_backlog_once() {
+    let (pa, pc) = (free_port(), free_port());
+    let a = node("a", pa, vec![peer("c", Some(pc), "*")], &[]).await;
+    let mut poster = reader(a.addr).await;
+    for i in 0..1000 {
+        let status = poster
+            .post(&article("local.test", &format!("backlog {i}"), "x\r\n"))
+            .await;
+        assert!(status.starts_with("240"), "{status}");
+    }
+    // Restart A too: the backlog is its cursor, which survives.
+    let (dir, config) = a.stop().await;
+    let a = TestServer::start_in(dir, config).await;
+    let c = node("c", pc, vec![peer("a", None, "*")], &[]).await;
+    wait_for_count(&c, "local.test", 1000).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_count(&c, "local.test", 1000).await;
+    let state = a.server().store().peer_state("c").await.expect("state");
+    assert_eq!(state.accepted, 1000);
+    c.stop().await;
+    a.stop().await;
+}
+
+/// The transit commands' answer codes (RFC 3977 §6.3.2, RFC 4644 §2), raw.
+#[tokio::test]
+async fn transit_commands_answer_with_the_rfc_codes() {
+    let port = free_port();
+    let s = node("s", port, vec![peer("p", None, "*")], &[]).await;
+    let relayed = |id: &str, path: &str| {
+        format!(
+            "Path: {path}\r\nFrom: a@example.com\r\nNewsgroups: local.test\r\nSubject: t\r\n\
+             Message-ID: {id}\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nbody\r\n.\r\n"
+        )
+    };
+
+    // A peer (from 127.0.0.1) sees transit in CAPABILITIES and may stream.
+    let mut p = Client::connect(s.addr).await;
+    let (_, caps) = p.cmd_block("CAPABILITIES", "101").await;
+    assert!(caps.contains(&"IHAVE".to_owned()) && caps.contains(&"STREAMING".to_owned()));
+    assert_eq!(p.cmd("MODE STREAM").await, "203 Streaming permitted");
+    assert_eq!(p.cmd("CHECK <t1@x>").await, "238 <t1@x>");
+    p.send(format!("TAKETHIS <t1@x>\r\n{}", relayed("<t1@x>", "origin.test")).as_bytes())
+        .await;
+    assert_eq!(p.line().await, "239 <t1@x>");
+    assert_eq!(p.cmd("CHECK <t1@x>").await, "438 <t1@x>");
+    // A duplicate TAKETHIS, a malformed one, a looping one: 439, and the
+    // stream stays in step.
+    p.send(format!("TAKETHIS <t1@x>\r\n{}", relayed("<t1@x>", "origin.test")).as_bytes())
+        .await;
+    assert!(p.line().await.starts_with("439 <t1@x>"));
+    p.send(b"TAKETHIS <t2@x>\r\nSubject: no other headers\r\n\r\nbody\r\n.\r\n")
+        .await;
+    assert!(p.line().await.starts_with("439 <t2@x>"));
+    p.send(
+        format!(
+            "TAKETHIS <t3@x>\r\n{}",
+            relayed("<t3@x>", "other!s.test!origin")
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(p.line().await.starts_with("439 <t3@x>"));
+    // Refused ids are remembered: offered again, they are not wanted.
+    assert_eq!(p.cmd("CHECK <t2@x>").await, "438 <t2@x>");
+    assert_eq!(p.cmd("DATE").await.get(..3), Some("111"));
+
+    // IHAVE: 335 then 235; a known id 435; a bad article 437.
+    let mut q = Client::connect(s.addr).await;
+    assert!(q.cmd("IHAVE <i1@x>").await.starts_with("335"));
+    q.send(relayed("<i1@x>", "origin.test").as_bytes()).await;
+    assert!(q.line().await.starts_with("235"));
+    assert!(q.cmd("IHAVE <i1@x>").await.starts_with("435"));
+    assert!(q.cmd("IHAVE <i2@x>").await.starts_with("335"));
+    q.send(relayed("<other@x>", "origin.test").as_bytes()).await;
+    assert!(q.line().await.starts_with("437"));
+    // In flight on another connection: CHECK 431, IHAVE 436.
+    assert!(q.cmd("IHAVE <i3@x>").await.starts_with("335"));
+    assert_eq!(p.cmd("CHECK <i3@x>").await, "431 <i3@x>");
+    let mut r = Client::connect(s.addr).await;
+    assert!(r.cmd("IHAVE <i3@x>").await.starts_with("436"));
+    q.send(relayed("<i3@x>", "origin.test").as_bytes()).await;
+    assert!(q.line().await.starts_with("235"));
+    assert_eq!(p.cmd("CHECK <i3@x>").await, "438 <i3@x>");
+
+    // The stored article carries our identity first in Path.
+    let lines = head_of(&mut q, "<i1@x>").await;
+    assert_eq!(header(&lines, "Path"), "s.test!origin.test");
+
+    // Not a peer: 502 for every transit command; TAKETHIS's article is
+    // still read so the session stays in step.
+    let mut reader = reader(s.addr).await;
+    let (_, caps) = reader.cmd_block("CAPABILITIES", "101").await;
+    assert!(!caps.contains(&"IHAVE".to_owned()));
+    assert!(reader.cmd("MODE STREAM").await.starts_with("502"));
+    assert!(reader.cmd("CHECK <n@x>").await.starts_with("502"));
+    assert!(reader.cmd("IHAVE <n@x>").await.starts_with("502"));
+    reader
+        .send(format!("TAKETHIS <n@x>\r\n{}", relayed("<n@x>", "origin.test")).as_bytes())
+        .await;
+    assert!(reader.line().await.starts_with("502"));
+    assert!(reader.cmd("DATE").await.starts_with("111"));
+    assert!(reader.cmd("STAT <n@x>").await.starts_with("430"));
+    s.stop().await;
+}
