@@ -67,7 +67,7 @@ fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .init();
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(config, cli.config.clone()))
         }
         Command::Admin(command) => {
             tracing_subscriber::fmt()
@@ -82,38 +82,60 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> ExitCode {
-    let server = match tidings::server::start(config).await {
+async fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
+    let pid_file = admin::pid_file(&config);
+    let mut server = match tidings::server::start(config).await {
         Ok(s) => s,
         Err(e) => {
             error!("cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
-    wait_for_signal().await;
+    if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
+        error!("cannot write {}: {e}", pid_file.display());
+    }
+    loop {
+        match next_signal().await {
+            Signal::Stop => break,
+            Signal::Reload => match &path {
+                Some(p) => match Config::load(p) {
+                    Ok(c) => server.reload(c),
+                    Err(e) => error!("reload refused, keeping the running configuration: {e}"),
+                },
+                None => info!("reload: no --config file; nothing to reload"),
+            },
+        }
+    }
     info!("shutting down");
     server.shutdown(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_file(&pid_file);
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
+enum Signal {
+    Stop,
+    Reload,
+}
+
+#[cfg(unix)]
+async fn next_signal() -> Signal {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         let _ = tokio::signal::ctrl_c().await;
+        return Signal::Stop;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => Signal::Stop,
+        _ = term.recv() => Signal::Stop,
+        _ = hup.recv() => Signal::Reload,
     }
+}
+
+#[cfg(not(unix))]
+async fn next_signal() -> Signal {
+    let _ = tokio::signal::ctrl_c().await;
+    Signal::Stop
 }

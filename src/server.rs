@@ -84,7 +84,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
 
     let feeds = Feeds::start(store.clone(), ingest.head(), &config.peers).await?;
     let shared = Arc::new(Shared {
-        config: config.clone(),
+        config: std::sync::RwLock::new(config.clone()),
         store,
         ingest,
     });
@@ -143,7 +143,7 @@ async fn accept_loop(
                 let shared = shared.clone();
                 let shutdown = shutdown.clone();
                 tokio::spawn(async move {
-                    let max_line = shared.config.limits.max_line_length;
+                    let max_line = shared.config().limits.max_line_length;
                     let conn = Connection::new(stream, max_line);
                     session::run(conn, Session::new(shared, peer), shutdown).await;
                     drop(permit);
@@ -176,6 +176,37 @@ impl Server {
     /// The store, for tests and the admin of an in-process server.
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// Applies a new configuration without a restart: new sessions use it
+    /// (peer addresses, limits, MOTD, posting), and feeders of added,
+    /// removed or changed peers start or stop. Listen addresses and storage
+    /// settings need a restart; a change to them is logged and ignored.
+    pub fn reload(&mut self, new: Config) {
+        let old = self.shared.config();
+        if new.server.listen != old.server.listen {
+            warn!("reload: server.listen changed; it takes effect at the next start");
+        }
+        if new.storage.database != old.storage.database {
+            warn!("reload: storage settings changed; they take effect at the next start");
+        }
+        if new.server.path_identity != old.server.path_identity {
+            warn!("reload: server.path_identity changed; it takes effect at the next start");
+        }
+        let mut new = new;
+        new.server.listen = old.server.listen.clone();
+        new.storage = old.storage.clone();
+        new.server.path_identity = old.server.path_identity.clone();
+        self.feeds.reconfigure(&new.peers);
+        let new = Arc::new(new);
+        match self.shared.config.write() {
+            Ok(mut c) => *c = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+        info!(
+            "configuration reloaded ({} peers)",
+            self.shared.config().peers.len()
+        );
     }
 
     /// Stops accepting, tells every session to finish, waits for them (at

@@ -248,3 +248,134 @@ async fn the_server_binary_starts_and_says_where_it_listens() {
         .expect("wait");
     assert!(status.success(), "{status:?}");
 }
+
+/// A server binary on a config file, with its log's listen address.
+async fn spawn_server(config: &Path) -> (tokio::process::Child, std::net::SocketAddr) {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return rest.trim().to_owned();
+            }
+        }
+        panic!("no listening line");
+    })
+    .await
+    .expect("listening in time");
+    // Keep draining the log so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr.parse().expect("addr"))
+}
+
+async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A peer added to the file takes effect on `tidings reload`; pause holds
+/// its articles back and resume sends them; status tells it all.
+#[tokio::test]
+async fn reload_adds_a_peer_and_pause_resume_hold_and_release_its_feed() {
+    let b = TestServer::start_with(|c| {
+        let text =
+            "[[peer]]\nname = \"a\"\npath_identity = \"a.test\"\naccept_from = [\"127.0.0.1\"]\n";
+        c.peers = tidings::config::Config::parse(text).expect("peer").peers;
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("a.toml");
+    let base = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\npath_identity = \"a.test\"\n[storage]\ndatabase = {:?}\n",
+        dir.path().join("a.db").display().to_string()
+    );
+    std::fs::write(&config, &base).expect("write");
+    let (mut child, addr) = spawn_server(&config).await;
+
+    let with_peer = format!(
+        "{base}[[peer]]\nname = \"b\"\npath_identity = \"b.test\"\naddress = \"{}\"\n",
+        b.addr
+    );
+    std::fs::write(&config, with_peer).expect("write");
+    let run = tidings(&config, &["reload"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let status = || async {
+        let run = tidings(&config, &["peer", "status", "b", "--json"]).await;
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        v[0].clone()
+    };
+    wait_until("peer b connected", || async {
+        status().await["connected"] == true
+    })
+    .await;
+
+    let mut a = common::Client::connect(addr).await;
+    let first = posted_id(&a.post(&article("local.test", "one", "1\r\n")).await);
+    let mut rb = b.client().await;
+    wait_until("first article on b", || {
+        let id = first.clone();
+        let addr = b.addr;
+        async move {
+            let mut c = common::Client::connect(addr).await;
+            c.cmd(&format!("STAT {id}")).await.starts_with("223")
+        }
+    })
+    .await;
+
+    assert!(tidings(&config, &["peer", "pause", "b"]).await.ok);
+    wait_until("paused", || async { status().await["connected"] == false }).await;
+    let second = posted_id(&a.post(&article("local.test", "two", "2\r\n")).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(rb.cmd(&format!("STAT {second}")).await.starts_with("430"));
+    let s = status().await;
+    assert_eq!(s["paused"], true);
+    assert_eq!(s["backlog_articles"], 1);
+    assert_eq!(s["accepted"], 1);
+
+    let human = tidings(&config, &["peer", "status"]).await;
+    assert!(human.stdout.contains("b: paused"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("backlog:  1 articles"),
+        "{}",
+        human.stdout
+    );
+
+    assert!(tidings(&config, &["peer", "resume", "b"]).await.ok);
+    wait_until("second article on b", || {
+        let id = second.clone();
+        let addr = b.addr;
+        async move {
+            let mut c = common::Client::connect(addr).await;
+            c.cmd(&format!("STAT {id}")).await.starts_with("223")
+        }
+    })
+    .await;
+    wait_until("backlog drained", || async {
+        status().await["backlog_articles"] == 0
+    })
+    .await;
+
+    let missing = tidings(&config, &["peer", "pause", "nobody"]).await;
+    assert!(!missing.ok);
+    assert!(
+        missing.stderr.contains("no peer named"),
+        "{}",
+        missing.stderr
+    );
+    let _ = child.kill().await;
+    b.stop().await;
+}

@@ -23,8 +23,13 @@ pub enum AdminCommand {
     /// Look at stored articles.
     #[command(subcommand)]
     Article(ArticleCommand),
+    /// Feeds to peers: state, backlog, pause and resume.
+    #[command(subcommand)]
+    Peer(PeerCommand),
     /// Totals: groups, articles, bytes, history.
     Stats(JsonFlag),
+    /// Make the running server re-read its configuration file (as SIGHUP).
+    Reload,
     /// Benchmarks, run by hand (they start their own server).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -71,6 +76,29 @@ pub enum GroupCommand {
         status: Option<String>,
         #[arg(long)]
         description: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PeerCommand {
+    /// The configured peers, one line each.
+    List(JsonFlag),
+    /// One peer's feed (or all): connected, backlog, counters, last error.
+    Status {
+        name: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Stop feeding a peer (the backlog keeps growing; nothing is lost).
+    Pause { name: String },
+    /// Feed a paused peer again, from where it stopped.
+    Resume { name: String },
+    /// Move a peer's cursor: to the head of the log (skip the backlog), or
+    /// with --to to an article log id (0 offers everything again).
+    ResetCursor {
+        name: String,
+        #[arg(long)]
+        to: Option<i64>,
     },
 }
 
@@ -169,6 +197,8 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
     match command {
         AdminCommand::Bench(BenchCommand::Reader(b)) => bench::run(b).await.map_err(Failure),
         AdminCommand::Group(g) => group(config, g).await,
+        AdminCommand::Peer(p) => peer(config, p).await,
+        AdminCommand::Reload => reload(config),
         AdminCommand::Article(ArticleCommand::Show { message_id, json }) => {
             let id = MessageId::try_from(message_id.as_str())
                 .map_err(|e| Failure(format!("{e}: {message_id:?}")))?;
@@ -290,5 +320,171 @@ async fn group(config: &Config, command: GroupCommand) -> Result<(), Failure> {
             print_group(&g);
         }
     }
+    Ok(())
+}
+
+fn peer_config<'a>(
+    config: &'a Config,
+    name: &str,
+) -> Result<&'a crate::config::PeerConfig, Failure> {
+    config
+        .peers
+        .iter()
+        .find(|p| p.name.0 == name)
+        .ok_or_else(|| Failure(format!("no peer named {name:?} in the configuration")))
+}
+
+fn when(t: Option<i64>) -> String {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+async fn peer(config: &Config, command: PeerCommand) -> Result<(), Failure> {
+    match command {
+        PeerCommand::List(json) => {
+            if json.json {
+                let v: Vec<_> = config
+                    .peers
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "name": p.name.0,
+                            "path_identity": p.path_identity.as_str(),
+                            "address": p.address,
+                            "send": p.send.0.as_str(),
+                            "accept": p.accept.0.as_str(),
+                            "streaming": p.streaming,
+                        })
+                    })
+                    .collect();
+                println!("{:#}", serde_json::Value::Array(v));
+            } else {
+                for p in &config.peers {
+                    println!(
+                        "{:16} {:24} {:24} send {}",
+                        p.name.0,
+                        p.path_identity.as_str(),
+                        p.address.as_deref().unwrap_or("(receive only)"),
+                        p.send.0.as_str()
+                    );
+                }
+            }
+        }
+        PeerCommand::Status { name, json } => {
+            let names: Vec<&str> = match &name {
+                Some(n) => vec![peer_config(config, n)?.name.0.as_str()],
+                None => config
+                    .peers
+                    .iter()
+                    .filter(|p| p.address.is_some())
+                    .map(|p| p.name.0.as_str())
+                    .collect(),
+            };
+            let store = open(config).await?;
+            let mut all = Vec::new();
+            for n in names {
+                let s = store.peer_state(n).await?;
+                let (backlog, backlog_bytes) = store.peer_backlog(n, s.cursor).await?;
+                all.push((s, backlog, backlog_bytes));
+            }
+            if json.json {
+                let v: Vec<_> = all
+                    .iter()
+                    .map(|(s, backlog, bytes)| {
+                        json!({
+                            "name": s.name,
+                            "connected": s.connected_at.is_some(),
+                            "paused": s.paused,
+                            "cursor": s.cursor,
+                            "backlog_articles": backlog,
+                            "backlog_bytes": bytes,
+                            "offered": s.offered,
+                            "accepted": s.accepted,
+                            "refused": s.refused,
+                            "rejected": s.rejected,
+                            "deferred": s.deferred,
+                            "rate": s.rate,
+                            "last_error": s.last_error,
+                            "last_error_at": s.last_error_at,
+                        })
+                    })
+                    .collect();
+                println!("{:#}", serde_json::Value::Array(v));
+            } else {
+                for (s, backlog, bytes) in &all {
+                    let state = match (s.paused, s.connected_at) {
+                        (true, _) => "paused".to_owned(),
+                        (false, Some(t)) => format!("connected since {}", when(Some(t))),
+                        (false, None) => "not connected".to_owned(),
+                    };
+                    println!("{}: {state}", s.name);
+                    println!(
+                        "  backlog:  {backlog} articles, {bytes} bytes (cursor {})",
+                        s.cursor
+                    );
+                    println!(
+                        "  offered {}, accepted {}, refused {}, rejected {}, deferred {}",
+                        s.offered, s.accepted, s.refused, s.rejected, s.deferred
+                    );
+                    println!("  rate:     {:.0} articles/s (last round)", s.rate);
+                    if let Some(e) = &s.last_error {
+                        println!("  last error: {e} ({})", when(s.last_error_at));
+                    }
+                }
+            }
+        }
+        PeerCommand::Pause { name } => set_paused(config, &name, true).await?,
+        PeerCommand::Resume { name } => set_paused(config, &name, false).await?,
+        PeerCommand::ResetCursor { name, to } => {
+            peer_config(config, &name)?;
+            let store = open(config).await?;
+            store.peer_state(&name).await?;
+            store.reset_peer_cursor(&name, to).await?;
+            let s = store.peer_state(&name).await?;
+            println!("{name}: cursor now {}", s.cursor);
+        }
+    }
+    Ok(())
+}
+
+async fn set_paused(config: &Config, name: &str, paused: bool) -> Result<(), Failure> {
+    peer_config(config, name)?;
+    let store = open(config).await?;
+    store.peer_state(name).await?;
+    store.set_peer_paused(name, paused).await?;
+    println!("{name}: {}", if paused { "paused" } else { "resumed" });
+    Ok(())
+}
+
+/// Where a running server keeps its process id: beside its database.
+pub fn pid_file(config: &Config) -> std::path::PathBuf {
+    let db = &config.storage.database;
+    let dir = db.parent().filter(|d| !d.as_os_str().is_empty());
+    dir.map_or_else(
+        || std::path::PathBuf::from("tidings.pid"),
+        |d| d.join("tidings.pid"),
+    )
+}
+
+fn reload(config: &Config) -> Result<(), Failure> {
+    let path = pid_file(config);
+    let pid = std::fs::read_to_string(&path)
+        .map_err(|e| Failure(format!("no running server ({}: {e})", path.display())))?;
+    let pid = pid.trim();
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Failure(format!(
+            "{} does not hold a process id",
+            path.display()
+        )));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", pid])
+        .status()
+        .map_err(|e| Failure(format!("cannot run kill: {e}")))?;
+    if !status.success() {
+        return Err(Failure(format!("no server running as process {pid}")));
+    }
+    println!("asked server {pid} to reload its configuration");
     Ok(())
 }

@@ -75,6 +75,10 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let name = peer.name.0.clone();
+    // A peer new to the database starts at the head of the log now.
+    if let Err(e) = store.peer_state(&name).await {
+        warn!(peer = %name, "reading feed state: {e}");
+    }
     let mut backoff = Duration::from_secs(1);
     loop {
         if *stop.borrow() {

@@ -33,9 +33,21 @@ use transit::{Pending, takethis_answer};
 
 /// What every session shares: configuration, the store, the ingest handle.
 pub struct Shared {
-    pub config: Arc<Config>,
+    /// The configuration in force; a reload swaps it, and each new session
+    /// takes the one current when it starts.
+    pub config: std::sync::RwLock<Arc<Config>>,
     pub store: Store,
     pub ingest: Ingest,
+}
+
+impl Shared {
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
 }
 
 /// The group a session has selected, as GROUP reported it.
@@ -57,6 +69,7 @@ impl Selected {
 /// One client's session state.
 pub struct Session {
     shared: Arc<Shared>,
+    config: Arc<Config>,
     peer: SocketAddr,
     /// The configured peer this connection comes from, if any: only peers
     /// may use the transit commands.
@@ -80,14 +93,15 @@ enum Reply {
 
 impl Session {
     pub fn new(shared: Arc<Shared>, peer: SocketAddr) -> Session {
-        let peer_config = shared
-            .config
+        let config = shared.config();
+        let peer_config = config
             .peers
             .iter()
             .find(|p| p.accept_from.iter().any(|net| net.contains(peer.ip())))
             .cloned();
         Session {
             shared,
+            config,
             peer,
             peer_config,
             group: None,
@@ -96,7 +110,7 @@ impl Session {
     }
 
     fn config(&self) -> &Config {
-        &self.shared.config
+        &self.config
     }
 
     fn store(&self) -> &Store {
