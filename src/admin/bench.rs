@@ -46,9 +46,9 @@ pub struct ReaderBench {
     synchronous: String,
 }
 
-type BenchResult<T> = Result<T, String>;
+pub(crate) type BenchResult<T> = Result<T, String>;
 
-fn err<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> String + '_ {
+pub(crate) fn err<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> String + '_ {
     move |e| format!("{context}: {e}")
 }
 
@@ -186,32 +186,45 @@ impl Rng {
     }
 }
 
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
+pub(crate) struct ServerProcess {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
 }
 
 async fn start_server(b: &ReaderBench, dir: &Path) -> BenchResult<ServerProcess> {
+    let groups: Vec<String> = (0..b.groups).map(group_name).collect();
+    let extra = format!("[limits]\nmax_connections = {}\n", b.idle + 64);
+    spawn_server(dir, "bench", &b.synchronous, &groups, &extra).await
+}
+
+/// Starts `tidings serve` on a fresh database `dir/{name}.db` with the
+/// given groups and extra configuration (TOML tables after [storage]).
+pub(crate) async fn spawn_server(
+    dir: &Path,
+    name: &str,
+    synchronous: &str,
+    groups: &[String],
+    extra: &str,
+) -> BenchResult<ServerProcess> {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(err("free port"))?;
         l.local_addr().map_err(err("free port"))?.port()
     };
-    let db = dir.join("bench.db");
+    let db = dir.join(format!("{name}.db"));
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
     let mut config = format!(
-        "[server]\nlisten = [\"127.0.0.1:{port}\"]\npath_identity = \"bench.invalid\"\n\
-         domain = \"bench.invalid\"\n[storage]\ndatabase = \"{}\"\nsynchronous = \"{}\"\n\
-         [limits]\nmax_connections = {}\n",
+        "[server]\nlisten = [\"127.0.0.1:{port}\"]\npath_identity = \"{name}.invalid\"\n\
+         domain = \"{name}.invalid\"\n[storage]\ndatabase = \"{}\"\nsynchronous = \"{}\"\n\
+         {extra}",
         db.display(),
-        b.synchronous,
-        b.idle + 64
+        synchronous,
     );
-    for g in 0..b.groups {
-        config.push_str(&format!("[[group]]\nname = \"{}\"\n", group_name(g)));
+    for g in groups {
+        config.push_str(&format!("[[group]]\nname = \"{g}\"\n"));
     }
-    let config_path = dir.join("bench.toml");
+    let config_path = dir.join(format!("{name}.toml"));
     std::fs::write(&config_path, config).map_err(err("write config"))?;
     let exe = std::env::current_exe().map_err(err("current exe"))?;
     let child = Command::new(exe)
@@ -259,7 +272,7 @@ async fn timed(
 /// Resident memory of a process: (total, anonymous, file-backed) in KiB.
 /// File-backed pages are the database's mmap: page cache the kernel can
 /// drop, counted once per mapping; anonymous pages are the server's own.
-fn rss_kib(pid: u32) -> Option<(u64, u64, u64)> {
+pub(crate) fn rss_kib(pid: u32) -> Option<(u64, u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
@@ -268,7 +281,7 @@ fn rss_kib(pid: u32) -> Option<(u64, u64, u64)> {
     Some((field("VmRSS:")?, field("RssAnon:")?, field("RssFile:")?))
 }
 
-fn report_rss(pid: u32, when: &str) {
+pub(crate) fn report_rss(pid: u32, when: &str) {
     if let Some((total, anon, file)) = rss_kib(pid) {
         println!(
             "server RSS {when}: {:.1} MiB ({:.1} MiB anonymous, {:.1} MiB file-backed)",

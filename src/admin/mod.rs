@@ -5,6 +5,7 @@
 //! default and JSON with `--json`.
 
 pub mod bench;
+pub mod bench_feed;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,8 @@ pub enum AdminCommand {
 pub enum BenchCommand {
     /// Posting and reading as newsreaders do (issue 2's targets).
     Reader(bench::ReaderBench),
+    /// Peers streaming into a server, flooding onward, chain latency.
+    Stream(bench_feed::StreamBench),
 }
 
 #[derive(Args)]
@@ -196,6 +199,7 @@ fn status_text(status: char) -> &'static str {
 async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> {
     match command {
         AdminCommand::Bench(BenchCommand::Reader(b)) => bench::run(b).await.map_err(Failure),
+        AdminCommand::Bench(BenchCommand::Stream(b)) => bench_feed::run(b).await.map_err(Failure),
         AdminCommand::Group(g) => group(config, g).await,
         AdminCommand::Peer(p) => peer(config, p).await,
         AdminCommand::Reload => reload(config),

@@ -12,6 +12,8 @@
 //! It runs on a dedicated OS thread, because its SQLite calls (and the fsync
 //! of each commit) block.
 
+pub mod check;
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -21,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info};
 
 use crate::article::Prepared;
+use crate::config::Synchronous;
 use crate::store::raw::Db;
 use crate::store::writer::{BatchWriter, Origin, Outcome};
 use crate::store::{Store, StoreError};
@@ -111,9 +114,10 @@ impl Ingest {
         let runtime = tokio::runtime::Handle::current();
         let identity = path_identity.to_owned();
         let (ready_tx, ready_rx) = oneshot::channel();
+        let wal = (store.synchronous() == Synchronous::Full).then(|| store.wal_path());
         let join = thread::Builder::new()
             .name("tidings-writer".into())
-            .spawn(move || run_writer(runtime, conn, identity, limits, rx, head_tx, ready_tx))
+            .spawn(move || run_writer(runtime, conn, identity, limits, wal, rx, head_tx, ready_tx))
             .map_err(|source| StoreError::Io {
                 path: "writer thread".into(),
                 source,
@@ -212,15 +216,93 @@ impl Ingest {
     }
 }
 
+/// A committed batch waiting for its WAL sync before it is acknowledged.
+struct Committed {
+    replies: Vec<(oneshot::Sender<Result<Outcome, IngestError>>, Outcome)>,
+    rejects: Vec<oneshot::Sender<()>>,
+    last_id: i64,
+}
+
+/// Makes committed batches durable, then answers them: one `fdatasync` of
+/// the WAL covers every batch committed before it started, so while it runs
+/// the writer goes on with the next batch (STORAGE-NOTES.md: overlapping
+/// the next batch's inserts with the current fsync). With `wal` absent
+/// (synchronous = normal) batches are answered at once.
+fn run_syncer(
+    wal: Option<std::path::PathBuf>,
+    rx: std::sync::mpsc::Receiver<Committed>,
+    head: watch::Sender<i64>,
+) {
+    let mut file: Option<std::fs::File> = None;
+    while let Ok(first) = rx.recv() {
+        let mut done = vec![first];
+        done.extend(rx.try_iter());
+        let mut failure = None;
+        if let Some(path) = &wal {
+            if file.is_none() {
+                match std::fs::File::open(path) {
+                    Ok(f) => file = Some(f),
+                    Err(e) => failure = Some(format!("cannot open {}: {e}", path.display())),
+                }
+            }
+            if let Some(f) = &file {
+                if let Err(e) = f.sync_data() {
+                    failure = Some(format!("syncing {}: {e}", path.display()));
+                    // Reopen next time, in case the file was replaced.
+                    file = None;
+                }
+            }
+        }
+        if let Some(reason) = &failure {
+            error!("{reason}: answering the batch as failed");
+        }
+        let mut last = None;
+        for c in done {
+            last = Some(c.last_id);
+            for (reply, outcome) in c.replies {
+                let answer = match &failure {
+                    None => Ok(outcome),
+                    Some(reason) => Err(IngestError::Storage(reason.clone())),
+                };
+                let _ = reply.send(answer);
+            }
+            for reply in c.rejects {
+                let _ = reply.send(());
+            }
+        }
+        if let Some(id) = last {
+            head.send_replace(id);
+        }
+    }
+}
+
 fn run_writer(
     runtime: tokio::runtime::Handle,
     mut conn: sqlx::SqliteConnection,
     path_identity: String,
     limits: BatchLimits,
+    wal: Option<std::path::PathBuf>,
     mut rx: mpsc::Receiver<Request>,
     head: watch::Sender<i64>,
     ready: oneshot::Sender<Result<(), StoreError>>,
 ) {
+    let (synced_tx, synced_rx) = std::sync::mpsc::channel::<Committed>();
+    let syncer = {
+        let head = head.clone();
+        thread::Builder::new()
+            .name("tidings-sync".into())
+            .spawn(move || run_syncer(wal, synced_rx, head))
+    };
+    let syncer = match syncer {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ready.send(Err(StoreError::Io {
+                path: "sync thread".into(),
+                source: e,
+            }));
+            return;
+        }
+    };
     {
         let mut locked = match runtime.block_on(conn.lock_handle()) {
             Ok(l) => l,
@@ -282,13 +364,11 @@ fn run_writer(
             match result {
                 Ok(outcomes) => {
                     debug!(articles = outcomes.len(), bytes, "batch committed");
-                    head.send_replace(writer.last_id());
-                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                        let _ = reply.send(Ok(outcome));
-                    }
-                    for reply in reject_replies {
-                        let _ = reply.send(());
-                    }
+                    let _ = synced_tx.send(Committed {
+                        replies: replies.into_iter().zip(outcomes).collect(),
+                        rejects: reject_replies,
+                        last_id: writer.last_id(),
+                    });
                 }
                 Err(e) => {
                     error!("writer transaction failed, batch not stored: {e}");
@@ -300,6 +380,9 @@ fn run_writer(
         }
         info!("writer stopped at article {}", writer.last_id());
     }
+    // Every committed batch is answered before the connection closes.
+    drop(synced_tx);
+    let _ = syncer.join();
     if let Err(e) = runtime.block_on(sqlx::Connection::close(conn)) {
         error!("closing the writer connection: {e}");
     }

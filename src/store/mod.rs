@@ -148,8 +148,15 @@ impl Store {
     /// A dedicated connection for the ingest writer: a page cache that holds
     /// a whole batch, and checkpoints every ~40 MiB of WAL rather than every
     /// 8 MiB (STORAGE-NOTES.md "Tuned").
+    ///
+    /// It runs with `synchronous=NORMAL` whatever the configuration says:
+    /// with `full`, ingest makes each commit durable itself by syncing the
+    /// WAL file (`wal_path`) on another thread while the next batch is
+    /// written, and acknowledges only after that sync. NORMAL still syncs the
+    /// WAL before every checkpoint, so a checkpoint never copies frames that
+    /// are not on disk.
     pub async fn writer_connection(&self) -> Result<SqliteConnection> {
-        let conn = base_options(&self.path, self.synchronous)
+        let conn = base_options(&self.path, Synchronous::Normal)
             .pragma("cache_size", format!("-{}", self.write_cache_kib))
             .pragma("wal_autocheckpoint", "5000")
             .connect()
@@ -533,6 +540,18 @@ impl Store {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The write-ahead log beside the database file.
+    pub fn wal_path(&self) -> PathBuf {
+        let mut p = self.path.as_os_str().to_owned();
+        p.push("-wal");
+        PathBuf::from(p)
+    }
+
+    /// Whether acknowledged articles must survive a machine crash.
+    pub fn synchronous(&self) -> Synchronous {
+        self.synchronous
+    }
 }
 
 /// A group_concat result as a block of CRLF lines (empty for no rows).
@@ -544,5 +563,29 @@ fn crlf_block(text: Option<String>) -> Vec<u8> {
             v
         }
         _ => Vec::new(),
+    }
+}
+
+impl Store {
+    /// Which of `ids` history knows (stored, refused or expired): one
+    /// statement for a whole batch of CHECKs.
+    pub async fn seen_many(&self, ids: &[String]) -> Result<std::collections::HashSet<String>> {
+        let mut known = std::collections::HashSet::new();
+        for chunk in ids.chunks(500) {
+            let mut sql = String::from("SELECT msgid FROM history WHERE msgid IN (");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push('?');
+            }
+            sql.push(')');
+            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            known.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(known)
     }
 }

@@ -1,0 +1,449 @@
+//! `tidings bench stream`: the transit benchmarks of issue 3, run by hand.
+//!
+//! - ingest: a peer streams N articles with pipelined CHECK/TAKETHIS (a
+//!   window of commands in flight per connection) into a fresh tidings, or
+//!   into any server given with --target (e.g. INN, for a side-by-side run);
+//! - flood: how fast that server then feeds its backlog onward to a second
+//!   tidings (started with the backlog, measured until drained);
+//! - latency: post on A, poll on C in a chain A-B-C, per article.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::{Mutex, Semaphore, mpsc};
+
+use super::bench::{BenchResult, err, report_rss, spawn_server};
+
+#[derive(Args, Debug, Clone)]
+pub struct StreamBench {
+    /// Articles to stream in all.
+    #[arg(long, default_value_t = 100_000)]
+    articles: usize,
+    /// Approximate article size in bytes.
+    #[arg(long, default_value_t = 2048)]
+    size: usize,
+    /// Streaming connections.
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    /// Commands in flight per connection.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
+    /// Stream into this server instead of starting a tidings (it must take
+    /// streaming from 127.0.0.1 and carry the group `bench.stream`).
+    #[arg(long)]
+    target: Option<SocketAddr>,
+    /// Use IHAVE (lock-step) instead of CHECK/TAKETHIS.
+    #[arg(long)]
+    ihave: bool,
+    /// Also measure flooding the ingested backlog to a second tidings.
+    #[arg(long)]
+    flood: bool,
+    /// Also measure post-to-readable latency over a chain A-B-C (samples).
+    #[arg(long, default_value_t = 0)]
+    chain: usize,
+    /// Scratch directory (default: a new one under /tmp).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// A prefix making this run's message-ids unique (default: the time).
+    #[arg(long)]
+    run_id: Option<String>,
+}
+
+const GROUP: &str = "bench.stream";
+
+fn make_article(run: &str, i: usize, size: usize) -> (String, Vec<u8>) {
+    let id = format!("<s{i}.{run}@bench.invalid>");
+    let mut a = format!(
+        "Path: origin.invalid!not-for-mail\r\nFrom: Bench <bench@bench.invalid>\r\n\
+         Newsgroups: {GROUP}\r\nSubject: streamed article {i}\r\nMessage-ID: {id}\r\n\
+         Date: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n"
+    );
+    let line = "The quick brown fox jumps over the lazy dog, again and again and again.\r\n";
+    while a.len() < size {
+        a.push_str(line);
+    }
+    a.push_str(".\r\n");
+    (id, a.into_bytes())
+}
+
+/// Streams `ids` over one connection with CHECK then TAKETHIS for each
+/// 238, keeping at most `window` commands unanswered. Returns accepted.
+async fn stream_one(
+    addr: SocketAddr,
+    articles: Arc<Vec<(String, Vec<u8>)>>,
+    ids: Vec<usize>,
+    window: usize,
+) -> BenchResult<usize> {
+    let stream = TcpStream::connect(addr).await.map_err(err("connect"))?;
+    stream.set_nodelay(true).map_err(err("nodelay"))?;
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let mut line = String::new();
+    r.read_line(&mut line).await.map_err(err("greeting"))?;
+    w.write_all(b"MODE STREAM\r\n")
+        .await
+        .map_err(err("write"))?;
+    line.clear();
+    r.read_line(&mut line).await.map_err(err("read"))?;
+    if !line.starts_with("203") {
+        return Err(format!("MODE STREAM answered {}", line.trim_end()));
+    }
+    let permits = Arc::new(Semaphore::new(window));
+    let (want_tx, mut want_rx) = mpsc::unbounded_channel::<usize>();
+    let sent: Arc<Mutex<VecDeque<(bool, usize)>>> = Arc::default();
+    let total = ids.len();
+
+    let reader = {
+        let sent = sent.clone();
+        let permits = permits.clone();
+        tokio::spawn(async move {
+            let mut accepted = 0;
+            let mut answered_articles = 0;
+            let mut line = String::new();
+            while answered_articles < total {
+                line.clear();
+                let n = r.read_line(&mut line).await.map_err(err("read"))?;
+                if n == 0 {
+                    return Err("server closed the connection".to_string());
+                }
+                let (takethis, i) = sent
+                    .lock()
+                    .await
+                    .pop_front()
+                    .ok_or("answer without a command")?;
+                permits.add_permits(1);
+                match (takethis, line.get(..3)) {
+                    (false, Some("238")) => {
+                        let _ = want_tx.send(i);
+                    }
+                    (false, _) => answered_articles += 1,
+                    (true, Some("239")) => {
+                        accepted += 1;
+                        answered_articles += 1;
+                    }
+                    (true, _) => answered_articles += 1,
+                }
+            }
+            drop(want_tx);
+            Ok::<usize, String>(accepted)
+        })
+    };
+
+    let mut next = 0;
+    let mut buf = Vec::new();
+    loop {
+        // TAKETHIS for wanted articles first, then new CHECKs.
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(err("window"))?;
+        permit.forget();
+        buf.clear();
+        let cmd = match want_rx.try_recv() {
+            Ok(i) => Some((true, i)),
+            Err(_) if next < ids.len() => {
+                next += 1;
+                Some((false, ids[next - 1]))
+            }
+            Err(_) => match want_rx.recv().await {
+                Some(i) => Some((true, i)),
+                None => None,
+            },
+        };
+        let Some((takethis, i)) = cmd else {
+            break;
+        };
+        let (id, bytes) = &articles[i];
+        if takethis {
+            buf.extend_from_slice(format!("TAKETHIS {id}\r\n").as_bytes());
+            buf.extend_from_slice(bytes);
+        } else {
+            buf.extend_from_slice(format!("CHECK {id}\r\n").as_bytes());
+        }
+        sent.lock().await.push_back((takethis, i));
+        w.write_all(&buf).await.map_err(err("write"))?;
+        if !takethis && next == ids.len() {
+            // All offered; only TAKETHIS for the last 238s remain.
+        }
+    }
+    let accepted = reader.await.map_err(err("reader"))??;
+    let _ = w.write_all(b"QUIT\r\n").await;
+    Ok(accepted)
+}
+
+/// Offers `ids` with IHAVE, one at a time. Returns accepted.
+async fn ihave_one(
+    addr: SocketAddr,
+    articles: Arc<Vec<(String, Vec<u8>)>>,
+    ids: Vec<usize>,
+) -> BenchResult<usize> {
+    let stream = TcpStream::connect(addr).await.map_err(err("connect"))?;
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let mut line = String::new();
+    r.read_line(&mut line).await.map_err(err("greeting"))?;
+    let mut accepted = 0;
+    for i in ids {
+        let (id, bytes) = &articles[i];
+        w.write_all(format!("IHAVE {id}\r\n").as_bytes())
+            .await
+            .map_err(err("write"))?;
+        line.clear();
+        r.read_line(&mut line).await.map_err(err("read"))?;
+        if !line.starts_with("335") {
+            continue;
+        }
+        w.write_all(bytes).await.map_err(err("write"))?;
+        line.clear();
+        r.read_line(&mut line).await.map_err(err("read"))?;
+        if line.starts_with("235") {
+            accepted += 1;
+        }
+    }
+    Ok(accepted)
+}
+
+fn peer_block(name: &str, address: Option<SocketAddr>) -> String {
+    let address = address
+        .map(|a| format!("address = \"{a}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "[[peer]]\nname = \"{name}\"\npath_identity = \"{name}.invalid\"\n{address}\
+         accept_from = [\"127.0.0.1\"]\n"
+    )
+}
+
+/// Counts articles in `GROUP` on a server (GROUP's count).
+async fn group_count(addr: SocketAddr) -> BenchResult<u64> {
+    let stream = TcpStream::connect(addr).await.map_err(err("connect"))?;
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let mut line = String::new();
+    r.read_line(&mut line).await.map_err(err("greeting"))?;
+    w.write_all(format!("GROUP {GROUP}\r\nQUIT\r\n").as_bytes())
+        .await
+        .map_err(err("write"))?;
+    line.clear();
+    r.read_line(&mut line).await.map_err(err("read"))?;
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("GROUP answered {}", line.trim_end()))
+}
+
+pub async fn run(b: StreamBench) -> BenchResult<()> {
+    let dir = match &b.dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("tidings-stream-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).map_err(err("scratch dir"))?;
+    let run_id = b
+        .run_id
+        .clone()
+        .unwrap_or_else(|| chrono::Utc::now().format("%H%M%S%f").to_string());
+    let groups = vec![GROUP.to_owned()];
+
+    // The sink for the flood measurement starts first, so the ingesting
+    // server can name it as a peer (paused until the ingest is done).
+    let sink = if b.flood && b.target.is_none() {
+        Some(spawn_server(&dir, "sink", "full", &groups, &peer_block("bench", None)).await?)
+    } else {
+        None
+    };
+    let mut server = None;
+    let addr = match b.target {
+        Some(a) => a,
+        None => {
+            let mut extra = peer_block("origin", None);
+            if let Some(s) = &sink {
+                extra.push_str(&peer_block("sink", Some(s.addr)));
+            }
+            let s = spawn_server(&dir, "bench", "full", &groups, &extra).await?;
+            let a = s.addr;
+            server = Some(s);
+            a
+        }
+    };
+    if sink.is_some() {
+        pause_sink(&dir, true).await?;
+    }
+
+    let articles: Arc<Vec<(String, Vec<u8>)>> = Arc::new(
+        (0..b.articles)
+            .map(|i| make_article(&run_id, i, b.size))
+            .collect(),
+    );
+    let bytes: usize = articles.iter().map(|(_, a)| a.len()).sum();
+    println!(
+        "tidings stream benchmark: {} articles of ~{} bytes, {} connection(s), {}",
+        b.articles,
+        b.size,
+        b.connections,
+        if b.ihave {
+            "IHAVE".to_owned()
+        } else {
+            format!("CHECK/TAKETHIS window {}", b.window)
+        }
+    );
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..b.connections {
+        let ids: Vec<usize> = (k..b.articles).step_by(b.connections).collect();
+        let articles = articles.clone();
+        if b.ihave {
+            tasks.push(tokio::spawn(ihave_one(addr, articles, ids)));
+        } else {
+            tasks.push(tokio::spawn(stream_one(addr, articles, ids, b.window)));
+        }
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += task.await.map_err(err("streamer"))??;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "ingest: {accepted} accepted in {secs:.2} s: {:.0} articles/s, {:.1} MB/s",
+        accepted as f64 / secs,
+        bytes as f64 / secs / 1e6
+    );
+    if let Some(s) = &server {
+        if let Some(pid) = s.child.id() {
+            report_rss(pid, "after ingest");
+        }
+    }
+
+    if let Some(s) = &sink {
+        let t = Instant::now();
+        pause_sink(&dir, false).await?;
+        loop {
+            let n = group_count(s.addr).await?;
+            if n >= accepted as u64 {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(600) {
+                return Err(format!("flood stalled at {n} of {accepted}"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "flood: a backlog of {accepted} fed onward in {secs:.2} s: {:.0} articles/s",
+            accepted as f64 / secs
+        );
+    }
+
+    if b.chain > 0 {
+        chain_latency(&dir, b.chain).await?;
+    }
+    for mut s in [server, sink].into_iter().flatten() {
+        let _ = s.child.kill().await;
+    }
+    if b.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+/// Pauses or resumes the bench server's feed to the sink, through the
+/// admin command an operator would use.
+async fn pause_sink(dir: &std::path::Path, pause: bool) -> BenchResult<()> {
+    let exe = std::env::current_exe().map_err(err("current exe"))?;
+    let status = tokio::process::Command::new(exe)
+        .arg("--config")
+        .arg(dir.join("bench.toml"))
+        .args(["peer", if pause { "pause" } else { "resume" }, "sink"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .map_err(err("peer pause"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("tidings peer pause/resume failed".into())
+    }
+}
+
+/// Posts on A and measures until each article is readable on C.
+async fn chain_latency(dir: &std::path::Path, samples: usize) -> BenchResult<()> {
+    let groups = vec![GROUP.to_owned()];
+    let c = spawn_server(dir, "chainc", "full", &groups, &peer_block("chainb", None)).await?;
+    let b_extra = format!(
+        "{}{}",
+        peer_block("chaina", None),
+        peer_block("chainc", Some(c.addr))
+    );
+    let b = spawn_server(dir, "chainb", "full", &groups, &b_extra).await?;
+    let a = spawn_server(
+        dir,
+        "chaina",
+        "full",
+        &groups,
+        &peer_block("chainb", Some(b.addr)),
+    )
+    .await?;
+    // Let the feeders connect.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let stream = TcpStream::connect(a.addr).await.map_err(err("connect"))?;
+    let (ra, mut wa) = stream.into_split();
+    let mut ra = BufReader::new(ra);
+    let stream = TcpStream::connect(c.addr).await.map_err(err("connect"))?;
+    let (rc, mut wc) = stream.into_split();
+    let mut rc = BufReader::new(rc);
+    let mut line = String::new();
+    ra.read_line(&mut line).await.map_err(err("read"))?;
+    rc.read_line(&mut line).await.map_err(err("read"))?;
+    let mut lat = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let id = format!("<chain{i}.{}@bench.invalid>", std::process::id());
+        let t = Instant::now();
+        wa.write_all(b"POST\r\n").await.map_err(err("write"))?;
+        line.clear();
+        ra.read_line(&mut line).await.map_err(err("read"))?;
+        let article = format!(
+            "From: b@bench.invalid\r\nNewsgroups: {GROUP}\r\nSubject: chain {i}\r\n\
+             Message-ID: {id}\r\n\r\nbody\r\n.\r\n"
+        );
+        wa.write_all(article.as_bytes())
+            .await
+            .map_err(err("write"))?;
+        line.clear();
+        ra.read_line(&mut line).await.map_err(err("read"))?;
+        if !line.starts_with("240") {
+            return Err(format!("POST on A answered {}", line.trim_end()));
+        }
+        loop {
+            wc.write_all(format!("STAT {id}\r\n").as_bytes())
+                .await
+                .map_err(err("write"))?;
+            line.clear();
+            rc.read_line(&mut line).await.map_err(err("read"))?;
+            if line.starts_with("223") {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                return Err(format!("{id} never reached C"));
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    println!(
+        "chain A-B-C: post on A to readable on C: p50 {:.2} ms, p99 {:.2} ms ({samples} articles)",
+        p(0.5),
+        p(0.99)
+    );
+    for mut s in [a, b, c] {
+        let _ = s.child.kill().await;
+    }
+    Ok(())
+}
