@@ -1,0 +1,3 @@
+//! Bad input never hurts the server or other clients.
+
+mod common;
