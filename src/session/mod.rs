@@ -244,6 +244,68 @@ XPAT header range|message-id pattern [pattern ...]\r\n";
     )
 }
 
+/// Why the session stopped waiting on its client.
+enum Interrupted {
+    /// Nothing moved within the idle timeout.
+    Idle,
+    /// The server is shutting down.
+    Shutdown,
+    Io(std::io::Error),
+}
+
+/// How long a closing session tries to deliver its last answer (205, 400)
+/// to a client that may not be reading before it drops the connection.
+const FAREWELL: Duration = Duration::from_secs(1);
+
+/// Runs one wait on the client (a command line, an article block, a flush)
+/// under the idle timeout and the shutdown signal. Every wait goes through
+/// here: a client that stops sending mid-article or stops reading its
+/// answers holds its connection for at most the idle timeout (RFC 3977
+/// §3.1 lets a server close an idle connection), and never holds up
+/// shutdown, which waits for every session to end.
+async fn guarded<T>(
+    io: impl Future<Output = std::io::Result<T>>,
+    idle: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<T, Interrupted> {
+    tokio::select! {
+        r = tokio::time::timeout(idle, io) => match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(Interrupted::Io(e)),
+            Err(_) => Err(Interrupted::Idle),
+        },
+        // wait_for, not changed(): it also sees a shutdown that began while
+        // this session was busy with a command.
+        _ = shutdown.wait_for(|&stop| stop) => Err(Interrupted::Shutdown),
+    }
+}
+
+/// Says goodbye after an interrupted wait: 400 when the client may still
+/// be listening, nothing when it had stopped reading (the answer would
+/// never get through).
+async fn farewell<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    peer: SocketAddr,
+    why: Interrupted,
+    while_writing: bool,
+) {
+    let text = match why {
+        Interrupted::Io(e) => {
+            debug!(%peer, "connection lost: {e}");
+            return;
+        }
+        Interrupted::Idle => {
+            info!(%peer, "idle timeout");
+            "Idle timeout"
+        }
+        Interrupted::Shutdown => "Server shutting down",
+    };
+    if !while_writing {
+        conn.send(&Response::new(codes::SERVICE_DISCONTINUED, text));
+        let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
+    }
+}
+
 /// Drives one connection until QUIT, end of stream, idle timeout, an I/O
 /// error or shutdown.
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
@@ -259,33 +321,19 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         // Flush once per burst: only when no complete command is waiting.
         if !conn.has_buffered_line() || conn.pending_output() >= max_output {
-            if let Err(e) = conn.flush().await {
-                debug!(%peer, "write failed: {e}");
+            if let Err(why) = guarded(conn.flush(), idle, &mut shutdown).await {
+                farewell(&mut conn, peer, why, true).await;
                 return;
             }
         }
-        let line = tokio::select! {
-            r = tokio::time::timeout(idle, conn.read_line()) => r,
-            _ = shutdown.changed() => {
-                conn.send(&Response::new(codes::SERVICE_DISCONTINUED, "Server shutting down"));
-                let _ = conn.close().await;
-                return;
-            }
-        };
-        let line = match line {
-            Err(_) => {
-                info!(%peer, "idle timeout");
-                conn.send(&Response::new(codes::SERVICE_DISCONTINUED, "Idle timeout"));
-                let _ = conn.close().await;
-                return;
-            }
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => {
+        let line = match guarded(conn.read_line(), idle, &mut shutdown).await {
+            Ok(Some(line)) => line,
+            Ok(None) => {
                 debug!(%peer, "client closed the connection");
                 return;
             }
-            Ok(Err(e)) => {
-                debug!(%peer, "read failed: {e}");
+            Err(why) => {
+                farewell(&mut conn, peer, why, false).await;
                 return;
             }
         };
@@ -324,21 +372,22 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Reply::Send(response) => {
                 conn.send(&response);
                 if response.closes() {
-                    let _ = conn.close().await;
+                    let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
                     return;
                 }
             }
             Reply::ReadArticle(prompt) => {
                 conn.send(&prompt);
-                if let Err(e) = conn.flush().await {
-                    debug!(%peer, "write failed: {e}");
+                if let Err(why) = guarded(conn.flush(), idle, &mut shutdown).await {
+                    farewell(&mut conn, peer, why, true).await;
                     return;
                 }
-                let block = match conn.read_block(max_article).await {
+                // Nothing is stored from a half-sent article.
+                let block = match guarded(conn.read_block(max_article), idle, &mut shutdown).await {
                     Ok(b) => b,
-                    Err(e) => {
-                        // Nothing is stored from a half-sent article.
-                        info!(%peer, "connection lost during POST: {e}");
+                    Err(why) => {
+                        info!(%peer, "POST abandoned before its final dot");
+                        farewell(&mut conn, peer, why, false).await;
                         return;
                     }
                 };
