@@ -1407,3 +1407,36 @@ async fn articles_survive_a_restart_and_numbering_continues() {
     assert_eq!(code(&c.post(&raw).await), "441");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_article_without_a_body_is_served_with_an_empty_body() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    // No blank line and no body at all.
+    let raw = "From: A <a@example.com>\r\nNewsgroups: local.test\r\nSubject: empty\r\n";
+    let id = posted_id(&c.post(raw).await);
+    assert_eq!(c.cmd(&format!("BODY {id}")).await, format!("222 0 {id}"));
+    assert!(c.block_bytes().await.is_empty());
+    c.cmd(&format!("ARTICLE {id}")).await;
+    let whole = c.block_bytes().await;
+    assert!(whole.ends_with(b"\r\n\r\n"), "head, then the blank line");
+    c.cmd("GROUP local.test").await;
+    let (_, over) = c.cmd_block("OVER 1", "224").await;
+    assert_eq!(fields(&over[0])[7], "0", ":lines");
+    assert_eq!(fields(&over[0])[6], whole.len().to_string(), ":bytes");
+    server.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "bug: wire/parse.rs refuses article number 0 in a range (501), though \
+            RFC 3977 §9.8 article-number = 1*16DIGIT admits it and clients send `0-`"]
+async fn a_range_starting_at_0_selects_from_the_first_article() {
+    let (server, mut c, _) = with_articles(2).await;
+    let (status, numbers) = c.cmd_block("LISTGROUP local.test 0-", "211").await;
+    assert_eq!(code(&status), "211", "{status}");
+    assert_eq!(numbers, ["1", "2"]);
+    let (status, lines) = c.cmd_block("XOVER 0-", "224").await;
+    assert_eq!(code(&status), "224", "{status}");
+    assert_eq!(lines.len(), 2);
+    server.stop().await;
+}

@@ -443,3 +443,41 @@ async fn a_connection_over_the_limit_gets_400_and_the_others_are_served() {
     assert_in_step(&mut again).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_same_message_id_posted_at_once_on_two_connections_is_taken_once() {
+    let server = TestServer::start().await;
+    let raw = "Message-ID: <race@example.com>\r\nFrom: A <a@example.com>\r\n\
+               Newsgroups: local.test\r\nSubject: race\r\n\r\nbody\r\n";
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let addr = server.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            c.post(raw).await
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.expect("poster"));
+    }
+    let taken = answers.iter().filter(|s| code(s) == "240").count();
+    let refused = answers.iter().filter(|s| code(s) == "441").count();
+    assert_eq!((taken, refused), (1, 5), "{answers:?}");
+    let mut c = server.client().await;
+    assert_eq!(c.cmd("GROUP local.test").await, "211 1 1 1 local.test");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_says_400_to_a_connected_client() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    assert_in_step(&mut c).await;
+    let started = Instant::now();
+    server.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let status = c.line().await;
+    assert_eq!(code(&status), "400", "{status}");
+    assert_eq!(c.try_line().await, None);
+}
