@@ -659,6 +659,47 @@ async fn posting_a_duplicate_message_id_is_refused_with_441() {
 }
 
 #[tokio::test]
+async fn posting_with_a_date_more_than_a_day_ahead_is_refused_with_441() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let raw = "From: A <a@example.com>\r\nNewsgroups: local.test\r\nSubject: s\r\n\
+               Date: Fri, 01 Jan 2100 00:00:00 +0000\r\n\r\nb\r\n";
+    assert_refused(&mut c, raw, "Date").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn posting_an_article_already_injected_is_refused_with_441() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let raw = "From: A <a@example.com>\r\nNewsgroups: local.test\r\nSubject: s\r\n\
+               Injection-Date: Mon, 01 Jan 2024 00:00:00 +0000\r\n\r\nb\r\n";
+    assert_refused(&mut c, raw, "injected").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn posting_an_invalid_message_id_is_refused_with_441() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let raw = "Message-ID: <no-at-sign>\r\nFrom: A <a@example.com>\r\n\
+               Newsgroups: local.test\r\nSubject: s\r\n\r\nb\r\n";
+    assert_refused(&mut c, raw, "Message-ID").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn posting_a_header_line_over_998_octets_is_refused_with_441() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let raw = article("local.test", &"s".repeat(1200), "b\r\n");
+    let status = c.post(&raw).await;
+    assert_eq!(code(&status), "441", "{status}");
+    assert_eq!(code(&c.cmd("DATE").await), "111");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn posting_a_too_large_article_is_refused_with_441_and_the_session_goes_on() {
     let server = TestServer::start_with(|c| c.limits.max_article_size = 2048).await;
     let mut c = server.client().await;
