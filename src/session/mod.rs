@@ -320,11 +320,11 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     conn.send(&session.greeting());
     loop {
         // Flush once per burst: only when no complete command is waiting.
-        if !conn.has_buffered_line() || conn.pending_output() >= max_output {
-            if let Err(why) = guarded(conn.flush(), idle, &mut shutdown).await {
-                farewell(&mut conn, peer, why, true).await;
-                return;
-            }
+        if (!conn.has_buffered_line() || conn.pending_output() >= max_output)
+            && let Err(why) = guarded(conn.flush(), idle, &mut shutdown).await
+        {
+            farewell(&mut conn, peer, why, true).await;
+            return;
         }
         let line = match guarded(conn.read_line(), idle, &mut shutdown).await {
             Ok(Some(line)) => line,
