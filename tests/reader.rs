@@ -1481,3 +1481,42 @@ async fn a_range_starting_at_0_selects_from_the_first_article() {
     assert_eq!(lines.len(), 2);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn overview_fields_are_unfolded_and_never_hold_a_tab() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let raw = "From: A <a@example.com>\r\nNewsgroups: local.test\r\n\
+               Subject: tab\there\r\nReferences: <one@example.com>\r\n <two@example.com>\r\n\
+               \r\nb\r\n";
+    let id = posted_id(&c.post(raw).await);
+    c.cmd("GROUP local.test").await;
+    let (_, over) = c.cmd_block("OVER 1", "224").await;
+    let f = fields(&over[0]);
+    assert_eq!(f.len(), 9, "{over:?}");
+    assert_eq!(f[1], "tab here");
+    assert_eq!(f[5], "<one@example.com> <two@example.com>");
+    // HDR of a header read from the article is unfolded the same way.
+    let (_, hdr) = c.cmd_block(&format!("HDR References {id}"), "225").await;
+    assert_eq!(hdr, ["0 <one@example.com> <two@example.com>"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn arguments_may_be_separated_by_several_spaces_or_tabs() {
+    let (server, mut c, ids) = with_articles(2).await;
+    assert_eq!(c.cmd("GROUP \t local.test").await, "211 2 1 2 local.test");
+    assert_eq!(c.cmd("STAT  2").await, format!("223 2 {}", ids[1]));
+    let (_, lines) = c.cmd_block("HDR\tSubject\t1-2", "225").await;
+    assert_eq!(lines, ["1 subject 1", "2 subject 2"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn trailing_whitespace_after_a_command_is_tolerated() {
+    let (server, mut c, ids) = with_articles(1).await;
+    assert_eq!(c.cmd("GROUP local.test ").await, "211 1 1 1 local.test");
+    assert_eq!(c.cmd("STAT 1\t").await, format!("223 1 {}", ids[0]));
+    assert_eq!(code(&c.cmd("DATE ").await), "111");
+    server.stop().await;
+}
