@@ -1520,3 +1520,22 @@ async fn trailing_whitespace_after_a_command_is_tolerated() {
     assert_eq!(code(&c.cmd("DATE ").await), "111");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn articles_posted_after_group_are_reachable_without_selecting_again() {
+    let (server, mut reader, ids) = with_articles(1).await;
+    assert_eq!(reader.cmd("GROUP local.test").await, "211 1 1 1 local.test");
+    let mut poster = server.client().await;
+    let later = post_ok(&mut poster, "local.test", "later", "b\r\n").await;
+    assert_eq!(
+        reader.cmd("NEXT").await,
+        format!("223 2 {later} Article found")
+    );
+    let (_, over) = reader.cmd_block("OVER 1-", "224").await;
+    assert_eq!(over.len(), 2);
+    assert_eq!(
+        reader.cmd("LAST").await,
+        format!("223 1 {} Article found", ids[0])
+    );
+    server.stop().await;
+}

@@ -370,9 +370,10 @@ async fn concurrent_posters_get_gapless_numbers_and_240_only_after_commit() {
             for i in 0..EACH {
                 let raw = article("local.test", &format!("poster {p} post {i}"), "b\r\n");
                 let id = posted_id(&poster.post(&raw).await);
-                // Acknowledged means committed: another connection sees it now.
-                let status = checker.cmd(&format!("STAT {id}")).await;
-                assert_eq!(status, format!("223 0 {id}"), "right after its 240");
+                // Acknowledged means committed: another connection reads it now.
+                let (status, whole) = checker.cmd_block(&format!("ARTICLE {id}"), "220").await;
+                assert_eq!(status, format!("220 0 {id}"), "right after its 240");
+                assert!(whole.contains(&format!("Subject: poster {p} post {i}")));
                 ids.push(id);
             }
             ids
@@ -480,4 +481,50 @@ async fn shutdown_says_400_to_a_connected_client() {
     let status = c.line().await;
     assert_eq!(code(&status), "400", "{status}");
     assert_eq!(c.try_line().await, None);
+}
+
+#[tokio::test]
+async fn an_article_with_nul_and_bare_cr_octets_is_kept_exactly_or_refused() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let body: &[u8] = b"nul \x00 here\r\nbare \r cr\r\nend\r\n";
+    let mut data =
+        b"From: A <a@example.com>\r\nNewsgroups: local.test\r\nSubject: odd\r\n\r\n".to_vec();
+    data.extend_from_slice(body);
+    data.extend_from_slice(b".\r\n");
+    assert_eq!(code(&c.cmd("POST").await), "340");
+    c.send(&data).await;
+    let status = c.line().await;
+    match code(&status) {
+        "240" => {
+            let id = posted_id(&status);
+            assert_eq!(c.cmd(&format!("BODY {id}")).await, format!("222 0 {id}"));
+            assert_eq!(c.block_bytes().await, body);
+        }
+        "441" => {}
+        _ => panic!("{status}"),
+    }
+    assert_in_step(&mut c).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_hundred_clients_at_once_are_all_served() {
+    let server = TestServer::start().await;
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let addr = server.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            assert_eq!(code(&c.greeting), "200");
+            assert_eq!(c.cmd("GROUP local.test").await, "211 0 1 0 local.test");
+            let (_, list) = c.cmd_block("LIST ACTIVE", "215").await;
+            assert_eq!(list.len(), 3);
+            assert_eq!(code(&c.cmd("QUIT").await), "205");
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client");
+    }
+    server.stop().await;
 }
