@@ -290,6 +290,68 @@ XPAT header range|message-id pattern [pattern ...]\r\n";
     )
 }
 
+/// Why the session stopped waiting on its client.
+enum Interrupted {
+    /// Nothing moved within the idle timeout.
+    Idle,
+    /// The server is shutting down.
+    Shutdown,
+    Io(std::io::Error),
+}
+
+/// How long a closing session tries to deliver its last answer (205, 400)
+/// to a client that may not be reading before it drops the connection.
+const FAREWELL: Duration = Duration::from_secs(1);
+
+/// Runs one wait on the client (a command line, an article block, a flush)
+/// under the idle timeout and the shutdown signal. Every wait goes through
+/// here: a client that stops sending mid-article or stops reading its
+/// answers holds its connection for at most the idle timeout (RFC 3977
+/// §3.1 lets a server close an idle connection), and never holds up
+/// shutdown, which waits for every session to end.
+async fn guarded<T>(
+    io: impl Future<Output = std::io::Result<T>>,
+    idle: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<T, Interrupted> {
+    tokio::select! {
+        r = tokio::time::timeout(idle, io) => match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(Interrupted::Io(e)),
+            Err(_) => Err(Interrupted::Idle),
+        },
+        // wait_for, not changed(): it also sees a shutdown that began while
+        // this session was busy with a command.
+        _ = shutdown.wait_for(|&stop| stop) => Err(Interrupted::Shutdown),
+    }
+}
+
+/// Says goodbye after an interrupted wait: 400 when the client may still
+/// be listening, nothing when it had stopped reading (the answer would
+/// never get through).
+async fn farewell<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    peer: SocketAddr,
+    why: Interrupted,
+    while_writing: bool,
+) {
+    let text = match why {
+        Interrupted::Io(e) => {
+            debug!(%peer, "connection lost: {e}");
+            return;
+        }
+        Interrupted::Idle => {
+            info!(%peer, "idle timeout");
+            "Idle timeout"
+        }
+        Interrupted::Shutdown => "Server shutting down",
+    };
+    if !while_writing {
+        conn.send(&Response::new(codes::SERVICE_DISCONTINUED, text));
+        let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
+    }
+}
+
 /// Answers a streaming session may owe before it stops reading ahead.
 const MAX_PENDING: usize = 1024;
 
@@ -320,6 +382,57 @@ fn send_ready<S: AsyncRead + AsyncWrite + Unpin>(
         pending.pop_front();
     }
     Ok(())
+}
+
+/// Waits until the oldest owed answer is ready (and sends it) or, when
+/// `read_on`, until more input arrives, whichever comes first. `Err` when
+/// the connection must close.
+async fn wait_front_or_input<S: AsyncRead + AsyncWrite + Unpin>(
+    pending: &mut VecDeque<Pending>,
+    conn: &mut Connection<S>,
+    read_on: bool,
+) -> Result<(), ()> {
+    enum Woke<A> {
+        Answer(A),
+        Input(std::io::Result<bool>),
+    }
+    let woke = match pending.front_mut() {
+        Some(Pending::Committing { answer, .. }) if read_on => {
+            tokio::select! {
+                r = answer => Woke::Answer(r),
+                r = conn.read_more() => Woke::Input(r),
+            }
+        }
+        Some(Pending::Committing { answer, .. }) => Woke::Answer(answer.await),
+        _ => return Ok(()),
+    };
+    match woke {
+        Woke::Answer(result) => {
+            let Some(Pending::Committing { msgid, .. }) = pending.pop_front() else {
+                return Ok(());
+            };
+            match takethis_answer(&msgid, result) {
+                Some(r) => {
+                    conn.send(&r);
+                    Ok(())
+                }
+                None => {
+                    conn.send(&storage_failed());
+                    Err(())
+                }
+            }
+        }
+        Woke::Input(Ok(true)) => Ok(()),
+        // The client is gone (or stopped sending): answer what is owed, then close.
+        Woke::Input(_) => {
+            while !pending.is_empty() {
+                if settle_front(pending, conn).await.is_err() {
+                    break;
+                }
+            }
+            Err(())
+        }
+    }
 }
 
 /// Waits for the answer at the front of `pending` and sends it.
@@ -376,55 +489,38 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     conn.send(&session.greeting());
     loop {
         if send_ready(&mut pending, &mut conn).is_err() {
-            let _ = tokio::time::timeout(idle, conn.close()).await;
+            let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
             return;
         }
         // Flush once per burst: only when no complete command is waiting.
         if !conn.has_buffered_line() || conn.pending_output() >= max_output {
-            match tokio::time::timeout(idle, conn.flush()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    debug!(%peer, "write failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    info!(%peer, "client does not read its answers; closing");
-                    return;
-                }
+            if let Err(why) = guarded(conn.flush(), idle, &mut shutdown).await {
+                farewell(&mut conn, peer, why, true).await;
+                return;
             }
             conn.shrink_if_idle();
         }
         // Owed answers and nothing more to read yet (or too many owed):
-        // wait for the oldest.
+        // wait for the oldest, reading on meanwhile so the next burst of a
+        // streaming peer joins the next batch.
         if !pending.is_empty() && (!conn.has_buffered_line() || pending.len() >= MAX_PENDING) {
-            if settle_front(&mut pending, &mut conn).await.is_err() {
-                let _ = tokio::time::timeout(idle, conn.close()).await;
-                return;
+            let read_on = pending.len() < MAX_PENDING;
+            match wait_front_or_input(&mut pending, &mut conn, read_on).await {
+                Ok(()) => continue,
+                Err(()) => {
+                    let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
+                    return;
+                }
             }
-            continue;
         }
-        let line = tokio::select! {
-            r = tokio::time::timeout(idle, conn.read_line()) => r,
-            _ = shutdown.changed() => {
-                conn.send(&Response::new(codes::SERVICE_DISCONTINUED, "Server shutting down"));
-                let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
-                return;
-            }
-        };
-        let line = match line {
-            Err(_) => {
-                info!(%peer, "idle timeout");
-                conn.send(&Response::new(codes::SERVICE_DISCONTINUED, "Idle timeout"));
-                let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
-                return;
-            }
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) => {
+        let line = match guarded(conn.read_line(), idle, &mut shutdown).await {
+            Ok(Some(line)) => line,
+            Ok(None) => {
                 debug!(%peer, "client closed the connection");
                 return;
             }
-            Ok(Err(e)) => {
-                debug!(%peer, "read failed: {e}");
+            Err(why) => {
+                farewell(&mut conn, peer, why, false).await;
                 return;
             }
         };
@@ -470,7 +566,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         if !matches!(reply, Reply::Send(_) | Reply::ReadTakeThis(..)) || closes(&reply) {
             while !pending.is_empty() {
                 if settle_front(&mut pending, &mut conn).await.is_err() {
-                    let _ = tokio::time::timeout(idle, conn.close()).await;
+                    let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
                     return;
                 }
             }
@@ -479,36 +575,50 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Reply::Send(response) => {
                 if response.closes() {
                     conn.send(&response);
-                    let _ = tokio::time::timeout(Duration::from_secs(5), conn.close()).await;
+                    let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
                     return;
                 }
                 pending.push_back(Pending::Ready(response));
             }
             Reply::ReadArticle(prompt) => {
-                let Some(block) = prompt_and_read(&mut conn, &prompt, max_article, idle).await
-                else {
-                    // Nothing is stored from a half-sent article.
-                    info!(%peer, "connection lost during POST");
-                    return;
-                };
+                // Nothing is stored from a half-sent article.
+                let block =
+                    match prompt_and_read(&mut conn, &prompt, max_article, idle, &mut shutdown)
+                        .await
+                    {
+                        Ok(b) => b,
+                        Err((why, while_writing)) => {
+                            info!(%peer, "POST abandoned before its final dot");
+                            farewell(&mut conn, peer, why, while_writing).await;
+                            return;
+                        }
+                    };
                 let response = session.post(block).await;
                 pending.push_back(Pending::Ready(response));
             }
             Reply::ReadIhave(id, guard) => {
                 let prompt = Response::new(codes::SEND_ARTICLE_TRANSFER, "Send it");
-                let Some(block) = prompt_and_read(&mut conn, &prompt, max_article, idle).await
-                else {
-                    info!(%peer, "connection lost during IHAVE");
-                    return;
-                };
+                let block =
+                    match prompt_and_read(&mut conn, &prompt, max_article, idle, &mut shutdown)
+                        .await
+                    {
+                        Ok(b) => b,
+                        Err((why, while_writing)) => {
+                            info!(%peer, "IHAVE abandoned before its final dot");
+                            farewell(&mut conn, peer, why, while_writing).await;
+                            return;
+                        }
+                    };
                 let response = session.ihave_article(&id, block, guard).await;
                 pending.push_back(Pending::Ready(response));
             }
             Reply::ReadTakeThis(id, permitted) => {
-                let block = match tokio::time::timeout(idle, conn.read_block(max_article)).await {
-                    Ok(Ok(b)) => b,
-                    _ => {
-                        info!(%peer, "connection lost during TAKETHIS");
+                let block = match guarded(conn.read_block(max_article), idle, &mut shutdown).await
+                {
+                    Ok(b) => b,
+                    Err(why) => {
+                        info!(%peer, "TAKETHIS abandoned before its final dot");
+                        farewell(&mut conn, peer, why, false).await;
                         return;
                     }
                 };
@@ -530,17 +640,19 @@ fn closes(reply: &Reply) -> bool {
 }
 
 /// Sends a continuation prompt (340, 335), then reads the article block.
-/// `None` when the client went away or stalled past the idle timeout.
+/// On failure: why, and whether it happened while writing the prompt.
 async fn prompt_and_read<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     prompt: &Response,
     max_article: usize,
     idle: Duration,
-) -> Option<crate::wire::connection::Block> {
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<crate::wire::connection::Block, (Interrupted, bool)> {
     conn.send(prompt);
-    tokio::time::timeout(idle, conn.flush()).await.ok()?.ok()?;
-    tokio::time::timeout(idle, conn.read_block(max_article))
+    guarded(conn.flush(), idle, shutdown)
         .await
-        .ok()?
-        .ok()
+        .map_err(|why| (why, true))?;
+    guarded(conn.read_block(max_article), idle, shutdown)
+        .await
+        .map_err(|why| (why, false))
 }

@@ -64,6 +64,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         &self.stream
     }
 
+    /// Reads more bytes into the buffer; false at end of stream. Cancel
+    /// safe: bytes read are kept for the next call.
+    pub async fn read_more(&mut self) -> io::Result<bool> {
+        self.fill().await
+    }
+
     /// Reads more bytes into the buffer; false at end of stream.
     async fn fill(&mut self) -> io::Result<bool> {
         if self.pos > 0 && (self.pos == self.buf.len() || self.pos > self.buf.len() / 2) {
