@@ -83,10 +83,12 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     }
 
     let feeds = Feeds::start(store.clone(), ingest.head(), &config.peers).await?;
+    let seen = crate::ingest::check::Seen::start(store.clone());
     let shared = Arc::new(Shared {
         config: std::sync::RwLock::new(config.clone()),
         store,
         ingest,
+        seen,
     });
     let max_sessions = config.limits.max_connections;
     let sessions = Arc::new(Semaphore::new(max_sessions));

@@ -29,7 +29,7 @@ use crate::wire::connection::{Connection, Line};
 use crate::wire::parse::{ParseError, parse_command};
 use crate::wire::response::Response;
 use crate::wire::types::MessageId;
-use transit::{Pending, takethis_answer};
+use transit::Pending;
 
 /// What every session shares: configuration, the store, the ingest handle.
 pub struct Shared {
@@ -38,6 +38,8 @@ pub struct Shared {
     pub config: std::sync::RwLock<Arc<Config>>,
     pub store: Store,
     pub ingest: Ingest,
+    /// Batched history look-ups for CHECK.
+    pub seen: crate::ingest::check::Seen,
 }
 
 impl Shared {
@@ -82,6 +84,8 @@ pub struct Session {
 /// What the connection loop must do after a command.
 enum Reply {
     Send(Response),
+    /// An answer that will be ready later (CHECK's look-up).
+    Owe(Pending),
     /// Send the 340 prompt, read an article block, hand it to `post`.
     ReadArticle(Response),
     /// Send 335, read the offered article, hand it to `ihave_article`.
@@ -198,7 +202,7 @@ impl Session {
                 )));
             }
             Command::ModeStream => Response::new(codes::STREAMING_OK, "Streaming permitted"),
-            Command::Check(id) => self.check(&id).await?,
+            Command::Check(id) => return Ok(Reply::Owe(self.check(&id).await)),
             Command::Ihave(id) => match self.ihave_offer(&id).await? {
                 Ok(guard) => return Ok(Reply::ReadIhave(id, guard)),
                 Err(refusal) => refusal,
@@ -362,22 +366,13 @@ fn send_ready<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
 ) -> Result<(), ()> {
     while let Some(front) = pending.front_mut() {
-        match front {
-            Pending::Ready(r) => conn.send(r),
-            Pending::Committing { msgid, answer, .. } => match answer.try_recv() {
-                Ok(result) => match takethis_answer(msgid, Ok(result)) {
-                    Some(r) => conn.send(&r),
-                    None => {
-                        conn.send(&storage_failed());
-                        return Err(());
-                    }
-                },
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return Ok(()),
-                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
-                    conn.send(&storage_failed());
-                    return Err(());
-                }
-            },
+        match front.try_answer() {
+            None => return Ok(()),
+            Some(Ok(r)) => conn.send(&r),
+            Some(Err(r)) => {
+                conn.send(&r);
+                return Err(());
+            }
         }
         pending.pop_front();
     }
@@ -392,32 +387,31 @@ async fn wait_front_or_input<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
     read_on: bool,
 ) -> Result<(), ()> {
-    enum Woke<A> {
-        Answer(A),
+    enum Woke {
+        Answer(transit::Answer),
         Input(std::io::Result<bool>),
     }
-    let woke = match pending.front_mut() {
-        Some(Pending::Committing { answer, .. }) if read_on => {
-            tokio::select! {
-                r = answer => Woke::Answer(r),
-                r = conn.read_more() => Woke::Input(r),
-            }
+    let Some(front) = pending.front_mut() else {
+        return Ok(());
+    };
+    let woke = if read_on {
+        tokio::select! {
+            a = front.answer() => Woke::Answer(a),
+            r = conn.read_more() => Woke::Input(r),
         }
-        Some(Pending::Committing { answer, .. }) => Woke::Answer(answer.await),
-        _ => return Ok(()),
+    } else {
+        Woke::Answer(front.answer().await)
     };
     match woke {
-        Woke::Answer(result) => {
-            let Some(Pending::Committing { msgid, .. }) = pending.pop_front() else {
-                return Ok(());
-            };
-            match takethis_answer(&msgid, result) {
-                Some(r) => {
+        Woke::Answer(answer) => {
+            pending.pop_front();
+            match answer {
+                Ok(r) => {
                     conn.send(&r);
                     Ok(())
                 }
-                None => {
-                    conn.send(&storage_failed());
+                Err(r) => {
+                    conn.send(&r);
                     Err(())
                 }
             }
@@ -440,32 +434,19 @@ async fn settle_front<S: AsyncRead + AsyncWrite + Unpin>(
     pending: &mut VecDeque<Pending>,
     conn: &mut Connection<S>,
 ) -> Result<(), ()> {
-    match pending.pop_front() {
-        None => Ok(()),
-        Some(Pending::Ready(r)) => {
+    let Some(mut front) = pending.pop_front() else {
+        return Ok(());
+    };
+    match front.answer().await {
+        Ok(r) => {
             conn.send(&r);
             Ok(())
         }
-        Some(Pending::Committing { msgid, answer, .. }) => {
-            match takethis_answer(&msgid, answer.await) {
-                Some(r) => {
-                    conn.send(&r);
-                    Ok(())
-                }
-                None => {
-                    conn.send(&storage_failed());
-                    Err(())
-                }
-            }
+        Err(r) => {
+            conn.send(&r);
+            Err(())
         }
     }
-}
-
-fn storage_failed() -> Response {
-    Response::new(
-        codes::SERVICE_DISCONTINUED,
-        "Storage failure; offer the remaining articles again later",
-    )
 }
 
 /// Drives one connection until QUIT, end of stream, idle timeout, an I/O
@@ -563,7 +544,11 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         };
         // Answers that need the connection to themselves (a prompt, then an
         // article) wait until everything owed has been sent.
-        if !matches!(reply, Reply::Send(_) | Reply::ReadTakeThis(..)) || closes(&reply) {
+        if !matches!(
+            reply,
+            Reply::Send(_) | Reply::Owe(_) | Reply::ReadTakeThis(..)
+        ) || closes(&reply)
+        {
             while !pending.is_empty() {
                 if settle_front(&mut pending, &mut conn).await.is_err() {
                     let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
@@ -580,6 +565,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 pending.push_back(Pending::Ready(response));
             }
+            Reply::Owe(p) => pending.push_back(p),
             Reply::ReadArticle(prompt) => {
                 // Nothing is stored from a half-sent article.
                 let block =
@@ -613,8 +599,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 pending.push_back(Pending::Ready(response));
             }
             Reply::ReadTakeThis(id, permitted) => {
-                let block = match guarded(conn.read_block(max_article), idle, &mut shutdown).await
-                {
+                let block = match guarded(conn.read_block(max_article), idle, &mut shutdown).await {
                     Ok(b) => b,
                     Err(why) => {
                         info!(%peer, "TAKETHIS abandoned before its final dot");

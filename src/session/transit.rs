@@ -20,7 +20,7 @@ use crate::wire::connection::Block;
 use crate::wire::response::Response;
 use crate::wire::types::MessageId;
 
-/// An answer a streaming session owes, in command order.
+/// An answer a session owes, in command order.
 pub(super) enum Pending {
     Ready(Response),
     /// A TAKETHIS whose article is with the writer.
@@ -29,6 +29,68 @@ pub(super) enum Pending {
         answer: oneshot::Receiver<Result<Outcome, IngestError>>,
         _in_flight: InFlight,
     },
+    /// A CHECK whose history look-up is in a batch.
+    Checking {
+        msgid: String,
+        answer: oneshot::Receiver<Option<bool>>,
+    },
+}
+
+/// What an owed answer turned out to be: a response, or a response after
+/// which the connection must close (storage failed).
+pub(super) type Answer = Result<Response, Response>;
+
+fn check_answer(msgid: &str, seen: Result<Option<bool>, oneshot::error::RecvError>) -> Response {
+    match seen {
+        Ok(Some(false)) => Response::new(codes::CHECK_SEND, msgid.to_owned()),
+        Ok(Some(true)) => Response::new(codes::CHECK_NOT_WANTED, msgid.to_owned()),
+        // The look-up failed: ask the peer to offer it again later.
+        _ => Response::new(codes::CHECK_LATER, msgid.to_owned()),
+    }
+}
+
+fn storage_failed() -> Response {
+    Response::new(
+        codes::SERVICE_DISCONTINUED,
+        "Storage failure; offer the remaining articles again later",
+    )
+}
+
+impl Pending {
+    /// The answer, if it is ready now.
+    pub(super) fn try_answer(&mut self) -> Option<Answer> {
+        match self {
+            Pending::Ready(r) => Some(Ok(std::mem::replace(r, Response::new(0, "")))),
+            Pending::Committing { msgid, answer, .. } => match answer.try_recv() {
+                Ok(result) => Some(takethis_answer(msgid, Ok(result)).ok_or_else(storage_failed)),
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => Some(Err(storage_failed())),
+            },
+            Pending::Checking { msgid, answer } => match answer.try_recv() {
+                Ok(seen) => Some(Ok(check_answer(msgid, Ok(seen)))),
+                Err(oneshot::error::TryRecvError::Empty) => None,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    Some(Ok(Response::new(codes::CHECK_LATER, msgid.clone())))
+                }
+            },
+        }
+    }
+
+    /// Waits for the answer. Cancel safe: dropped before it completes, the
+    /// answer stays to be had.
+    pub(super) async fn answer(&mut self) -> Answer {
+        match self {
+            Pending::Ready(r) => Ok(std::mem::replace(r, Response::new(0, ""))),
+            Pending::Committing { msgid, answer, .. } => {
+                let result = answer.await;
+                takethis_answer(msgid, result).ok_or_else(storage_failed)
+            }
+            Pending::Checking { msgid, answer } => {
+                let seen = answer.await;
+                Ok(check_answer(msgid, seen))
+            }
+        }
+    }
 }
 
 /// The answer to a TAKETHIS once the writer has spoken. `None`: the
@@ -62,16 +124,15 @@ impl Session {
         self.config().server.path_identity.as_str()
     }
 
-    /// CHECK (RFC 4644 §2.4): 238 send it, 431 later, 438 not wanted.
-    pub(super) async fn check(&self, id: &MessageId) -> Result<Response, StoreError> {
-        let text = id.to_string();
+    /// CHECK (RFC 4644 §2.4): 238 send it, 431 later, 438 not wanted. The
+    /// history look-up joins a batch; the answer is owed until it is done.
+    pub(super) async fn check(&self, id: &MessageId) -> Pending {
+        let msgid = id.to_string();
         if self.shared.ingest.is_in_flight(id.as_str()) {
-            return Ok(Response::new(codes::CHECK_LATER, text));
+            return Pending::Ready(Response::new(codes::CHECK_LATER, msgid));
         }
-        if self.store().seen(id).await? {
-            return Ok(Response::new(codes::CHECK_NOT_WANTED, text));
-        }
-        Ok(Response::new(codes::CHECK_SEND, text))
+        let answer = self.shared.seen.ask(id.as_str()).await;
+        Pending::Checking { msgid, answer }
     }
 
     /// IHAVE, first half (RFC 3977 §6.3.2): 335 with the id marked in
