@@ -231,7 +231,10 @@ pub(crate) async fn spawn_server(
         .arg("--config")
         .arg(&config_path)
         .arg("serve")
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("TIDINGS_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -31,7 +31,8 @@ pub struct StreamBench {
     /// Streaming connections.
     #[arg(long, default_value_t = 1)]
     connections: usize,
-    /// Commands in flight per connection.
+    /// Articles in flight per connection (offered by CHECK and not yet
+    /// answered 438/431/239/439), as innfeed counts its window.
     #[arg(long, default_value_t = 64)]
     window: usize,
     /// Stream into this server instead of starting a tidings (it must take
@@ -73,7 +74,7 @@ fn make_article(run: &str, i: usize, size: usize) -> (String, Vec<u8>) {
 }
 
 /// Streams `ids` over one connection with CHECK then TAKETHIS for each
-/// 238, keeping at most `window` commands unanswered. Returns accepted.
+/// 238, keeping at most `window` articles unanswered. Returns accepted.
 async fn stream_one(
     addr: SocketAddr,
     articles: Arc<Vec<(String, Vec<u8>)>>,
@@ -117,18 +118,16 @@ async fn stream_one(
                     .await
                     .pop_front()
                     .ok_or("answer without a command")?;
-                permits.add_permits(1);
                 match (takethis, line.get(..3)) {
                     (false, Some("238")) => {
                         let _ = want_tx.send(i);
+                        continue;
                     }
-                    (false, _) => answered_articles += 1,
-                    (true, Some("239")) => {
-                        accepted += 1;
-                        answered_articles += 1;
-                    }
-                    (true, _) => answered_articles += 1,
+                    (true, Some("239")) => accepted += 1,
+                    _ => {}
                 }
+                answered_articles += 1;
+                permits.add_permits(1);
             }
             drop(want_tx);
             Ok::<usize, String>(accepted)
@@ -138,24 +137,23 @@ async fn stream_one(
     let mut next = 0;
     let mut buf = Vec::new();
     loop {
-        // TAKETHIS for wanted articles first, then new CHECKs.
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(err("window"))?;
-        permit.forget();
+        // TAKETHIS for wanted articles first (their article already holds a
+        // place in the window), then new CHECKs when the window has room.
         buf.clear();
         let cmd = match want_rx.try_recv() {
             Ok(i) => Some((true, i)),
             Err(_) if next < ids.len() => {
-                next += 1;
-                Some((false, ids[next - 1]))
+                tokio::select! {
+                    biased;
+                    Some(i) = want_rx.recv() => Some((true, i)),
+                    p = permits.clone().acquire_owned() => {
+                        p.map_err(err("window"))?.forget();
+                        next += 1;
+                        Some((false, ids[next - 1]))
+                    }
+                }
             }
-            Err(_) => match want_rx.recv().await {
-                Some(i) => Some((true, i)),
-                None => None,
-            },
+            Err(_) => want_rx.recv().await.map(|i| (true, i)),
         };
         let Some((takethis, i)) = cmd else {
             break;
@@ -169,9 +167,6 @@ async fn stream_one(
         }
         sent.lock().await.push_back((takethis, i));
         w.write_all(&buf).await.map_err(err("write"))?;
-        if !takethis && next == ids.len() {
-            // All offered; only TAKETHIS for the last 238s remain.
-        }
     }
     let accepted = reader.await.map_err(err("reader"))??;
     let _ = w.write_all(b"QUIT\r\n").await;

@@ -238,6 +238,7 @@ fn run_syncer(
         let mut done = vec![first];
         done.extend(rx.try_iter());
         let mut failure = None;
+        let started = std::time::Instant::now();
         if let Some(path) = &wal {
             if file.is_none() {
                 match std::fs::File::open(path) {
@@ -256,6 +257,11 @@ fn run_syncer(
         if let Some(reason) = &failure {
             error!("{reason}: answering the batch as failed");
         }
+        debug!(
+            batches = done.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "synced"
+        );
         let mut last = None;
         for c in done {
             last = Some(c.last_id);
@@ -350,7 +356,9 @@ fn run_writer(
                 }
             }
             let now = chrono::Utc::now().timestamp();
+            let started = std::time::Instant::now();
             let result = writer.write(&articles, &rejected, now, now + limits.remember_secs);
+            let took = started.elapsed();
             drop(articles);
             drop(rejected);
             let mut replies = Vec::with_capacity(batch.len());
@@ -363,7 +371,12 @@ fn run_writer(
             }
             match result {
                 Ok(outcomes) => {
-                    debug!(articles = outcomes.len(), bytes, "batch committed");
+                    debug!(
+                        articles = outcomes.len(),
+                        bytes,
+                        micros = took.as_micros() as u64,
+                        "batch committed"
+                    );
                     let _ = synced_tx.send(Committed {
                         replies: replies.into_iter().zip(outcomes).collect(),
                         rejects: reject_replies,
