@@ -253,7 +253,7 @@ impl Session {
         body.push_str("HDR\r\n");
         body.push_str("OVER MSGID\r\n");
         body.push_str(
-            "LIST ACTIVE ACTIVE.TIMES COUNTS DISTRIB.PATS HEADERS MOTD NEWSGROUPS OVERVIEW.FMT SUBSCRIPTIONS\r\n",
+            "LIST ACTIVE ACTIVE.TIMES COUNTS DISTRIB.PATS DISTRIBUTIONS HEADERS MODERATORS MOTD NEWSGROUPS OVERVIEW.FMT SUBSCRIPTIONS\r\n",
         );
         Response::with_body(
             codes::CAPABILITIES_FOLLOW,
