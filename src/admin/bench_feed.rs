@@ -42,6 +42,9 @@ pub struct StreamBench {
     /// Use IHAVE (lock-step) instead of CHECK/TAKETHIS.
     #[arg(long)]
     ihave: bool,
+    /// Send TAKETHIS without asking CHECK first (innfeed's no-CHECK mode).
+    #[arg(long)]
+    no_check: bool,
     /// Also measure flooding the ingested backlog to a second tidings.
     #[arg(long)]
     flood: bool,
@@ -80,6 +83,7 @@ async fn stream_one(
     articles: Arc<Vec<(String, Vec<u8>)>>,
     ids: Vec<usize>,
     window: usize,
+    check: bool,
 ) -> BenchResult<usize> {
     let stream = TcpStream::connect(addr).await.map_err(err("connect"))?;
     stream.set_nodelay(true).map_err(err("nodelay"))?;
@@ -136,11 +140,12 @@ async fn stream_one(
 
     let mut next = 0;
     let mut buf = Vec::new();
+    let mut batch: Vec<(bool, usize)> = Vec::new();
     loop {
-        // TAKETHIS for wanted articles first (their article already holds a
-        // place in the window), then new CHECKs when the window has room.
-        buf.clear();
-        let cmd = match want_rx.try_recv() {
+        // Wait for something to send: a TAKETHIS for a wanted article
+        // (its article already holds a place in the window), or room in
+        // the window for a new CHECK.
+        let first = match want_rx.try_recv() {
             Ok(i) => Some((true, i)),
             Err(_) if next < ids.len() => {
                 tokio::select! {
@@ -149,23 +154,46 @@ async fn stream_one(
                     p = permits.clone().acquire_owned() => {
                         p.map_err(err("window"))?.forget();
                         next += 1;
-                        Some((false, ids[next - 1]))
+                        Some((!check, ids[next - 1]))
                     }
                 }
             }
             Err(_) => want_rx.recv().await.map(|i| (true, i)),
         };
-        let Some((takethis, i)) = cmd else {
+        let Some(first) = first else {
             break;
         };
-        let (id, bytes) = &articles[i];
-        if takethis {
-            buf.extend_from_slice(format!("TAKETHIS {id}\r\n").as_bytes());
-            buf.extend_from_slice(bytes);
-        } else {
-            buf.extend_from_slice(format!("CHECK {id}\r\n").as_bytes());
+        // Then everything else that can go now, in one write, as a real
+        // streaming feeder does.
+        batch.clear();
+        batch.push(first);
+        loop {
+            if let Ok(i) = want_rx.try_recv() {
+                batch.push((true, i));
+            } else if next < ids.len() {
+                match permits.clone().try_acquire_owned() {
+                    Ok(p) => {
+                        p.forget();
+                        next += 1;
+                        batch.push((!check, ids[next - 1]));
+                    }
+                    Err(_) => break,
+                }
+            } else {
+                break;
+            }
         }
-        sent.lock().await.push_back((takethis, i));
+        buf.clear();
+        for &(takethis, i) in &batch {
+            let (id, bytes) = &articles[i];
+            if takethis {
+                buf.extend_from_slice(format!("TAKETHIS {id}\r\n").as_bytes());
+                buf.extend_from_slice(bytes);
+            } else {
+                buf.extend_from_slice(format!("CHECK {id}\r\n").as_bytes());
+            }
+        }
+        sent.lock().await.extend(batch.iter().copied());
         w.write_all(&buf).await.map_err(err("write"))?;
     }
     let accepted = reader.await.map_err(err("reader"))??;
@@ -283,6 +311,8 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         b.connections,
         if b.ihave {
             "IHAVE".to_owned()
+        } else if b.no_check {
+            format!("TAKETHIS only, window {}", b.window)
         } else {
             format!("CHECK/TAKETHIS window {}", b.window)
         }
@@ -295,7 +325,13 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         if b.ihave {
             tasks.push(tokio::spawn(ihave_one(addr, articles, ids)));
         } else {
-            tasks.push(tokio::spawn(stream_one(addr, articles, ids, b.window)));
+            tasks.push(tokio::spawn(stream_one(
+                addr,
+                articles,
+                ids,
+                b.window,
+                !b.no_check,
+            )));
         }
     }
     let mut accepted = 0;

@@ -46,6 +46,15 @@ enum Request {
     },
     /// Remember a refused message-id; the reply comes after the commit.
     Reject(String, oneshot::Sender<()>),
+    /// Several articles sent as one message, so they land in one batch.
+    Articles(Vec<Submission>),
+}
+
+/// An article handed to the writer with the channel for its outcome.
+pub struct Submission {
+    pub article: Prepared,
+    pub origin: Origin,
+    pub reply: oneshot::Sender<Result<Outcome, IngestError>>,
 }
 
 impl Request {
@@ -53,6 +62,10 @@ impl Request {
         match self {
             Request::Article { article, .. } => article.head.len() + article.body.len(),
             Request::Reject(id, _) => id.len(),
+            Request::Articles(v) => v
+                .iter()
+                .map(|s| s.article.head.len() + s.article.body.len())
+                .sum(),
         }
     }
 }
@@ -172,6 +185,15 @@ impl Ingest {
             .await
             .map_err(|_| IngestError::Closed)?;
         Ok(answer)
+    }
+
+    /// Submits several articles at once without waiting; each answer comes
+    /// on its submission's reply channel once committed. A streaming
+    /// session gathers the TAKETHIS of one burst this way, so they share a
+    /// transaction however the writer thread happens to wake.
+    pub async fn submit_batch(&self, batch: Vec<Submission>) {
+        // On failure the replies are dropped, which callers see as closed.
+        let _ = self.tx.send(Request::Articles(batch)).await;
     }
 
     /// Remembers a refused message-id in history, so it is not taken (or
@@ -333,14 +355,22 @@ fn run_writer(
         info!("writer started at article {}", writer.last_id());
 
         let mut batch: Vec<Request> = Vec::with_capacity(limits.articles);
+        let flatten = |batch: &mut Vec<Request>, r: Request| match r {
+            Request::Articles(v) => batch.extend(v.into_iter().map(|s| Request::Article {
+                article: s.article,
+                origin: s.origin,
+                reply: s.reply,
+            })),
+            other => batch.push(other),
+        };
         while let Some(first) = rx.blocking_recv() {
             let mut bytes = first.size();
-            batch.push(first);
+            flatten(&mut batch, first);
             while batch.len() < limits.articles && bytes < limits.bytes {
                 match rx.try_recv() {
                     Ok(r) => {
                         bytes += r.size();
-                        batch.push(r);
+                        flatten(&mut batch, r);
                     }
                     Err(_) => break,
                 }
@@ -353,6 +383,7 @@ fn run_writer(
                         article, origin, ..
                     } => articles.push((article, *origin)),
                     Request::Reject(id, _) => rejected.push(id),
+                    Request::Articles(_) => {}
                 }
             }
             let now = chrono::Utc::now().timestamp();
@@ -367,6 +398,7 @@ fn run_writer(
                 match r {
                     Request::Article { reply, .. } => replies.push(reply),
                     Request::Reject(_, reply) => reject_replies.push(reply),
+                    Request::Articles(_) => {}
                 }
             }
             match result {

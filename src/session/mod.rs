@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, PeerConfig};
-use crate::ingest::InFlight;
 use crate::ingest::Ingest;
+use crate::ingest::{InFlight, Submission};
 use crate::store::{GroupInfo, Store, StoreError};
 use crate::wire::codes;
 use crate::wire::command::Command;
@@ -359,6 +359,9 @@ async fn farewell<S: AsyncRead + AsyncWrite + Unpin>(
 /// Answers a streaming session may owe before it stops reading ahead.
 const MAX_PENDING: usize = 1024;
 
+/// TAKETHIS articles gathered from one burst before they are submitted.
+const MAX_STAGED: usize = 256;
+
 /// Sends every answer at the front of `pending` that is ready. `Err` when
 /// the connection must close (a TAKETHIS could not be stored: 400 sent).
 fn send_ready<S: AsyncRead + AsyncWrite + Unpin>(
@@ -467,8 +470,18 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let max_article = session.config().limits.max_article_size;
     let peer = session.peer;
     let mut pending: VecDeque<Pending> = VecDeque::new();
+    // TAKETHIS articles of the current burst, submitted together once the
+    // burst has been read (or before anything waits on them).
+    let mut staged: Vec<Submission> = Vec::new();
     conn.send(&session.greeting());
     loop {
+        if !staged.is_empty() && (!conn.has_buffered_line() || staged.len() >= MAX_STAGED) {
+            session
+                .shared
+                .ingest
+                .submit_batch(std::mem::take(&mut staged))
+                .await;
+        }
         if send_ready(&mut pending, &mut conn).is_err() {
             let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
             return;
@@ -608,7 +621,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 };
                 if permitted {
-                    pending.push_back(session.takethis(&id, block).await);
+                    let (owed, submission) = session.takethis(&id, block).await;
+                    pending.push_back(owed);
+                    staged.extend(submission);
                 } else {
                     pending.push_back(Pending::Ready(Response::new(
                         codes::NOT_PERMITTED,

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::Session;
 use crate::article;
-use crate::ingest::{InFlight, IngestError};
+use crate::ingest::{InFlight, IngestError, Submission};
 use crate::store::StoreError;
 use crate::store::writer::{Origin, Outcome};
 use crate::wire::codes;
@@ -210,42 +210,43 @@ impl Session {
         }
     }
 
-    /// TAKETHIS (RFC 4644 §2.5): the article has been read; hand it to the
-    /// writer without waiting, so the articles a peer streams in one burst
-    /// share one commit.
-    pub(super) async fn takethis(&self, id: &MessageId, block: Block) -> Pending {
+    /// TAKETHIS (RFC 4644 §2.5): the article has been read and checked.
+    /// It is not submitted yet: the session stages it with the rest of the
+    /// burst and submits them together (see `run`), so they share one
+    /// commit. Returns the owed answer and, when the article is to be
+    /// stored, its submission.
+    pub(super) async fn takethis(
+        &self,
+        id: &MessageId,
+        block: Block,
+    ) -> (Pending, Option<Submission>) {
         let text = id.to_string();
         let Some(guard) = self.shared.ingest.receiving(id.as_str()) else {
-            return Pending::Ready(Response::new(
+            let refusal = Response::new(
                 codes::TAKETHIS_REJECTED,
                 format!("{text} being received on another connection"),
-            ));
+            );
+            return (Pending::Ready(refusal), None);
         };
-        let prepared = match self.relay_checks(id, &block).await {
+        let article = match self.relay_checks(id, &block).await {
             Ok(p) => p,
             Err(reason) => {
                 self.shared.ingest.reject(id.as_str()).await;
-                return Pending::Ready(Response::new(
-                    codes::TAKETHIS_REJECTED,
-                    format!("{text} {reason}"),
-                ));
+                let refusal = Response::new(codes::TAKETHIS_REJECTED, format!("{text} {reason}"));
+                return (Pending::Ready(refusal), None);
             }
         };
-        match self
-            .shared
-            .ingest
-            .submit_nowait(prepared, Origin::Relay)
-            .await
-        {
-            Ok(answer) => Pending::Committing {
-                msgid: text,
-                answer,
-                _in_flight: guard,
-            },
-            Err(_) => Pending::Ready(Response::new(
-                codes::SERVICE_DISCONTINUED,
-                "Server shutting down",
-            )),
-        }
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending::Committing {
+            msgid: text,
+            answer,
+            _in_flight: guard,
+        };
+        let submission = Submission {
+            article,
+            origin: Origin::Relay,
+            reply,
+        };
+        (pending, Some(submission))
     }
 }
