@@ -45,6 +45,9 @@ pub struct StreamBench {
     /// Send TAKETHIS without asking CHECK first (innfeed's no-CHECK mode).
     #[arg(long)]
     no_check: bool,
+    /// SQLite synchronous mode of the servers under test (full or normal).
+    #[arg(long, default_value = "full")]
+    synchronous: String,
     /// Also measure flooding the ingested backlog to a second tidings.
     #[arg(long)]
     flood: bool,
@@ -288,7 +291,7 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             if let Some(s) = &sink {
                 extra.push_str(&peer_block("sink", Some(s.addr)));
             }
-            let s = spawn_server(&dir, "bench", "full", &groups, &extra).await?;
+            let s = spawn_server(&dir, "bench", &b.synchronous, &groups, &extra).await?;
             let a = s.addr;
             server = Some(s);
             a
@@ -305,10 +308,11 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
     );
     let bytes: usize = articles.iter().map(|(_, a)| a.len()).sum();
     println!(
-        "tidings stream benchmark: {} articles of ~{} bytes, {} connection(s), {}",
+        "tidings stream benchmark: {} articles of ~{} bytes, {} connection(s), synchronous={}, {}",
         b.articles,
         b.size,
         b.connections,
+        b.synchronous,
         if b.ihave {
             "IHAVE".to_owned()
         } else if b.no_check {
