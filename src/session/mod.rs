@@ -538,6 +538,17 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 continue;
             }
             Err(ParseError::Syntax(reason)) => {
+                // A TAKETHIS is followed by its article whatever we think of
+                // its arguments (RFC 4644 §2.5): read it, or the rest of the
+                // stream would be taken for commands.
+                if is_takethis(&line) {
+                    if let Err(why) =
+                        guarded(conn.read_block(max_article), idle, &mut shutdown).await
+                    {
+                        farewell(&mut conn, peer, why, false).await;
+                        return;
+                    }
+                }
                 pending.push_back(Pending::Ready(Response::new(
                     codes::SYNTAX_ERROR,
                     format!("Syntax error: {reason}"),
@@ -633,6 +644,15 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     }
+}
+
+/// Whether a command line's verb is TAKETHIS.
+fn is_takethis(line: &[u8]) -> bool {
+    let verb = line
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take_while(|b| !b.is_ascii_whitespace());
+    verb.map(|b| b.to_ascii_uppercase()).eq(b"TAKETHIS".iter().copied())
 }
 
 fn closes(reply: &Reply) -> bool {
