@@ -23,14 +23,39 @@ use crate::store::peers::{FeedCounts, LogArticle};
 use crate::store::{Store, StoreError};
 use crate::wire::dot;
 
-/// How long a peer may take to answer one command.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Articles read from the log per round.
 const ROUND: i64 = 500;
-/// When a deferred (431/436) article is offered again.
-const RETRY_DELAY_SECS: i64 = 30;
-/// The longest wait between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The feeder's clocks. The server runs every feeder on the defaults;
+/// tests run one with short ones (`run_with`) to see a hung peer time out
+/// or a deferred article come back within seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedTimings {
+    /// How long a peer may take to answer one command (or take our bytes).
+    pub answer_timeout: Duration,
+    /// When a deferred (431/436) article is offered again (whole seconds:
+    /// retry times are stored in seconds).
+    pub retry_delay: Duration,
+    /// The first wait before reconnecting after a failed session.
+    pub first_backoff: Duration,
+    /// The longest wait between reconnection attempts.
+    pub max_backoff: Duration,
+    /// A session that lasted this long was healthy: the next failure backs
+    /// off from `first_backoff` again.
+    pub healthy_after: Duration,
+}
+
+impl Default for FeedTimings {
+    fn default() -> FeedTimings {
+        FeedTimings {
+            answer_timeout: Duration::from_secs(60),
+            retry_delay: Duration::from_secs(30),
+            first_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            healthy_after: Duration::from_secs(30),
+        }
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum FeedError {
@@ -71,15 +96,26 @@ fn now() -> i64 {
 pub async fn run(
     peer: PeerConfig,
     store: Store,
+    head: watch::Receiver<i64>,
+    stop: watch::Receiver<bool>,
+) {
+    run_with(peer, store, head, stop, FeedTimings::default()).await
+}
+
+/// `run` on the given clocks.
+pub async fn run_with(
+    peer: PeerConfig,
+    store: Store,
     mut head: watch::Receiver<i64>,
     mut stop: watch::Receiver<bool>,
+    timings: FeedTimings,
 ) {
     let name = peer.name.0.clone();
     // A peer new to the database starts at the head of the log now.
     if let Err(e) = store.peer_state(&name).await {
         warn!(peer = %name, "reading feed state: {e}");
     }
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = timings.first_backoff;
     loop {
         if *stop.borrow() {
             return;
@@ -95,7 +131,7 @@ pub async fn run(
             Err(e) => warn!(peer = %name, "reading feed state: {e}"),
         }
         let started = Instant::now();
-        let result = feed(&peer, &store, &mut head, &mut stop).await;
+        let result = feed(&peer, &store, &mut head, &mut stop, &timings).await;
         let _ = store.set_peer_connected(&name, None).await;
         match result {
             Ok(Ended::Stop) => return,
@@ -108,13 +144,13 @@ pub async fn run(
                 let _ = store.set_peer_error(&name, &e.to_string(), now()).await;
                 // A session that ran a while was healthy: start backing off
                 // afresh.
-                if started.elapsed() > Duration::from_secs(30) {
-                    backoff = Duration::from_secs(1);
+                if started.elapsed() > timings.healthy_after {
+                    backoff = timings.first_backoff;
                 }
                 if wait(&mut stop, backoff).await {
                     return;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff = (backoff * 2).min(timings.max_backoff);
             }
         }
     }
@@ -132,15 +168,17 @@ async fn wait(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
 struct Link {
     r: BufReader<OwnedReadHalf>,
     w: OwnedWriteHalf,
+    /// How long the peer may take to answer or to take our bytes.
+    timeout: Duration,
 }
 
 impl Link {
     async fn line(&mut self) -> Result<String, FeedError> {
         let mut buf = Vec::new();
         let mut limited = (&mut self.r).take(4096);
-        let n = tokio::time::timeout(ANSWER_TIMEOUT, limited.read_until(b'\n', &mut buf))
+        let n = tokio::time::timeout(self.timeout, limited.read_until(b'\n', &mut buf))
             .await
-            .map_err(|_| FeedError::Timeout(ANSWER_TIMEOUT))??;
+            .map_err(|_| FeedError::Timeout(self.timeout))??;
         if n == 0 {
             return Err(FeedError::Protocol("connection closed by peer".into()));
         }
@@ -151,9 +189,9 @@ impl Link {
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), FeedError> {
-        tokio::time::timeout(ANSWER_TIMEOUT, self.w.write_all(bytes))
+        tokio::time::timeout(self.timeout, self.w.write_all(bytes))
             .await
-            .map_err(|_| FeedError::Timeout(ANSWER_TIMEOUT))??;
+            .map_err(|_| FeedError::Timeout(self.timeout))??;
         Ok(())
     }
 
@@ -177,7 +215,11 @@ fn code(line: &str) -> u16 {
     line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
-async fn connect(peer: &PeerConfig, address: &str) -> Result<(Link, bool), FeedError> {
+async fn connect(
+    peer: &PeerConfig,
+    address: &str,
+    timeout: Duration,
+) -> Result<(Link, bool), FeedError> {
     let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(address))
         .await
         .map_err(|_| FeedError::Connect(address.to_owned(), "timed out".into()))?
@@ -187,6 +229,7 @@ async fn connect(peer: &PeerConfig, address: &str) -> Result<(Link, bool), FeedE
     let mut link = Link {
         r: BufReader::new(r),
         w,
+        timeout,
     };
     let greeting = link.line().await?;
     if !matches!(code(&greeting), 200 | 201) {
@@ -225,12 +268,13 @@ async fn feed(
     store: &Store,
     head: &mut watch::Receiver<i64>,
     stop: &mut watch::Receiver<bool>,
+    timings: &FeedTimings,
 ) -> Result<Ended, FeedError> {
     let name = peer.name.0.as_str();
     let Some(address) = &peer.address else {
         return Ok(Ended::Stop);
     };
-    let (mut link, streaming) = connect(peer, address).await?;
+    let (mut link, streaming) = connect(peer, address, timings.answer_timeout).await?;
     store.set_peer_connected(name, Some(now())).await?;
     info!(peer = %name, %address, streaming, "feed connected");
     loop {
@@ -305,7 +349,7 @@ async fn feed(
                 counts,
                 counts.accepted as f64 / secs,
                 &retry,
-                now() + RETRY_DELAY_SECS,
+                now() + timings.retry_delay.as_secs() as i64,
                 &done,
             )
             .await?;
