@@ -419,3 +419,329 @@ async fn a_peer_hanging_up_mid_article_leaves_nothing_and_may_offer_it_again() {
     }
     s.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// 4. Our feeder against a peer that misbehaves
+// ---------------------------------------------------------------------------
+
+/// How the fake peer misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// On its first `times` connections, answers the first TAKETHIS with
+    /// "200 what" and then nothing more.
+    Nonsense,
+    /// On its first `times` connections, answers CHECKs but never a
+    /// TAKETHIS (nor anything after it).
+    Hang,
+    /// Answers 431 to the first `times` CHECKs of each id in `defer`.
+    Defer,
+}
+
+#[derive(Default)]
+struct FakeState {
+    /// When each connection was accepted.
+    connections: Vec<Instant>,
+    /// What it holds.
+    has: HashSet<String>,
+    /// 239s sent, per message-id.
+    accepted: HashMap<String, usize>,
+    /// 431s sent, per message-id.
+    deferred: HashMap<String, usize>,
+    /// TAKETHIS received, per message-id.
+    takethis: HashMap<String, usize>,
+}
+
+/// A small streaming NNTP peer on 127.0.0.1 that keeps what it is given
+/// (438 / 439 for what it has) and misbehaves as told.
+struct FakePeer {
+    addr: SocketAddr,
+    state: Arc<Mutex<FakeState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakePeer {
+    async fn start(fault: Fault, times: usize, defer: HashSet<String>) -> FakePeer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(Mutex::new(FakeState::default()));
+        let shared = state.clone();
+        let defer = Arc::new(defer);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let n = {
+                    let mut s = shared.lock().unwrap();
+                    s.connections.push(Instant::now());
+                    s.connections.len()
+                };
+                let misbehave = match fault {
+                    Fault::Nonsense | Fault::Hang => n <= times,
+                    Fault::Defer => false,
+                };
+                tokio::spawn(fake_session(
+                    stream,
+                    shared.clone(),
+                    fault,
+                    misbehave,
+                    times,
+                    defer.clone(),
+                ));
+            }
+        });
+        FakePeer { addr, state, task }
+    }
+
+    fn accepted(&self) -> HashMap<String, usize> {
+        self.state.lock().unwrap().accepted.clone()
+    }
+}
+
+impl Drop for FakePeer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn fake_session(
+    stream: TcpStream,
+    state: Arc<Mutex<FakeState>>,
+    fault: Fault,
+    misbehave: bool,
+    times: usize,
+    defer: Arc<HashSet<String>>,
+) {
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let mut mute = false;
+    if w.write_all(b"200 fake.test ready\r\n").await.is_err() {
+        return;
+    }
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match r.read_line(&mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let verb = words
+            .first()
+            .map(|w| w.to_ascii_uppercase())
+            .unwrap_or_default();
+        let id = words.get(1).map(|s| s.to_string()).unwrap_or_default();
+        let answer = match verb.as_str() {
+            "CAPABILITIES" => {
+                "101 Capability list:\r\nVERSION 2\r\nIHAVE\r\nSTREAMING\r\n.\r\n".to_owned()
+            }
+            "MODE" => "203 Streaming permitted\r\n".to_owned(),
+            "QUIT" => {
+                let _ = w.write_all(b"205 bye\r\n").await;
+                return;
+            }
+            "CHECK" => {
+                let mut s = state.lock().unwrap();
+                let asked = s.deferred.get(&id).copied().unwrap_or(0);
+                if fault == Fault::Defer && defer.contains(&id) && asked < times {
+                    *s.deferred.entry(id.clone()).or_default() += 1;
+                    format!("431 {id}\r\n")
+                } else if s.has.contains(&id) {
+                    format!("438 {id}\r\n")
+                } else {
+                    format!("238 {id}\r\n")
+                }
+            }
+            "TAKETHIS" => {
+                // Read the article whatever becomes of it.
+                let mut l = String::new();
+                loop {
+                    l.clear();
+                    match r.read_line(&mut l).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    if l == ".\r\n" {
+                        break;
+                    }
+                }
+                let mut s = state.lock().unwrap();
+                *s.takethis.entry(id.clone()).or_default() += 1;
+                if mute {
+                    // Gone silent: it keeps nothing more.
+                    String::new()
+                } else if misbehave {
+                    mute = true;
+                    match fault {
+                        Fault::Nonsense => "200 what\r\n".to_owned(),
+                        _ => String::new(),
+                    }
+                } else if s.has.insert(id.clone()) {
+                    *s.accepted.entry(id.clone()).or_default() += 1;
+                    format!("239 {id}\r\n")
+                } else {
+                    format!("439 {id}\r\n")
+                }
+            }
+            _ => "500 what?\r\n".to_owned(),
+        };
+        if answer.is_empty() || (mute && !answer.starts_with("200 what")) {
+            continue;
+        }
+        if w.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Posts `n` articles to `server` (as a reader) and returns their ids.
+async fn post_many(server: &TestServer, n: usize, tag: &str) -> Vec<String> {
+    let mut poster = reader(server.addr).await;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let status = poster
+            .post(&article("local.test", &format!("{tag} {i}"), "x\r\n"))
+            .await;
+        ids.push(posted_id(&status));
+    }
+    ids
+}
+
+/// Waits until the fake peer holds every one of `ids`, then checks each
+/// was accepted (239) exactly once and nothing else arrived.
+async fn every_article_reaches_it_once(fake: &FakePeer, ids: &[String], within: Duration) {
+    eventually("every article at the fake peer", within, || async {
+        let accepted = fake.accepted();
+        ids.iter().all(|id| accepted.contains_key(id))
+    })
+    .await;
+    // Settle: nothing more (no second 239) arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let accepted = fake.accepted();
+    assert_eq!(accepted.len(), ids.len(), "{accepted:?}");
+    for id in ids {
+        assert_eq!(accepted.get(id), Some(&1), "239s for {id}");
+    }
+}
+
+/// Short clocks for a feeder run by the test itself.
+fn quick() -> FeedTimings {
+    FeedTimings {
+        answer_timeout: Duration::from_millis(300),
+        retry_delay: Duration::from_secs(1),
+        first_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+        healthy_after: Duration::from_secs(30),
+    }
+}
+
+/// A feeder for `peer` on `server`'s store, run by the test on `timings`
+/// (the server runs none: the peer has no address in its config).
+struct TestFeeder {
+    stop: watch::Sender<bool>,
+    _head: watch::Sender<i64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestFeeder {
+    fn start(server: &TestServer, peer: PeerConfig, timings: FeedTimings) -> TestFeeder {
+        let (stop, stop_rx) = watch::channel(false);
+        let (head, head_rx) = watch::channel(0);
+        let store = server.server().store().clone();
+        let task = tokio::spawn(outbound::run_with(peer, store, head_rx, stop_rx, timings));
+        TestFeeder {
+            stop,
+            _head: head,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(DEADLINE, self.task)
+            .await
+            .expect("feeder stopped in time")
+            .expect("feeder task");
+    }
+}
+
+/// The peer answers TAKETHIS with "200 what" on its first two connections:
+/// the server's own feeder (default clocks: backoff 1 s, then 2 s) drops
+/// the connection, backs off, reconnects and re-offers; every article gets
+/// there once, and the operator sees the error.
+#[tokio::test]
+async fn a_peer_answering_nonsense_is_dropped_and_fed_again_after_backoff() {
+    let fake = FakePeer::start(Fault::Nonsense, 2, HashSet::new()).await;
+    let a = node("a", free_port(), vec![peer("fake", Some(fake.addr), "*")]).await;
+    let ids = post_many(&a, 20, "nonsense").await;
+    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(15)).await;
+
+    let connections = fake.state.lock().unwrap().connections.clone();
+    assert_eq!(connections.len(), 3, "one connection per attempt");
+    let first_wait = connections[1] - connections[0];
+    let second_wait = connections[2] - connections[1];
+    assert!(first_wait >= Duration::from_millis(900), "{first_wait:?}");
+    assert!(
+        second_wait >= Duration::from_millis(1900),
+        "{second_wait:?}"
+    );
+
+    let state = a.server().store().peer_state("fake").await.expect("state");
+    let error = state.last_error.expect("last_error set");
+    assert!(error.contains("200 what"), "{error}");
+    assert!(state.last_error_at.is_some());
+    assert!(state.connected_at.is_some(), "connected again");
+    assert_eq!(state.accepted, 20);
+    a.stop().await;
+}
+
+/// The peer answers CHECK but then never TAKETHIS on its first two
+/// connections: the feeder times out, reconnects, and re-offers.
+#[tokio::test]
+async fn a_peer_that_stops_answering_is_timed_out_and_fed_again() {
+    let fake = FakePeer::start(Fault::Hang, 2, HashSet::new()).await;
+    let a = node("a", free_port(), vec![peer("fake", None, "*")]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    let ids = post_many(&a, 20, "hang").await;
+    let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), quick());
+    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(10)).await;
+
+    let state = a.server().store().peer_state("fake").await.expect("state");
+    let error = state.last_error.expect("last_error set");
+    assert!(error.contains("did not answer"), "{error}");
+    assert_eq!(state.accepted, 20);
+    assert_eq!(fake.state.lock().unwrap().connections.len(), 3);
+    feeder.stop().await;
+    a.stop().await;
+}
+
+/// The peer answers 431 to some ids' first two CHECKs: the feeder offers
+/// them again later, on the same connection, until they are taken.
+#[tokio::test]
+async fn articles_deferred_with_431_are_offered_again_until_taken() {
+    let a = node("a", free_port(), vec![peer("fake", None, "*")]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    let ids = post_many(&a, 30, "defer").await;
+    let defer: HashSet<String> = ids.iter().step_by(3).cloned().collect();
+    let fake = FakePeer::start(Fault::Defer, 2, defer.clone()).await;
+    let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), quick());
+    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(10)).await;
+
+    {
+        let s = fake.state.lock().unwrap();
+        for id in &defer {
+            assert_eq!(s.deferred.get(id), Some(&2), "431s for {id}");
+        }
+        assert_eq!(s.connections.len(), 1, "431 is no reason to reconnect");
+    }
+    let state = a.server().store().peer_state("fake").await.expect("state");
+    assert_eq!(state.last_error, None);
+    assert_eq!(state.accepted, 30);
+    assert_eq!(state.deferred, 2 * defer.len() as i64);
+    let (backlog, _) = a
+        .server()
+        .store()
+        .peer_backlog("fake", state.cursor)
+        .await
+        .expect("backlog");
+    assert_eq!(backlog, 0, "no retry left waiting");
+    feeder.stop().await;
+    a.stop().await;
+}
