@@ -745,3 +745,153 @@ async fn articles_deferred_with_431_are_offered_again_until_taken() {
     feeder.stop().await;
     a.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// 5. A flood of known message-ids
+// ---------------------------------------------------------------------------
+
+/// A socket's (send queue, receive queue) in bytes, from /proc/net/tcp:
+/// what the kernel holds that the application has not taken.
+fn tcp_queues(local: SocketAddr, remote: SocketAddr) -> Option<(u64, u64)> {
+    let hex = |a: SocketAddr| match a.ip() {
+        IpAddr::V4(ip) => format!("{:08X}:{:04X}", u32::from_le_bytes(ip.octets()), a.port()),
+        IpAddr::V6(_) => String::new(),
+    };
+    let (l, r) = (hex(local), hex(remote));
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.get(1) != Some(&l.as_str()) || f.get(2) != Some(&r.as_str()) {
+            return None;
+        }
+        let (tx, rx) = f.get(4)?.split_once(':')?;
+        Some((
+            u64::from_str_radix(tx, 16).ok()?,
+            u64::from_str_radix(rx, 16).ok()?,
+        ))
+    })
+}
+
+const FLOOD: usize = 100_000;
+
+/// The i-th flood id: 240 octets, so the flood is 25 MB of CHECKs.
+fn flood_id(i: usize) -> String {
+    format!("<{i:06}.{}@flood.test>", "x".repeat(220))
+}
+
+#[tokio::test]
+async fn a_flood_of_known_ids_gets_438_each_in_bounded_time_and_memory() {
+    let s = node("s", free_port(), vec![peer("p", None, "*")]).await;
+    // History knows every flood id (as articles refused earlier). Written
+    // straight into the database, beside the running server.
+    let url = format!("sqlite://{}", s.db_path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
+    sqlx::query(&format!(
+        "INSERT INTO history (msgid, article_id, status, remember_until) \
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {}) \
+         SELECT '<' || printf('%06d', i) || '.' || '{}' || '@flood.test>', NULL, 1, \
+         unixepoch() + 864000 FROM n",
+        FLOOD - 1,
+        "x".repeat(220)
+    ))
+    .execute(&pool)
+    .await
+    .expect("seed history");
+    pool.close().await;
+
+    let mut p = streaming_peer(s.addr).await;
+    assert_eq!(
+        p.cmd(&format!("CHECK {}", flood_id(7))).await,
+        format!("438 {}", flood_id(7))
+    );
+    let (mut r, mut w) = p.into_parts();
+    let local = w.local_addr().expect("local");
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let counter = written.clone();
+    let writer = tokio::spawn(async move {
+        for batch in (0..FLOOD).collect::<Vec<_>>().chunks(500) {
+            let mut out = Vec::with_capacity(batch.len() * 250);
+            for &i in batch {
+                out.extend_from_slice(format!("CHECK {}\r\n", flood_id(i)).as_bytes());
+            }
+            let mut off = 0;
+            while off < out.len() {
+                let n = w.write(&out[off..]).await.expect("write");
+                off += n;
+                counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        w
+    });
+
+    // Read nothing until the writer stalls: the server must stop reading
+    // once it owes ~1024 answers and its output is full, so what it holds
+    // in memory stays bounded however much the peer sends.
+    let mut last = 0;
+    let mut still = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = written.load(std::sync::atomic::Ordering::Relaxed);
+        if now != last {
+            last = now;
+            still = Instant::now();
+        } else if still.elapsed() > Duration::from_millis(300) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "writer never stalled"
+        );
+    }
+    let total = (FLOOD * 248) as u64;
+    let (client_tx, client_rx) = tcp_queues(local, s.addr).expect("client socket");
+    let (server_tx, server_rx) = tcp_queues(s.addr, local).expect("server socket");
+    // Commands the server took off the socket, less those whose answers
+    // it has already handed to the kernel: what it holds (owed answers,
+    // unsent output, unparsed input).
+    let taken = (last - client_tx - server_rx) / 248;
+    let answered = (server_tx + client_rx) / 246;
+    let held = taken.saturating_sub(answered);
+    eprintln!(
+        "flood: {last} of {total} bytes written when the writer stalled; the server \
+         took {taken} commands and has {answered} answers in the kernel: it holds {held}"
+    );
+    assert!(
+        last < total,
+        "the server read the whole flood without answering"
+    );
+    assert!(
+        held < 3000,
+        "the server holds {held} commands' worth of work"
+    );
+
+    // Now read: every answer is 438 for its id, in order.
+    let mut line = String::new();
+    for i in 0..FLOOD {
+        line.clear();
+        let n = tokio::time::timeout(DEADLINE, r.read_line(&mut line))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(n > 0, "connection closed after {i} answers");
+        let expected = format!("438 {}\r\n", flood_id(i));
+        assert_eq!(line, expected, "answer {i}");
+    }
+    let elapsed = started.elapsed();
+    let mut w = writer.await.expect("writer");
+    eprintln!(
+        "flood: {FLOOD} CHECKs answered 438 in {elapsed:?}: {:.0} per second",
+        FLOOD as f64 / elapsed.as_secs_f64()
+    );
+    assert!(elapsed < Duration::from_secs(60), "{elapsed:?}");
+
+    // The session is still in step, and readers were served meanwhile.
+    w.write_all(b"DATE\r\n").await.expect("write");
+    line.clear();
+    r.read_line(&mut line).await.expect("read");
+    assert!(line.starts_with("111 "), "{line}");
+    let mut rd = reader(s.addr).await;
+    assert!(rd.cmd("GROUP local.test").await.starts_with("211"));
+    s.stop().await;
+}
