@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::{Client, DEADLINE, TestServer, article, posted_id};
 use tidings::config::{Config, PeerConfig};
 use tidings::feeds::outbound::{self, FeedTimings};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 
@@ -894,4 +894,171 @@ async fn a_flood_of_known_ids_gets_438_each_in_bounded_time_and_memory() {
     let mut rd = reader(s.addr).await;
     assert!(rd.cmd("GROUP local.test").await.starts_with("211"));
     s.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// 6. A feeding server killed with SIGKILL
+// ---------------------------------------------------------------------------
+
+/// Starts the built binary on `config`; returns it and where it listens.
+async fn spawn_binary(config: &Path) -> (tokio::process::Child, SocketAddr) {
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return rest.trim().to_owned();
+            }
+        }
+        panic!("no listening line");
+    })
+    .await
+    .expect("listening in time");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr.parse().expect("addr"))
+}
+
+/// The i-th article of the crash test, with its own Message-ID so that it
+/// can be posted again after the crash.
+fn crash_article(i: usize) -> String {
+    format!(
+        "From: Tester <tester@example.com>\r\nNewsgroups: local.test\r\nSubject: crash {i}\r\n\
+         Message-ID: <crash-{i}@test>\r\n\r\nbody {i}\r\n.\r\n"
+    )
+}
+
+/// POSTs on a raw connection; the status line, or `None` when the
+/// connection broke (the server died).
+async fn raw_post(
+    r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    text: &str,
+) -> Option<String> {
+    let mut line = String::new();
+    w.write_all(b"POST\r\n").await.ok()?;
+    if r.read_line(&mut line).await.ok()? == 0 || !line.starts_with("340") {
+        return None;
+    }
+    w.write_all(text.as_bytes()).await.ok()?;
+    line.clear();
+    if r.read_line(&mut line).await.ok()? == 0 {
+        return None;
+    }
+    Some(line.trim_end().to_owned())
+}
+
+#[tokio::test]
+async fn a_feeder_killed_mid_feed_resumes_and_the_peer_gets_everything_once() {
+    const N: usize = 500;
+    let pb = free_port();
+    let b = node("b", pb, vec![peer("a", None, "*")]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("a.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\npath_identity = \"a.test\"\n\
+             [storage]\ndatabase = {:?}\n\
+             [[peer]]\nname = \"b\"\npath_identity = \"b.test\"\naddress = \"127.0.0.1:{pb}\"\n",
+            dir.path().join("a.db").display().to_string()
+        ),
+    )
+    .expect("write config");
+    let (mut a, addr) = spawn_binary(&config).await;
+
+    // Post from a task; kill A with SIGKILL once B has some of them (the
+    // poster is then mid-POST or between two).
+    let acked = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let poster = {
+        let acked = acked.clone();
+        tokio::spawn(async move {
+            let (r, mut w) = connect_from([127, 0, 0, 2], addr).await.into_split();
+            let mut r = BufReader::new(r);
+            let mut greeting = String::new();
+            r.read_line(&mut greeting).await.expect("greeting");
+            for i in 0..N {
+                match raw_post(&mut r, &mut w, &crash_article(i)).await {
+                    Some(status) if status.starts_with("240") => acked.lock().unwrap().push(i),
+                    Some(status) => panic!("POST {i}: {status}"),
+                    None => return,
+                }
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let on_b = count(&b, "local.test").await;
+        if on_b >= 50 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B has only {on_b}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    a.start_kill().expect("SIGKILL");
+    let status = tokio::time::timeout(DEADLINE, a.wait())
+        .await
+        .expect("died in time")
+        .expect("wait");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    tokio::time::timeout(DEADLINE, poster)
+        .await
+        .expect("poster noticed")
+        .expect("poster");
+    let acked: Vec<usize> = acked.lock().unwrap().clone();
+    let on_b = count(&b, "local.test").await;
+    eprintln!(
+        "crash: A acknowledged {} posts, B had {on_b} when A was killed",
+        acked.len()
+    );
+    assert!(acked.len() < N, "A was killed after all were posted");
+    assert!(on_b > 0 && on_b < N as u64);
+
+    // Restart A on the same database: what it acknowledged is there.
+    let (mut a, addr) = spawn_binary(&config).await;
+    let mut ra = reader(addr).await;
+    for &i in &acked {
+        let status = ra.cmd(&format!("STAT <crash-{i}@test>")).await;
+        assert!(status.starts_with("223"), "acknowledged {i} lost: {status}");
+    }
+    // Post the rest (the one in flight at the kill may have made it: 441).
+    let (r, mut w) = connect_from([127, 0, 0, 2], addr).await.into_split();
+    let mut r = BufReader::new(r);
+    let mut greeting = String::new();
+    r.read_line(&mut greeting).await.expect("greeting");
+    for i in (0..N).filter(|i| !acked.contains(i)) {
+        let status = raw_post(&mut r, &mut w, &crash_article(i))
+            .await
+            .expect("posted");
+        assert!(
+            status.starts_with("240") || status.contains("duplicate"),
+            "POST {i}: {status}"
+        );
+    }
+
+    // B ends with all of them, once each.
+    wait_for_count(&b, "local.test", N as u64).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_count(&b, "local.test", N as u64).await;
+    let mut rb = reader(b.addr).await;
+    let (_, numbers) = rb.cmd_block("LISTGROUP local.test", "211").await;
+    assert_eq!(numbers.len(), N);
+    for i in 0..N {
+        let status = rb.cmd(&format!("STAT <crash-{i}@test>")).await;
+        assert!(status.starts_with("223"), "{i} missing on B: {status}");
+    }
+    let (_, numbers) = ra.cmd_block("LISTGROUP local.test", "211").await;
+    assert_eq!(numbers.len(), N, "A has each once");
+    let _ = a.kill().await;
+    b.stop().await;
 }
