@@ -382,7 +382,7 @@ async fn a_peer_hanging_up_mid_article_leaves_nothing_and_may_offer_it_again() {
     let whole = relayed("<i1@x>");
     let mut q = Client::connect(s.addr).await;
     assert!(q.cmd("IHAVE <i1@x>").await.starts_with("335"));
-    q.send(whole[..whole.len() / 2].as_bytes()).await;
+    q.send(&whole.as_bytes()[..whole.len() / 2]).await;
     drop(q);
     let (answer, took) = check_after_drop(s.addr, "<i1@x>").await;
     assert_eq!(answer, "238 <i1@x>", "after {took:?}");
@@ -435,6 +435,11 @@ enum Fault {
     Hang,
     /// Answers 431 to the first `times` CHECKs of each id in `defer`.
     Defer,
+    /// Answers "501 Syntax error" to every CHECK of an id in `defer` (it
+    /// finds the message-id invalid).
+    Choke,
+    /// Hangs up on every TAKETHIS of an id in `defer` (it crashes on it).
+    HangUp,
 }
 
 #[derive(Default)]
@@ -475,7 +480,7 @@ impl FakePeer {
                 };
                 let misbehave = match fault {
                     Fault::Nonsense | Fault::Hang => n <= times,
-                    Fault::Defer => false,
+                    Fault::Defer | Fault::Choke | Fault::HangUp => false,
                 };
                 tokio::spawn(fake_session(
                     stream,
@@ -540,7 +545,9 @@ async fn fake_session(
             "CHECK" => {
                 let mut s = state.lock().unwrap();
                 let asked = s.deferred.get(&id).copied().unwrap_or(0);
-                if fault == Fault::Defer && defer.contains(&id) && asked < times {
+                if fault == Fault::Choke && defer.contains(&id) {
+                    "501 Syntax error\r\n".to_owned()
+                } else if fault == Fault::Defer && defer.contains(&id) && asked < times {
                     *s.deferred.entry(id.clone()).or_default() += 1;
                     format!("431 {id}\r\n")
                 } else if s.has.contains(&id) {
@@ -564,6 +571,9 @@ async fn fake_session(
                 }
                 let mut s = state.lock().unwrap();
                 *s.takethis.entry(id.clone()).or_default() += 1;
+                if fault == Fault::HangUp && defer.contains(&id) {
+                    return;
+                }
                 if mute {
                     // Gone silent: it keeps nothing more.
                     String::new()
@@ -663,25 +673,24 @@ impl TestFeeder {
 }
 
 /// The peer answers TAKETHIS with "200 what" on its first two connections:
-/// the server's own feeder (default clocks: backoff 1 s, then 2 s) drops
-/// the connection, backs off, reconnects and re-offers; every article gets
-/// there once, and the operator sees the error.
+/// the feeder drops the connection, backs off (100 ms, then 200 ms),
+/// reconnects and re-offers; every article gets there once, and the
+/// operator sees the error.
 #[tokio::test]
 async fn a_peer_answering_nonsense_is_dropped_and_fed_again_after_backoff() {
     let fake = FakePeer::start(Fault::Nonsense, 2, HashSet::new()).await;
-    let a = node("a", free_port(), vec![peer("fake", Some(fake.addr), "*")]).await;
+    let a = node("a", free_port(), vec![peer("fake", None, "*")]).await;
+    a.server().store().peer_state("fake").await.expect("state");
     let ids = post_many(&a, 20, "nonsense").await;
-    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(15)).await;
+    let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), quick());
+    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(10)).await;
 
     let connections = fake.state.lock().unwrap().connections.clone();
     assert_eq!(connections.len(), 3, "one connection per attempt");
     let first_wait = connections[1] - connections[0];
     let second_wait = connections[2] - connections[1];
-    assert!(first_wait >= Duration::from_millis(900), "{first_wait:?}");
-    assert!(
-        second_wait >= Duration::from_millis(1900),
-        "{second_wait:?}"
-    );
+    assert!(first_wait >= Duration::from_millis(100), "{first_wait:?}");
+    assert!(second_wait >= Duration::from_millis(200), "{second_wait:?}");
 
     let state = a.server().store().peer_state("fake").await.expect("state");
     let error = state.last_error.expect("last_error set");
@@ -689,6 +698,7 @@ async fn a_peer_answering_nonsense_is_dropped_and_fed_again_after_backoff() {
     assert!(state.last_error_at.is_some());
     assert!(state.connected_at.is_some(), "connected again");
     assert_eq!(state.accepted, 20);
+    feeder.stop().await;
     a.stop().await;
 }
 
@@ -1061,4 +1071,52 @@ async fn a_feeder_killed_mid_feed_resumes_and_the_peer_gets_everything_once() {
     assert_eq!(numbers.len(), N, "A has each once");
     let _ = a.kill().await;
     b.stop().await;
+}
+
+/// A peer that finds one message-id invalid (501 to its CHECK) must not
+/// hold up the rest of the feed: that article is rejected for this peer,
+/// every other one gets there once, and the connection is kept.
+#[tokio::test]
+async fn an_article_the_peer_answers_501_does_not_hold_up_the_feed() {
+    let a = node("a", free_port(), vec![peer("fake", None, "*")]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    let ids = post_many(&a, 20, "choke").await;
+    let poison: HashSet<String> = [ids[5].clone()].into();
+    let fake = FakePeer::start(Fault::Choke, 0, poison).await;
+    let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), quick());
+    let others: Vec<String> = ids.iter().filter(|id| **id != ids[5]).cloned().collect();
+    every_article_reaches_it_once(&fake, &others, Duration::from_secs(10)).await;
+    let state = a.server().store().peer_state("fake").await.expect("state");
+    assert_eq!(state.accepted, 19);
+    assert_eq!(state.rejected, 1);
+    assert_eq!(fake.state.lock().unwrap().connections.len(), 1);
+    feeder.stop().await;
+    a.stop().await;
+}
+
+/// A peer that hangs up whenever it is sent one particular article must
+/// not hold up the rest: the others get there once each; that one is
+/// offered again later (and the operator sees the error).
+#[tokio::test]
+async fn an_article_the_peer_hangs_up_on_does_not_hold_up_the_feed() {
+    let a = node("a", free_port(), vec![peer("fake", None, "*")]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    let ids = post_many(&a, 20, "hangup").await;
+    let poison: HashSet<String> = [ids[5].clone()].into();
+    let fake = FakePeer::start(Fault::HangUp, 0, poison).await;
+    let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), quick());
+    let others: Vec<String> = ids.iter().filter(|id| **id != ids[5]).cloned().collect();
+    every_article_reaches_it_once(&fake, &others, Duration::from_secs(10)).await;
+    let state = a.server().store().peer_state("fake").await.expect("state");
+    assert_eq!(state.accepted, 19);
+    assert!(state.last_error.is_some());
+    let (backlog, _) = a
+        .server()
+        .store()
+        .peer_backlog("fake", state.cursor)
+        .await
+        .expect("backlog");
+    assert_eq!(backlog, 1, "the one it hangs up on waits for a retry");
+    feeder.stop().await;
+    a.stop().await;
 }
