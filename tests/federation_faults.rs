@@ -440,6 +440,10 @@ enum Fault {
     Choke,
     /// Hangs up on every TAKETHIS of an id in `defer` (it crashes on it).
     HangUp,
+    /// Offers no streaming: IHAVE only. On its first `times` connections it
+    /// hangs up after reading the first article; it answers 436 to the
+    /// first IHAVE of each id in `defer`.
+    IhaveOnly,
 }
 
 #[derive(Default)]
@@ -479,7 +483,7 @@ impl FakePeer {
                     s.connections.len()
                 };
                 let misbehave = match fault {
-                    Fault::Nonsense | Fault::Hang => n <= times,
+                    Fault::Nonsense | Fault::Hang | Fault::IhaveOnly => n <= times,
                     Fault::Defer | Fault::Choke | Fault::HangUp => false,
                 };
                 tokio::spawn(fake_session(
@@ -534,6 +538,51 @@ async fn fake_session(
             .unwrap_or_default();
         let id = words.get(1).map(|s| s.to_string()).unwrap_or_default();
         let answer = match verb.as_str() {
+            "CAPABILITIES" if fault == Fault::IhaveOnly => {
+                "101 Capability list:\r\nVERSION 2\r\nIHAVE\r\n.\r\n".to_owned()
+            }
+            "IHAVE" => {
+                let verdict = {
+                    let mut s = state.lock().unwrap();
+                    let asked = s.deferred.get(&id).copied().unwrap_or(0);
+                    if s.has.contains(&id) {
+                        "435 Duplicate\r\n"
+                    } else if defer.contains(&id) && asked < 1 {
+                        *s.deferred.entry(id.clone()).or_default() += 1;
+                        "436 Later\r\n"
+                    } else {
+                        ""
+                    }
+                };
+                if !verdict.is_empty() {
+                    verdict.to_owned()
+                } else {
+                    if w.write_all(b"335 Send it\r\n").await.is_err() {
+                        return;
+                    }
+                    let mut l = String::new();
+                    loop {
+                        l.clear();
+                        match r.read_line(&mut l).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        if l == ".\r\n" {
+                            break;
+                        }
+                    }
+                    if misbehave {
+                        return;
+                    }
+                    let mut s = state.lock().unwrap();
+                    if s.has.insert(id.clone()) {
+                        *s.accepted.entry(id.clone()).or_default() += 1;
+                        "235 Thanks\r\n".to_owned()
+                    } else {
+                        "437 Duplicate\r\n".to_owned()
+                    }
+                }
+            }
             "CAPABILITIES" => {
                 "101 Capability list:\r\nVERSION 2\r\nIHAVE\r\nSTREAMING\r\n.\r\n".to_owned()
             }
@@ -1117,6 +1166,27 @@ async fn an_article_the_peer_hangs_up_on_does_not_hold_up_the_feed() {
         .await
         .expect("backlog");
     assert_eq!(backlog, 1, "the one it hangs up on waits for a retry");
+    feeder.stop().await;
+    a.stop().await;
+}
+
+/// A peer that offers no streaming is fed with IHAVE: a hang-up after an
+/// article (before its answer) and a 436 cost nothing but a later offer;
+/// every article gets there once.
+#[tokio::test]
+async fn an_ihave_peer_that_hangs_up_or_defers_gets_everything_once() {
+    let a = node("a", free_port(), vec![peer("fake", None, "*")]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    let ids = post_many(&a, 20, "ihave").await;
+    let defer: HashSet<String> = ids.iter().skip(1).step_by(4).cloned().collect();
+    let fake = FakePeer::start(Fault::IhaveOnly, 1, defer.clone()).await;
+    let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), quick());
+    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(10)).await;
+    let state = a.server().store().peer_state("fake").await.expect("state");
+    assert_eq!(state.accepted, 20);
+    assert_eq!(state.deferred, defer.len() as i64);
+    assert!(state.last_error.is_some());
+    assert_eq!(fake.state.lock().unwrap().connections.len(), 2);
     feeder.stop().await;
     a.stop().await;
 }
