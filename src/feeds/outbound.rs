@@ -426,9 +426,13 @@ async fn stream_round(link: &mut Link, articles: &[&LogArticle], window: usize) 
     let index = |s: &Sent| match *s {
         Sent::Check(i) | Sent::TakeThis(i) => i,
     };
+    // A failed write: the peer may still have answered some of what went
+    // before, so those answers are read first, and the article blamed is
+    // the one whose answer never came.
+    let mut broken: Option<FeedError> = None;
     loop {
         out.clear();
-        while outstanding.len() < window {
+        while broken.is_none() && outstanding.len() < window {
             if let Some(i) = takethis.pop_front() {
                 out.extend_from_slice(format!("TAKETHIS {}\r\n", articles[i].msgid).as_bytes());
                 dot::stuff(&articles[i].bytes, &mut out);
@@ -446,11 +450,10 @@ async fn stream_round(link: &mut Link, articles: &[&LogArticle], window: usize) 
         if !out.is_empty()
             && let Err(e) = link.send(&out).await
         {
-            round.blamed = outstanding.front().map(index);
-            round.error = Some(e);
-            return round;
+            broken = Some(e);
         }
         let Some(sent) = outstanding.pop_front() else {
+            round.error = broken;
             return round;
         };
         let i = index(&sent);
