@@ -23,14 +23,39 @@ use crate::store::peers::{FeedCounts, LogArticle};
 use crate::store::{Store, StoreError};
 use crate::wire::dot;
 
-/// How long a peer may take to answer one command.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Articles read from the log per round.
 const ROUND: i64 = 500;
-/// When a deferred (431/436) article is offered again.
-const RETRY_DELAY_SECS: i64 = 30;
-/// The longest wait between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The feeder's clocks. The server runs every feeder on the defaults;
+/// tests run one with short ones (`run_with`) to see a hung peer time out
+/// or a deferred article come back within seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedTimings {
+    /// How long a peer may take to answer one command (or take our bytes).
+    pub answer_timeout: Duration,
+    /// When a deferred (431/436) article is offered again (whole seconds:
+    /// retry times are stored in seconds).
+    pub retry_delay: Duration,
+    /// The first wait before reconnecting after a failed session.
+    pub first_backoff: Duration,
+    /// The longest wait between reconnection attempts.
+    pub max_backoff: Duration,
+    /// A session that lasted this long was healthy: the next failure backs
+    /// off from `first_backoff` again.
+    pub healthy_after: Duration,
+}
+
+impl Default for FeedTimings {
+    fn default() -> FeedTimings {
+        FeedTimings {
+            answer_timeout: Duration::from_secs(60),
+            retry_delay: Duration::from_secs(30),
+            first_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            healthy_after: Duration::from_secs(30),
+        }
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum FeedError {
@@ -71,15 +96,26 @@ fn now() -> i64 {
 pub async fn run(
     peer: PeerConfig,
     store: Store,
+    head: watch::Receiver<i64>,
+    stop: watch::Receiver<bool>,
+) {
+    run_with(peer, store, head, stop, FeedTimings::default()).await
+}
+
+/// `run` on the given clocks.
+pub async fn run_with(
+    peer: PeerConfig,
+    store: Store,
     mut head: watch::Receiver<i64>,
     mut stop: watch::Receiver<bool>,
+    timings: FeedTimings,
 ) {
     let name = peer.name.0.clone();
     // A peer new to the database starts at the head of the log now.
     if let Err(e) = store.peer_state(&name).await {
         warn!(peer = %name, "reading feed state: {e}");
     }
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = timings.first_backoff;
     loop {
         if *stop.borrow() {
             return;
@@ -95,7 +131,7 @@ pub async fn run(
             Err(e) => warn!(peer = %name, "reading feed state: {e}"),
         }
         let started = Instant::now();
-        let result = feed(&peer, &store, &mut head, &mut stop).await;
+        let result = feed(&peer, &store, &mut head, &mut stop, &timings).await;
         let _ = store.set_peer_connected(&name, None).await;
         match result {
             Ok(Ended::Stop) => return,
@@ -108,13 +144,13 @@ pub async fn run(
                 let _ = store.set_peer_error(&name, &e.to_string(), now()).await;
                 // A session that ran a while was healthy: start backing off
                 // afresh.
-                if started.elapsed() > Duration::from_secs(30) {
-                    backoff = Duration::from_secs(1);
+                if started.elapsed() > timings.healthy_after {
+                    backoff = timings.first_backoff;
                 }
                 if wait(&mut stop, backoff).await {
                     return;
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff = (backoff * 2).min(timings.max_backoff);
             }
         }
     }
@@ -132,15 +168,17 @@ async fn wait(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
 struct Link {
     r: BufReader<OwnedReadHalf>,
     w: OwnedWriteHalf,
+    /// How long the peer may take to answer or to take our bytes.
+    timeout: Duration,
 }
 
 impl Link {
     async fn line(&mut self) -> Result<String, FeedError> {
         let mut buf = Vec::new();
         let mut limited = (&mut self.r).take(4096);
-        let n = tokio::time::timeout(ANSWER_TIMEOUT, limited.read_until(b'\n', &mut buf))
+        let n = tokio::time::timeout(self.timeout, limited.read_until(b'\n', &mut buf))
             .await
-            .map_err(|_| FeedError::Timeout(ANSWER_TIMEOUT))??;
+            .map_err(|_| FeedError::Timeout(self.timeout))??;
         if n == 0 {
             return Err(FeedError::Protocol("connection closed by peer".into()));
         }
@@ -151,9 +189,9 @@ impl Link {
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), FeedError> {
-        tokio::time::timeout(ANSWER_TIMEOUT, self.w.write_all(bytes))
+        tokio::time::timeout(self.timeout, self.w.write_all(bytes))
             .await
-            .map_err(|_| FeedError::Timeout(ANSWER_TIMEOUT))??;
+            .map_err(|_| FeedError::Timeout(self.timeout))??;
         Ok(())
     }
 
@@ -177,7 +215,11 @@ fn code(line: &str) -> u16 {
     line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
-async fn connect(peer: &PeerConfig, address: &str) -> Result<(Link, bool), FeedError> {
+async fn connect(
+    peer: &PeerConfig,
+    address: &str,
+    timeout: Duration,
+) -> Result<(Link, bool), FeedError> {
     let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(address))
         .await
         .map_err(|_| FeedError::Connect(address.to_owned(), "timed out".into()))?
@@ -187,6 +229,7 @@ async fn connect(peer: &PeerConfig, address: &str) -> Result<(Link, bool), FeedE
     let mut link = Link {
         r: BufReader::new(r),
         w,
+        timeout,
     };
     let greeting = link.line().await?;
     if !matches!(code(&greeting), 200 | 201) {
@@ -225,12 +268,13 @@ async fn feed(
     store: &Store,
     head: &mut watch::Receiver<i64>,
     stop: &mut watch::Receiver<bool>,
+    timings: &FeedTimings,
 ) -> Result<Ended, FeedError> {
     let name = peer.name.0.as_str();
     let Some(address) = &peer.address else {
         return Ok(Ended::Stop);
     };
-    let (mut link, streaming) = connect(peer, address).await?;
+    let (mut link, streaming) = connect(peer, address, timings.answer_timeout).await?;
     store.set_peer_connected(name, Some(now())).await?;
     info!(peer = %name, %address, streaming, "feed connected");
     loop {
@@ -263,8 +307,6 @@ async fn feed(
         }
 
         let started = Instant::now();
-        let new_cursor = fresh.last().map_or(state.cursor, |a| a.id);
-        let retried_ids: Vec<i64> = retries.iter().map(|a| a.id).collect();
         let mut wanted: Vec<&LogArticle> = Vec::new();
         for a in retries.iter().chain(fresh.iter()) {
             match filter::check(peer, &a.bytes) {
@@ -272,31 +314,67 @@ async fn feed(
                 Err(skip) => debug!(peer = %name, id = a.id, ?skip, "not for this peer"),
             }
         }
-        let verdicts = if streaming {
-            stream_round(&mut link, &wanted, peer.window).await?
+        let round = if streaming {
+            stream_round(&mut link, &wanted, peer.window).await
         } else {
-            ihave_round(&mut link, &wanted).await?
+            ihave_round(&mut link, &wanted).await
         };
+        // The cursor passes every fresh article before the first one not
+        // offered yet (all of them when the round ran to its end).
+        let first_unsent = wanted[round.sent..]
+            .iter()
+            .map(|a| a.id)
+            .find(|&id| id > state.cursor);
+        let new_cursor = fresh
+            .iter()
+            .take_while(|a| first_unsent.is_none_or(|u| a.id < u))
+            .last()
+            .map_or(state.cursor, |a| a.id);
         let mut counts = FeedCounts {
-            offered: wanted.len() as i64,
+            offered: round.sent as i64,
             ..FeedCounts::default()
         };
         let mut retry = Vec::new();
-        for (a, v) in wanted.iter().zip(&verdicts) {
-            match v {
-                Verdict::Accepted => counts.accepted += 1,
-                Verdict::Refused => counts.refused += 1,
-                Verdict::Rejected => counts.rejected += 1,
-                Verdict::Deferred => {
+        let mut again_now = Vec::new();
+        for (i, a) in wanted.iter().enumerate().take(round.sent) {
+            match round.verdicts[i] {
+                Some(Verdict::Accepted) => counts.accepted += 1,
+                Some(Verdict::Refused) => counts.refused += 1,
+                Some(Verdict::Rejected) => counts.rejected += 1,
+                Some(Verdict::Deferred) => {
                     counts.deferred += 1;
                     retry.push(a.id);
                 }
+                // Offered, but the session broke before the answer: the
+                // article whose answer was awaited is offered again after
+                // the retry delay (so one the peer chokes on cannot hold
+                // up the feed), the others first thing on the next
+                // connection.
+                None if round.blamed == Some(i) => retry.push(a.id),
+                None => again_now.push(a.id),
             }
         }
-        let done: Vec<i64> = retried_ids
-            .into_iter()
-            .filter(|id| !retry.contains(id))
+        let unsent: Vec<i64> = wanted[round.sent..].iter().map(|a| a.id).collect();
+        let done: Vec<i64> = retries
+            .iter()
+            .map(|a| a.id)
+            .filter(|id| !unsent.contains(id) && !retry.contains(id) && !again_now.contains(id))
             .collect();
+        if !again_now.is_empty() {
+            // Recorded before the cursor moves past them: a crash between
+            // the two only means they are offered twice.
+            store
+                .save_feed_round(
+                    name,
+                    state.cursor,
+                    FeedCounts::default(),
+                    state.rate,
+                    &again_now,
+                    now(),
+                    &[],
+                )
+                .await?;
+        }
         let secs = started.elapsed().as_secs_f64().max(1e-6);
         store
             .save_feed_round(
@@ -305,125 +383,185 @@ async fn feed(
                 counts,
                 counts.accepted as f64 / secs,
                 &retry,
-                now() + RETRY_DELAY_SECS,
+                now() + timings.retry_delay.as_secs() as i64,
                 &done,
             )
             .await?;
         debug!(peer = %name, cursor = new_cursor, ?counts, "round done");
+        if let Some(e) = round.error {
+            return Err(e);
+        }
     }
+}
+
+/// What a round of offers learned before it ended.
+struct Round {
+    /// Per article offered: the peer's verdict, if it gave one.
+    verdicts: Vec<Option<Verdict>>,
+    /// How many articles (from the front) were offered.
+    sent: usize,
+    /// The article whose answer was awaited when the session broke.
+    blamed: Option<usize>,
+    /// Why the session broke, if it did.
+    error: Option<FeedError>,
 }
 
 /// Offers `articles` with CHECK and sends TAKETHIS for those wanted,
 /// keeping up to `window` commands in flight (RFC 4644 §2).
-async fn stream_round(
-    link: &mut Link,
-    articles: &[&LogArticle],
-    window: usize,
-) -> Result<Vec<Verdict>, FeedError> {
+async fn stream_round(link: &mut Link, articles: &[&LogArticle], window: usize) -> Round {
     #[derive(Clone, Copy)]
     enum Sent {
         Check(usize),
         TakeThis(usize),
     }
-    let mut verdicts: Vec<Option<Verdict>> = vec![None; articles.len()];
+    let mut round = Round {
+        verdicts: vec![None; articles.len()],
+        sent: 0,
+        blamed: None,
+        error: None,
+    };
     let mut outstanding: VecDeque<Sent> = VecDeque::new();
     let mut takethis: VecDeque<usize> = VecDeque::new();
-    let mut next_check = 0;
     let mut out = Vec::new();
+    let index = |s: &Sent| match *s {
+        Sent::Check(i) | Sent::TakeThis(i) => i,
+    };
+    // A failed write: the peer may still have answered some of what went
+    // before, so those answers are read first, and the article blamed is
+    // the one whose answer never came.
+    let mut broken: Option<FeedError> = None;
     loop {
         out.clear();
-        while outstanding.len() < window {
+        while broken.is_none() && outstanding.len() < window {
             if let Some(i) = takethis.pop_front() {
                 out.extend_from_slice(format!("TAKETHIS {}\r\n", articles[i].msgid).as_bytes());
                 dot::stuff(&articles[i].bytes, &mut out);
                 outstanding.push_back(Sent::TakeThis(i));
-            } else if next_check < articles.len() {
+            } else if round.sent < articles.len() {
                 out.extend_from_slice(
-                    format!("CHECK {}\r\n", articles[next_check].msgid).as_bytes(),
+                    format!("CHECK {}\r\n", articles[round.sent].msgid).as_bytes(),
                 );
-                outstanding.push_back(Sent::Check(next_check));
-                next_check += 1;
+                outstanding.push_back(Sent::Check(round.sent));
+                round.sent += 1;
             } else {
                 break;
             }
         }
-        if !out.is_empty() {
-            link.send(&out).await?;
+        if !out.is_empty()
+            && let Err(e) = link.send(&out).await
+        {
+            broken = Some(e);
         }
         let Some(sent) = outstanding.pop_front() else {
-            break;
+            round.error = broken;
+            return round;
         };
-        let answer = link.line().await?;
-        let (i, expected) = match sent {
-            Sent::Check(i) => (i, [238, 431, 438]),
-            Sent::TakeThis(i) => (i, [239, 439, 439]),
+        let i = index(&sent);
+        let answer = match link.line().await {
+            Ok(a) => a,
+            Err(e) => {
+                round.blamed = Some(i);
+                round.error = Some(e);
+                return round;
+            }
+        };
+        let expected = match sent {
+            Sent::Check(_) => [238, 431, 438],
+            Sent::TakeThis(_) => [239, 439, 439],
         };
         let c = code(&answer);
-        if !expected.contains(&c) {
-            return Err(FeedError::Protocol(format!(
+        // 501: the peer finds the command (the message-id) bad; it will
+        // never take this article, and the stream is still in step.
+        let problem = if c == 501 {
+            None
+        } else if !expected.contains(&c) {
+            Some(format!(
                 "unexpected answer {answer:?} for {}",
                 articles[i].msgid
-            )));
-        }
-        // RFC 4644 answers name the message-id; a mismatch means we are out
-        // of step with the peer.
-        if answer.split_whitespace().nth(1) != Some(articles[i].msgid.as_str()) {
-            return Err(FeedError::Protocol(format!(
+            ))
+        } else if answer.split_whitespace().nth(1) != Some(articles[i].msgid.as_str()) {
+            // RFC 4644 answers name the message-id; a mismatch means we are
+            // out of step with the peer.
+            Some(format!(
                 "answer {answer:?} does not name {}",
                 articles[i].msgid
-            )));
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            round.blamed = Some(i);
+            round.error = Some(FeedError::Protocol(problem));
+            return round;
         }
         match c {
             238 => takethis.push_back(i),
-            431 => verdicts[i] = Some(Verdict::Deferred),
-            438 => verdicts[i] = Some(Verdict::Refused),
-            239 => verdicts[i] = Some(Verdict::Accepted),
-            _ => verdicts[i] = Some(Verdict::Rejected),
+            431 => round.verdicts[i] = Some(Verdict::Deferred),
+            438 => round.verdicts[i] = Some(Verdict::Refused),
+            239 => round.verdicts[i] = Some(Verdict::Accepted),
+            _ => round.verdicts[i] = Some(Verdict::Rejected),
         }
     }
-    Ok(verdicts
-        .into_iter()
-        .map(|v| v.unwrap_or(Verdict::Deferred))
-        .collect())
 }
 
 /// Offers `articles` one at a time with IHAVE (RFC 3977 §6.3.2).
-async fn ihave_round(link: &mut Link, articles: &[&LogArticle]) -> Result<Vec<Verdict>, FeedError> {
-    let mut verdicts = Vec::with_capacity(articles.len());
+async fn ihave_round(link: &mut Link, articles: &[&LogArticle]) -> Round {
+    let mut round = Round {
+        verdicts: vec![None; articles.len()],
+        sent: 0,
+        blamed: None,
+        error: None,
+    };
     let mut out = Vec::new();
-    for a in articles {
-        link.send(format!("IHAVE {}\r\n", a.msgid).as_bytes())
-            .await?;
-        let answer = link.line().await?;
-        let v = match code(&answer) {
-            335 => {
-                out.clear();
-                dot::stuff(&a.bytes, &mut out);
-                link.send(&out).await?;
-                let answer = link.line().await?;
-                match code(&answer) {
-                    235 => Verdict::Accepted,
-                    436 => Verdict::Deferred,
-                    437 => Verdict::Rejected,
-                    _ => {
-                        return Err(FeedError::Protocol(format!(
-                            "unexpected answer {answer:?} after sending {}",
-                            a.msgid
-                        )));
-                    }
+    for (i, a) in articles.iter().enumerate() {
+        round.sent = i + 1;
+        match ihave_one(link, a, &mut out).await {
+            Ok(v) => round.verdicts[i] = Some(v),
+            Err(e) => {
+                round.blamed = Some(i);
+                round.error = Some(e);
+                return round;
+            }
+        }
+    }
+    round
+}
+
+async fn ihave_one(
+    link: &mut Link,
+    a: &LogArticle,
+    out: &mut Vec<u8>,
+) -> Result<Verdict, FeedError> {
+    link.send(format!("IHAVE {}\r\n", a.msgid).as_bytes())
+        .await?;
+    let answer = link.line().await?;
+    Ok(match code(&answer) {
+        335 => {
+            out.clear();
+            dot::stuff(&a.bytes, out);
+            link.send(out).await?;
+            let answer = link.line().await?;
+            match code(&answer) {
+                235 => Verdict::Accepted,
+                436 => Verdict::Deferred,
+                437 => Verdict::Rejected,
+                _ => {
+                    return Err(FeedError::Protocol(format!(
+                        "unexpected answer {answer:?} after sending {}",
+                        a.msgid
+                    )));
                 }
             }
-            435 => Verdict::Refused,
-            436 => Verdict::Deferred,
-            437 => Verdict::Rejected,
-            _ => {
-                return Err(FeedError::Protocol(format!(
-                    "unexpected answer {answer:?} to IHAVE {}",
-                    a.msgid
-                )));
-            }
-        };
-        verdicts.push(v);
-    }
-    Ok(verdicts)
+        }
+        435 => Verdict::Refused,
+        436 => Verdict::Deferred,
+        // 501: the peer finds the message-id bad and will never take it.
+        437 | 501 => Verdict::Rejected,
+        _ => {
+            return Err(FeedError::Protocol(format!(
+                "unexpected answer {answer:?} to IHAVE {}",
+                a.msgid
+            )));
+        }
+    })
 }
