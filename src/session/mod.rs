@@ -461,25 +461,41 @@ async fn settle_front<S: AsyncRead + AsyncWrite + Unpin>(
 /// flushed once per burst (when no complete command is waiting), and never
 /// waits longer than the idle timeout on a client that does not read.
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: Connection<S>,
+    session: Session,
+    shutdown: watch::Receiver<bool>,
+) {
+    let ingest = session.shared.ingest.clone();
+    let mut staged = Vec::new();
+    drive(conn, session, shutdown, &mut staged).await;
+    // Articles read in full before the connection ended are stored even
+    // though their answer can no longer be sent: the peer offers them
+    // again and is told it need not send them.
+    if !staged.is_empty() {
+        ingest.submit_batch(staged).await;
+    }
+}
+
+async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     mut conn: Connection<S>,
     mut session: Session,
     mut shutdown: watch::Receiver<bool>,
+    staged: &mut Vec<Submission>,
 ) {
     let idle = Duration::from_secs(session.config().limits.idle_timeout_secs);
     let max_output = session.config().limits.max_output_buffer;
     let max_article = session.config().limits.max_article_size;
     let peer = session.peer;
     let mut pending: VecDeque<Pending> = VecDeque::new();
-    // TAKETHIS articles of the current burst, submitted together once the
-    // burst has been read (or before anything waits on them).
-    let mut staged: Vec<Submission> = Vec::new();
+    // `staged`: TAKETHIS articles of the current burst, submitted together
+    // once the burst has been read (or before anything waits on them).
     conn.send(&session.greeting());
     loop {
         if !staged.is_empty() && (!conn.has_buffered_line() || staged.len() >= MAX_STAGED) {
             session
                 .shared
                 .ingest
-                .submit_batch(std::mem::take(&mut staged))
+                .submit_batch(std::mem::take(staged))
                 .await;
         }
         if send_ready(&mut pending, &mut conn).is_err() {
@@ -652,7 +668,8 @@ fn is_takethis(line: &[u8]) -> bool {
         .iter()
         .skip_while(|b| b.is_ascii_whitespace())
         .take_while(|b| !b.is_ascii_whitespace());
-    verb.map(|b| b.to_ascii_uppercase()).eq(b"TAKETHIS".iter().copied())
+    verb.map(|b| b.to_ascii_uppercase())
+        .eq(b"TAKETHIS".iter().copied())
 }
 
 fn closes(reply: &Reply) -> bool {
