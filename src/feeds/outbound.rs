@@ -24,7 +24,7 @@ use crate::store::{Store, StoreError};
 use crate::wire::dot;
 
 /// Articles read from the log per round.
-const ROUND: i64 = 500;
+const ROUND: i64 = 1000;
 
 /// The feeder's clocks. The server runs every feeder on the defaults;
 /// tests run one with short ones (`run_with`) to see a hung peer time out
@@ -275,6 +275,10 @@ async fn feed(
         return Ok(Ended::Stop);
     };
     let (mut link, streaming) = connect(peer, address, timings.answer_timeout).await?;
+    let mut checking = CheckMode::default();
+    // The next round's articles, read while this round is on the wire:
+    // (the cursor they follow, the articles).
+    let mut prefetched: Option<(i64, Vec<LogArticle>)> = None;
     store.set_peer_connected(name, Some(now())).await?;
     info!(peer = %name, %address, streaming, "feed connected");
     loop {
@@ -287,12 +291,17 @@ async fn feed(
             let _ = link.send(b"QUIT\r\n").await;
             return Ok(Ended::Paused);
         }
+        // Mark the head seen before looking, so an article committed while
+        // we look still wakes the wait below.
+        head.borrow_and_update();
         let retries = store.due_retries(name, now(), ROUND).await?;
-        let fresh = store.articles_after(state.cursor, ROUND).await?;
+        let fresh = match prefetched.take() {
+            Some((after, articles)) if after == state.cursor => articles,
+            _ => store.articles_after(state.cursor, ROUND).await?,
+        };
         if retries.is_empty() && fresh.is_empty() {
             // Nothing to do: wait for the writer, a retry falling due, or
             // a second (to notice pause and stop).
-            head.borrow_and_update();
             let next_retry = store.next_retry_at(name).await?;
             let idle = match next_retry {
                 Some(at) => Duration::from_secs((at - now()).clamp(0, 1) as u64),
@@ -314,11 +323,28 @@ async fn feed(
                 Err(skip) => debug!(peer = %name, id = a.id, ?skip, "not for this peer"),
             }
         }
-        let round = if streaming {
-            stream_round(&mut link, &wanted, peer.window).await
-        } else {
-            ihave_round(&mut link, &wanted).await
+        // A full round means more is waiting: read it meanwhile, so the
+        // peer is not left idle between rounds.
+        let last_fresh = fresh.last().map(|a| a.id);
+        let read_ahead = async {
+            match last_fresh {
+                Some(last) if fresh.len() as i64 == ROUND => {
+                    Some((last, store.articles_after(last, ROUND).await))
+                }
+                _ => None,
+            }
         };
+        let offer = async {
+            if streaming {
+                stream_round(&mut link, &wanted, peer.window, &mut checking).await
+            } else {
+                ihave_round(&mut link, &wanted).await
+            }
+        };
+        let (round, ahead) = tokio::join!(offer, read_ahead);
+        if let Some((after, Ok(articles))) = ahead {
+            prefetched = Some((after, articles));
+        }
         // The cursor passes every fresh article before the first one not
         // offered yet (all of them when the round ran to its end).
         let first_unsent = wanted[round.sent..]
@@ -406,9 +432,50 @@ struct Round {
     error: Option<FeedError>,
 }
 
-/// Offers `articles` with CHECK and sends TAKETHIS for those wanted,
-/// keeping up to `window` commands in flight (RFC 4644 §2).
-async fn stream_round(link: &mut Link, articles: &[&LogArticle], window: usize) -> Round {
+/// Whether to ask CHECK before sending an article, learnt from the peer's
+/// answers, as innfeed does: while nearly every CHECK is answered 238, the
+/// question only costs a round trip, so articles go straight out with
+/// TAKETHIS; when TAKETHIS starts meeting refusals (the peer has them from
+/// elsewhere), CHECK comes back to save sending them.
+#[derive(Debug, Default)]
+struct CheckMode {
+    skip_check: bool,
+    /// Answers seen in the current sample, and how many were "send it"
+    /// (238, or 239 while skipping).
+    seen: u32,
+    wanted: u32,
+}
+
+impl CheckMode {
+    const SAMPLE: u32 = 200;
+
+    fn record(&mut self, wanted: bool) {
+        self.seen += 1;
+        self.wanted += u32::from(wanted);
+        if self.seen < Self::SAMPLE {
+            return;
+        }
+        let ratio = f64::from(self.wanted) / f64::from(self.seen);
+        // Hysteresis: stop checking at 95% wanted, resume below 90%.
+        self.skip_check = if self.skip_check {
+            ratio >= 0.90
+        } else {
+            ratio >= 0.95
+        };
+        self.seen = 0;
+        self.wanted = 0;
+    }
+}
+
+/// Offers `articles` with CHECK and sends TAKETHIS for those wanted (or
+/// sends TAKETHIS at once while `mode` says CHECK is not worth it), keeping
+/// up to `window` articles in flight (RFC 4644 §2).
+async fn stream_round(
+    link: &mut Link,
+    articles: &[&LogArticle],
+    window: usize,
+    mode: &mut CheckMode,
+) -> Round {
     #[derive(Clone, Copy)]
     enum Sent {
         Check(usize),
@@ -430,18 +497,27 @@ async fn stream_round(link: &mut Link, articles: &[&LogArticle], window: usize) 
     // before, so those answers are read first, and the article blamed is
     // the one whose answer never came.
     let mut broken: Option<FeedError> = None;
+    let mut in_flight = 0;
     loop {
         out.clear();
-        while broken.is_none() && outstanding.len() < window {
+        // Wanted articles first (they already hold a place in the window),
+        // then new offers while fewer than `window` articles are in flight.
+        while broken.is_none() {
             if let Some(i) = takethis.pop_front() {
                 out.extend_from_slice(format!("TAKETHIS {}\r\n", articles[i].msgid).as_bytes());
                 dot::stuff(&articles[i].bytes, &mut out);
                 outstanding.push_back(Sent::TakeThis(i));
-            } else if round.sent < articles.len() {
-                out.extend_from_slice(
-                    format!("CHECK {}\r\n", articles[round.sent].msgid).as_bytes(),
-                );
-                outstanding.push_back(Sent::Check(round.sent));
+            } else if round.sent < articles.len() && in_flight < window {
+                let i = round.sent;
+                if mode.skip_check {
+                    out.extend_from_slice(format!("TAKETHIS {}\r\n", articles[i].msgid).as_bytes());
+                    dot::stuff(&articles[i].bytes, &mut out);
+                    outstanding.push_back(Sent::TakeThis(i));
+                } else {
+                    out.extend_from_slice(format!("CHECK {}\r\n", articles[i].msgid).as_bytes());
+                    outstanding.push_back(Sent::Check(i));
+                }
+                in_flight += 1;
                 round.sent += 1;
             } else {
                 break;
@@ -493,6 +569,14 @@ async fn stream_round(link: &mut Link, articles: &[&LogArticle], window: usize) 
             round.blamed = Some(i);
             round.error = Some(FeedError::Protocol(problem));
             return round;
+        }
+        if matches!(sent, Sent::TakeThis(_)) || c != 238 {
+            in_flight -= 1;
+        }
+        if !mode.skip_check && matches!(sent, Sent::Check(_)) {
+            mode.record(c == 238);
+        } else if mode.skip_check && matches!(sent, Sent::TakeThis(_)) {
+            mode.record(c == 239);
         }
         match c {
             238 => takethis.push_back(i),
