@@ -507,6 +507,21 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_peer_example_parses_when_uncommented() {
+        let text = include_str!("../etc/tidings.toml");
+        let start = text.find("# [[peer]]").expect("a peer example");
+        let example: String = text[start..]
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with("[[") || l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let config = Config::parse(&example).expect("the peer example must be valid");
+        assert_eq!(config.peers.len(), 1);
+        assert_eq!(config.peers[0].window, 64);
+    }
+
+    #[test]
     fn an_empty_file_is_the_default() {
         let config = Config::parse("").expect("empty config");
         assert_eq!(config.limits.max_line_length, 512);
