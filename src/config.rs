@@ -509,7 +509,7 @@ mod tests {
     #[test]
     fn the_documented_peer_example_parses_when_uncommented() {
         let text = include_str!("../etc/tidings.toml");
-        let start = text.find("# [[peer]]").expect("a peer example");
+        let start = text.find("\n# [[peer]]\n").expect("a peer example");
         let example: String = text[start..]
             .lines()
             .filter_map(|l| l.strip_prefix("# "))
