@@ -70,6 +70,11 @@ impl Inn {
     /// and if that fails it spools what comes meanwhile to a backlog file
     /// that it reads back only much later.
     async fn start(port: u16, feed_port: Option<u16>) -> Option<Inn> {
+        Inn::start_with(port, feed_port, true).await
+    }
+
+    /// As `start`, with innfeed streaming to tidings or using IHAVE.
+    async fn start_with(port: u16, feed_port: Option<u16>, streaming: bool) -> Option<Inn> {
         let dir = tempfile::Builder::new()
             .prefix("tidings-inn-")
             .tempdir()
@@ -83,6 +88,7 @@ impl Inn {
             .arg(inn.dir.path())
             .arg(port.to_string())
             .env("TIDINGS_IDENTITY", TIDINGS_ID)
+            .env("INN_FEED_STREAMING", streaming.to_string())
             .env_remove("TIDINGS_PORT");
         if let Some(p) = feed_port {
             cmd.arg(format!("127.0.0.1:{p}"));
@@ -126,6 +132,31 @@ impl Inn {
             }
         }
         text
+    }
+
+    /// innfeed's (offered, accepted) counts for tidings, from the status
+    /// file it rewrites every second.
+    fn innfeed_counts(&self) -> Option<(u64, u64)> {
+        let text = std::fs::read_to_string(self.dir.path().join("log/innfeed.status")).ok()?;
+        let section = text.split_once(&format!("\n{TIDINGS_ID}\n"))?.1;
+        let count = |key: &str| -> Option<u64> {
+            let at = section.find(key)? + key.len();
+            section[at..].split_whitespace().next()?.parse().ok()
+        };
+        Some((count("offered:")?, count("accepted:")?))
+    }
+
+    /// Waits until innfeed reports `accepted` articles accepted by tidings
+    /// (its status lags up to a second), then returns (offered, accepted).
+    async fn innfeed_settled(&self, accepted: u64) -> (u64, u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let counts = self.innfeed_counts();
+            if matches!(counts, Some((_, a)) if a >= accepted) || Instant::now() > deadline {
+                return counts.unwrap_or_else(|| panic!("no innfeed status\n{}", self.logs()));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// A reader on INN (127.0.0.1 is also a feeding peer: MODE READER).
@@ -547,6 +578,11 @@ async fn inn_feeds_tidings_every_article_intact_and_once() {
             "tidings {g}"
         );
     }
+    assert_eq!(
+        inn.innfeed_settled(N as u64).await,
+        (N as u64, N as u64),
+        "innfeed's (offered, accepted) to tidings"
+    );
     eprintln!("INN -> tidings: {N} articles arrived after {arrived:?} (INN start included)");
     drop(tr);
     drop(poster);
@@ -556,13 +592,30 @@ async fn inn_feeds_tidings_every_article_intact_and_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tidings_and_inn_peer_both_ways_without_loops() {
+    both_ways(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tidings_and_inn_peer_both_ways_over_ihave() {
+    both_ways(false).await;
+}
+
+/// A peering in both directions, streaming (CHECK/TAKETHIS both ways) or
+/// not (IHAVE both ways): articles posted on each side end up exactly once
+/// on each side, and neither offers the other what came from it.
+async fn both_ways(streaming: bool) {
     const M: usize = 20;
     let started = Instant::now();
     let inn_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let t = tidings(Some(inn_peer(Some(inn_addr), true))).await;
-    let Some(inn) = Inn::start(inn_addr.port(), Some(t.addr.port())).await else {
+    let mut peer = inn_peer(Some(inn_addr), true);
+    if !streaming {
+        peer.push_str("streaming = false\n");
+    }
+    let t = tidings(Some(peer)).await;
+    let Some(inn) = Inn::start_with(inn_addr.port(), Some(t.addr.port()), streaming).await else {
         return;
     };
+    let how = if streaming { "streaming" } else { "IHAVE" };
 
     let from_t: Vec<Posted> = (0..M).map(|i| test_article("bt", i)).collect();
     let from_i: Vec<Posted> = (0..M).map(|i| test_article("bi", i)).collect();
@@ -583,12 +636,18 @@ async fn tidings_and_inn_peer_both_ways_without_loops() {
     for a in &from_t {
         let orig = fetch(&mut tp, &a.id, "tidings").await;
         let copy = fetch(&mut ip, &a.id, "INN").await;
-        check_carried(&orig, &copy, a, INN_ID, "tidings -> INN (both ways)");
+        check_carried(&orig, &copy, a, INN_ID, &format!("tidings -> INN ({how})"));
     }
     for a in &from_i {
         let orig = fetch(&mut ip, &a.id, "INN").await;
         let copy = fetch(&mut tp, &a.id, "tidings").await;
-        check_carried(&orig, &copy, a, TIDINGS_ID, "INN -> tidings (both ways)");
+        check_carried(
+            &orig,
+            &copy,
+            a,
+            TIDINGS_ID,
+            &format!("INN -> tidings ({how})"),
+        );
     }
 
     // Let anything that would loop come back, then count again.
@@ -619,15 +678,23 @@ async fn tidings_and_inn_peer_both_ways_without_loops() {
             "INN {g} changed after settling"
         );
     }
-    // tidings offered INN only its own articles: INN's came with inn.test
-    // in their Path.
+    // Each offered the other only its own articles: those from the other
+    // came with its identity in their Path.
     let state = t.server().store().peer_state("inn").await.expect("state");
     assert_eq!(
         (state.offered, state.accepted),
         (M as i64, M as i64),
-        "tidings' feed to INN: {state:?}"
+        "tidings' feed to INN ({how}): {state:?}"
     );
-    eprintln!("both ways: {} articles each side after {arrived:?}", 2 * M);
+    assert_eq!(
+        inn.innfeed_settled(M as u64).await,
+        (M as u64, M as u64),
+        "innfeed's (offered, accepted) to tidings ({how})"
+    );
+    eprintln!(
+        "both ways ({how}): {} articles each side after {arrived:?}",
+        2 * M
+    );
     drop(tp);
     drop(ip);
     t.stop().await;

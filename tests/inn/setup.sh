@@ -9,7 +9,9 @@
 # groups local.test and inn.interop; 127.0.0.1 may feed it (streaming) and
 # read from it. With a third argument (or TIDINGS_PORT in the environment:
 # a port on 127.0.0.1, or host:port), INN feeds that tidings with innfeed,
-# streaming, tuned to send at once; the tidings' Path identity is
+# streaming (INN_FEED_STREAMING=false: IHAVE), tuned to send at once and to
+# write its status file (log/innfeed.status) every second; the tidings'
+# Path identity is
 # TIDINGS_IDENTITY (default tidings.test), also the newsfeeds site name, so
 # INN does not offer tidings what already went through it.
 #
@@ -30,6 +32,7 @@ DIR=$1
 PORT=$2
 FEED=${3:-${TIDINGS_PORT:-}}
 IDENTITY=${TIDINGS_IDENTITY:-tidings.test}
+STREAMING=${INN_FEED_STREAMING:-true}
 CYCBUFF_MB=${INN_CYCBUFF_MB:-64}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
@@ -161,13 +164,17 @@ access "loopback" {
 EOF
 
 # What INN feeds: tidings through innfeed (a channel funnel), streaming.
+# innd starts without it: each ctlinnd newgroup restarts innfeed, and
+# articles that come while it restarts are spooled for minutes. The feed
+# is added with ctlinnd reload once the groups exist.
+echo 'ME:!*/!local::' >"$DIR/etc/newsfeeds"
 {
     echo 'ME:!*/!local::'
     if [ -n "$FEED" ]; then
         echo "$IDENTITY:*,!junk,!control,!control.*:Tm:innfeed!"
         echo "innfeed!:!*:Tc,Wnm*:$NEWSBIN/innfeed"
     fi
-} >"$DIR/etc/newsfeeds"
+} >"$DIR/etc/newsfeeds.feed"
 
 # innfeed: send at once, keep everything in memory, retry fast.
 cat >"$DIR/etc/innfeed.conf" <<EOF
@@ -180,7 +187,7 @@ backlog-highwater:      10000
 backlog-ckpt-period:    1
 backlog-newfile-period: 2
 backlog-rotate-period:  1
-stats-period:           60
+stats-period:           1
 initial-reconnect-time: 1
 max-reconnect-time:     2
 dns-retry:              1
@@ -203,6 +210,7 @@ peer $IDENTITY {
     ip-name:            $FEED_HOST
     port-number:        $FEED_PORT
     force-ipv4:         true
+    streaming:          $STREAMING
 }
 EOF
 fi
@@ -247,4 +255,18 @@ done
 for g in local.test inn.interop; do
     as_news "$NEWSBIN/ctlinnd -s -t 20 newgroup $g y tidings-tests"
 done
+if [ -n "$FEED" ]; then
+    cp "$DIR/etc/newsfeeds.feed" "$DIR/etc/newsfeeds"
+    as_news "$NEWSBIN/ctlinnd -s -t 20 reload newsfeeds tidings-tests"
+    # innfeed is up when it has written its pid.
+    deadline=$((SECONDS + 10))
+    until [ -s "$DIR/run/innfeed.pid" ] && kill -0 "$(cat "$DIR/run/innfeed.pid")" 2>/dev/null; do
+        if [ $SECONDS -ge $deadline ]; then
+            echo "innfeed did not start within 10 s" >&2
+            cat "$DIR"/log/errlog "$DIR"/log/innfeed.log 2>/dev/null >&2 || true
+            exit 1
+        fi
+        sleep 0.05
+    done
+fi
 echo "INN running in $DIR on 127.0.0.1:$PORT${FEED:+, feeding $IDENTITY at $FEED}"
