@@ -55,6 +55,30 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// How innfeed feeds tidings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    /// CHECK, then TAKETHIS for the wanted (innfeed switches to no-CHECK
+    /// mode only after many accepted articles).
+    Streaming,
+    /// TAKETHIS without CHECK from the second article on.
+    NoCheck,
+    /// IHAVE (innfeed still tries MODE STREAM first).
+    Ihave,
+}
+
+/// innfeed's counters for one peer. In no-CHECK mode, `offered` also
+/// counts the CHECKs of the articles sent before it switched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InnfeedCounts {
+    offered: u64,
+    accepted: u64,
+    refused: u64,
+    rejected: u64,
+    deferred: u64,
+    missing: u64,
+}
+
 /// A private INN instance; stopped (every process of it) when dropped.
 struct Inn {
     addr: SocketAddr,
@@ -70,11 +94,11 @@ impl Inn {
     /// and if that fails it spools what comes meanwhile to a backlog file
     /// that it reads back only much later.
     async fn start(port: u16, feed_port: Option<u16>) -> Option<Inn> {
-        Inn::start_with(port, feed_port, true).await
+        Inn::start_with(port, feed_port, Feed::Streaming).await
     }
 
-    /// As `start`, with innfeed streaming to tidings or using IHAVE.
-    async fn start_with(port: u16, feed_port: Option<u16>, streaming: bool) -> Option<Inn> {
+    /// As `start`, with innfeed feeding tidings `how`.
+    async fn start_with(port: u16, feed_port: Option<u16>, how: Feed) -> Option<Inn> {
         let dir = tempfile::Builder::new()
             .prefix("tidings-inn-")
             .tempdir()
@@ -88,7 +112,8 @@ impl Inn {
             .arg(inn.dir.path())
             .arg(port.to_string())
             .env("TIDINGS_IDENTITY", TIDINGS_ID)
-            .env("INN_FEED_STREAMING", streaming.to_string())
+            .env("INN_FEED_STREAMING", (how != Feed::Ihave).to_string())
+            .env("INN_FEED_NO_CHECK", (how == Feed::NoCheck).to_string())
             .env_remove("TIDINGS_PORT");
         if let Some(p) = feed_port {
             cmd.arg(format!("127.0.0.1:{p}"));
@@ -134,25 +159,32 @@ impl Inn {
         text
     }
 
-    /// innfeed's (offered, accepted) counts for tidings, from the status
-    /// file it rewrites every second.
-    fn innfeed_counts(&self) -> Option<(u64, u64)> {
+    /// innfeed's counters for tidings, from the status file it rewrites
+    /// every second.
+    fn innfeed_counts(&self) -> Option<InnfeedCounts> {
         let text = std::fs::read_to_string(self.dir.path().join("log/innfeed.status")).ok()?;
         let section = text.split_once(&format!("\n{TIDINGS_ID}\n"))?.1;
         let count = |key: &str| -> Option<u64> {
-            let at = section.find(key)? + key.len();
+            let at = section.find(&format!(" {key}: "))? + key.len() + 3;
             section[at..].split_whitespace().next()?.parse().ok()
         };
-        Some((count("offered:")?, count("accepted:")?))
+        Some(InnfeedCounts {
+            offered: count("offered")?,
+            accepted: count("accepted")?,
+            refused: count("refused")?,
+            rejected: count("rejected")?,
+            deferred: count("deferred")?,
+            missing: count("missing")?,
+        })
     }
 
     /// Waits until innfeed reports `accepted` articles accepted by tidings
-    /// (its status lags up to a second), then returns (offered, accepted).
-    async fn innfeed_settled(&self, accepted: u64) -> (u64, u64) {
+    /// (its status lags up to a second), then returns its counters.
+    async fn innfeed_settled(&self, accepted: u64) -> InnfeedCounts {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let counts = self.innfeed_counts();
-            if matches!(counts, Some((_, a)) if a >= accepted) || Instant::now() > deadline {
+            if matches!(counts, Some(c) if c.accepted >= accepted) || Instant::now() > deadline {
                 return counts.unwrap_or_else(|| panic!("no innfeed status\n{}", self.logs()));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -491,13 +523,34 @@ async fn tidings_feeds_inn_every_article_intact_and_once() {
     let t = tidings(Some(inn_peer(Some(inn.addr), false))).await;
 
     let articles: Vec<Posted> = (0..N).map(|i| test_article("t", i)).collect();
+    // Among them, in the middle: one INN already has (it must answer 438
+    // and tidings count it refused) and two in a group INN does not carry
+    // (it must refuse them, and tidings go on with the rest).
+    let known = test_article("known", 0);
+    let mut ir = inn.reader().await;
+    let status = post(&mut ir, &known).await;
+    assert!(status.starts_with("240"), "INN POST {}: {status}", known.id);
+    let mut strays: Vec<Posted> = (0..2).map(|i| test_article("stray", i)).collect();
+    for s in &mut strays {
+        s.groups = vec!["local.general"];
+        s.fields[1] = b"Newsgroups: local.general".to_vec();
+    }
     let mut poster = Client::connect(t.addr).await;
-    for a in &articles {
+    for (i, a) in articles.iter().enumerate() {
+        if i == N / 2 {
+            for extra in std::iter::once(&known).chain(&strays) {
+                let status = post(&mut poster, extra).await;
+                assert!(
+                    status.starts_with("240"),
+                    "tidings POST {}: {status}",
+                    extra.id
+                );
+            }
+        }
         let status = post(&mut poster, a).await;
         assert!(status.starts_with("240"), "tidings POST {}: {status}", a.id);
     }
     let ids: Vec<String> = articles.iter().map(|a| a.id.clone()).collect();
-    let mut ir = inn.reader().await;
     wait_for_ids(&mut ir, &ids, "INN", || inn.logs()).await;
     let arrived = started.elapsed();
 
@@ -513,15 +566,41 @@ async fn tidings_feeds_inn_every_article_intact_and_once() {
         let copy = fetch(&mut ir, &a.id, "INN").await;
         check_carried(&orig, &copy, a, INN_ID, "tidings -> INN");
     }
+    for s in &strays {
+        let status = ir.cmd(&format!("STAT {}", s.id)).await;
+        assert!(
+            status.starts_with("430"),
+            "INN has {} (local.general): {status}",
+            s.id
+        );
+    }
+    // INN's copy of the known article is its own, not tidings'.
+    let copy = fetch(&mut ir, &known.id, "INN").await;
+    assert_eq!(
+        copy.field("Path").expect("Path"),
+        format!("{INN_ID}!.POSTED.localhost!not-for-mail"),
+        "INN took {} again from tidings",
+        known.id
+    );
+    let with_known: Vec<&Posted> = articles.iter().chain([&known]).collect();
     for g in ["local.test", "inn.interop"] {
         let numbers = listgroup(&mut ir, g, "INN").await;
-        assert_eq!(numbers.len(), expected_count(&articles, g), "INN {g}");
+        let want = with_known.iter().filter(|a| a.groups.contains(&g)).count();
+        assert_eq!(numbers.len(), want, "INN {g}");
     }
-    let state = t.server().store().peer_state("inn").await.expect("state");
+    // tidings' feed counters, once its last round is saved.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let state = loop {
+        let state = t.server().store().peer_state("inn").await.expect("state");
+        if state.offered >= N as i64 + 3 || Instant::now() > deadline {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(
-        (state.offered, state.accepted),
-        (N as i64, N as i64),
-        "tidings' feed to INN: {state:?}"
+        (state.offered, state.accepted, state.refused, state.rejected),
+        (N as i64 + 3, N as i64, 1, 2),
+        "tidings' feed to INN (offered, accepted, refused 438, rejected 439): {state:?}"
     );
     eprintln!("tidings -> INN: {N} articles arrived after {arrived:?} (INN start included)");
     drop(ir);
@@ -533,7 +612,8 @@ async fn tidings_feeds_inn_every_article_intact_and_once() {
 async fn inn_feeds_tidings_every_article_intact_and_once() {
     let started = Instant::now();
     let t = tidings(Some(inn_peer(None, true))).await;
-    let Some(inn) = Inn::start(free_port(), Some(t.addr.port())).await else {
+    // innfeed in no-CHECK mode: after the first article, TAKETHIS alone.
+    let Some(inn) = Inn::start_with(free_port(), Some(t.addr.port()), Feed::NoCheck).await else {
         return;
     };
 
@@ -578,10 +658,12 @@ async fn inn_feeds_tidings_every_article_intact_and_once() {
             "tidings {g}"
         );
     }
+    let c = inn.innfeed_settled(N as u64).await;
     assert_eq!(
-        inn.innfeed_settled(N as u64).await,
-        (N as u64, N as u64),
-        "innfeed's (offered, accepted) to tidings"
+        (c.accepted, c.refused, c.rejected, c.deferred, c.missing),
+        (N as u64, 0, 0, 0, 0),
+        "innfeed's (accepted, refused, rejected, deferred, missing) to tidings: {c:?}\n{}",
+        inn.logs()
     );
     eprintln!("INN -> tidings: {N} articles arrived after {arrived:?} (INN start included)");
     drop(tr);
@@ -612,7 +694,12 @@ async fn both_ways(streaming: bool) {
         peer.push_str("streaming = false\n");
     }
     let t = tidings(Some(peer)).await;
-    let Some(inn) = Inn::start_with(inn_addr.port(), Some(t.addr.port()), streaming).await else {
+    let how = if streaming {
+        Feed::Streaming
+    } else {
+        Feed::Ihave
+    };
+    let Some(inn) = Inn::start_with(inn_addr.port(), Some(t.addr.port()), how).await else {
         return;
     };
     let how = if streaming { "streaming" } else { "IHAVE" };
@@ -686,10 +773,12 @@ async fn both_ways(streaming: bool) {
         (M as i64, M as i64),
         "tidings' feed to INN ({how}): {state:?}"
     );
+    let c = inn.innfeed_settled(M as u64).await;
     assert_eq!(
-        inn.innfeed_settled(M as u64).await,
-        (M as u64, M as u64),
-        "innfeed's (offered, accepted) to tidings ({how})"
+        (c.offered, c.accepted, c.refused, c.rejected, c.deferred),
+        (M as u64, M as u64, 0, 0, 0),
+        "innfeed's (offered, accepted, refused, rejected, deferred) to tidings ({how}): {c:?}\n{}",
+        inn.logs()
     );
     eprintln!(
         "both ways ({how}): {} articles each side after {arrived:?}",

@@ -9,7 +9,8 @@
 # groups local.test and inn.interop; 127.0.0.1 may feed it (streaming) and
 # read from it. With a third argument (or TIDINGS_PORT in the environment:
 # a port on 127.0.0.1, or host:port), INN feeds that tidings with innfeed,
-# streaming (INN_FEED_STREAMING=false: IHAVE), tuned to send at once and to
+# streaming (INN_FEED_STREAMING=false: IHAVE; INN_FEED_NO_CHECK=true:
+# TAKETHIS without CHECK after the first accepted article), tuned to send at once and to
 # write its status file (log/innfeed.status) every second; the tidings'
 # Path identity is
 # TIDINGS_IDENTITY (default tidings.test), also the newsfeeds site name, so
@@ -19,6 +20,7 @@
 # instance in DIR is stopped first (tests/inn/stop.sh). Run it as root (it
 # gives DIR to news) or as news.
 #
+# INN_NEWSBIN: where INN's programs are (default /usr/lib/news/bin).
 # Exit status 77: INN is not installed or cannot be run here (the caller
 # may skip); anything else non-zero: a real failure.
 set -euo pipefail
@@ -33,10 +35,11 @@ PORT=$2
 FEED=${3:-${TIDINGS_PORT:-}}
 IDENTITY=${TIDINGS_IDENTITY:-tidings.test}
 STREAMING=${INN_FEED_STREAMING:-true}
+NO_CHECK=${INN_FEED_NO_CHECK:-false}
 CYCBUFF_MB=${INN_CYCBUFF_MB:-64}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-NEWSBIN=/usr/lib/news/bin
+NEWSBIN=${INN_NEWSBIN:-/usr/lib/news/bin}
 if [ ! -x "$NEWSBIN/innd" ] || [ ! -x "$NEWSBIN/rc.news" ] || ! id news >/dev/null 2>&1; then
     echo "INN is not installed ($NEWSBIN/innd missing; apt-get install inn2)" >&2
     exit 77
@@ -211,6 +214,16 @@ peer $IDENTITY {
     port-number:        $FEED_PORT
     force-ipv4:         true
     streaming:          $STREAMING
+EOF
+    if [ "$NO_CHECK" = true ]; then
+        # No-CHECK mode from the first accepted article on: TAKETHIS alone.
+        cat >>"$DIR/etc/innfeed.conf" <<EOF
+    no-check-high:      1.0
+    no-check-low:       0.5
+    no-check-filter:    1.0
+EOF
+    fi
+    cat >>"$DIR/etc/innfeed.conf" <<EOF
 }
 EOF
 fi
