@@ -55,6 +55,13 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Whether this runs under CI (CI=true, as CI services set it), where a
+/// missing INN is a failure rather than a reason to skip.
+fn in_ci() -> bool {
+    std::env::var("CI")
+        .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
 /// How innfeed feeds tidings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Feed {
@@ -99,9 +106,17 @@ impl Inn {
 
     /// As `start`, with innfeed feeding tidings `how`.
     async fn start_with(port: u16, feed_port: Option<u16>, how: Feed) -> Option<Inn> {
+        // In /tmp rather than $TMPDIR: user news must reach it, and INN's
+        // control socket path must stay short.
+        let base = Path::new("/tmp");
+        let base = if base.is_dir() {
+            base.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
         let dir = tempfile::Builder::new()
             .prefix("tidings-inn-")
-            .tempdir()
+            .tempdir_in(base)
             .expect("temp dir");
         let inn = Inn {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -125,7 +140,7 @@ impl Inn {
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         match out.status.code() {
             Some(0) => Some(inn),
-            Some(77) if std::env::var("CI").as_deref() != Ok("true") => {
+            Some(77) if !in_ci() => {
                 eprintln!("SKIPPED (INN interop test): {}", stderr.trim());
                 None
             }

@@ -245,6 +245,10 @@ touch "$DIR/db/.news.daily"
 if [ "$ME" = root ]; then
     chown -R news:news "$DIR"
 fi
+if ! as_news "test -w '$DIR/db' && test -r '$CONF'"; then
+    echo "user news cannot reach $DIR (is a parent directory private? set TMPDIR)" >&2
+    exit 1
+fi
 as_news "$NEWSBIN/makedbz -i -o"
 
 # Start, then wait for the greeting on PORT.
