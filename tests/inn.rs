@@ -1,28 +1,39 @@
 //! Interoperability with a real INN 2.7 (Debian package `inn2`), both ways:
-//! tidings feeding INN (CHECK/TAKETHIS to innd), INN feeding tidings
-//! (innfeed, streaming), and both at once without loops.
+//! - tidings feeds INN (CHECK/TAKETHIS to innd): 50 articles (cross-posts,
+//!   8-bit UTF-8 and Latin-1 bodies, a long folded header, dot lines, a
+//!   75 KB body) arrive intact and once; one INN already has is refused
+//!   (438) and two for a group INN lacks are rejected (439) without
+//!   stopping the feed;
+//! - INN feeds tidings (innfeed, streaming in no-CHECK mode: TAKETHIS
+//!   alone): the same kinds of articles, posted to INN, arrive intact, once;
+//! - both ways at once, streaming and over IHAVE: each article once on each
+//!   side, and neither offers the other what came from it (the counters of
+//!   tidings' feeder and of innfeed, and group counts after settling).
 //!
 //! Each test starts its own tidings (temp SQLite database) and its own
-//! private INN instance (`tests/inn/setup.sh`: a temp directory owned by
+//! private INN instance (`tests/inn/setup.sh`: a directory in /tmp owned by
 //! user `news`, CNFS storage, pathhost `inn.test`, on a free port of
 //! 127.0.0.1), and stops both (`tests/inn/stop.sh`), also when it fails.
+//! When INN feeds tidings, tidings starts first: innfeed spools what comes
+//! while its connection is down, and reads the spool back only minutes later.
 //!
 //! What they need: the package installed (`apt-get install inn2`; its
-//! post-install step wants `domain:` in /etc/news/inn.conf, see `.ci/run`,
-//! which installs it for CI) and root (INN runs as `news`; the setup gives
-//! the instance's directory to it). Run them by hand with
+//! post-install step wants `domain:` in /etc/news/inn.conf: `.ci/run` does
+//! it all for CI) and root (INN runs as `news`; the setup gives the
+//! instance's directory to it). Run them by hand, as root, with
 //!
 //! ```text
-//! sudo -E cargo test --test inn            # or as root: cargo test --test inn
+//! cargo test --test inn
 //! TIDINGS_TEST_LOG=debug cargo test --test inn -- --nocapture
-//! tests/inn/setup.sh /tmp/inn 11119 11120  # a standalone instance feeding
-//! tests/inn/stop.sh /tmp/inn               #   a tidings on 127.0.0.1:11120
+//! tests/inn/setup.sh /tmp/inn 11119 11120  # a standalone INN on 11119,
+//! tests/inn/stop.sh /tmp/inn               #   feeding a tidings on 11120
 //! ```
 //!
 //! Without INN (or without root) the tests print why and pass as skipped,
 //! except under CI (`CI=true`), where a missing INN fails them. A failing
-//! test leaves INN's logs in its panic message (errlog, innfeed.log).
-//! Each takes a few seconds (INN starts in ~2 s and stops in ~2 s).
+//! test shows INN's logs in its panic message (errlog, innfeed.log,
+//! innfeed.status). All four take about 15 s together (INN starts in under a
+//! second and stops in about two).
 
 mod common;
 
