@@ -284,9 +284,11 @@ async fn tidings_reader(addr: SocketAddr) -> Client {
 }
 
 /// One test article, as posted.
+#[derive(Clone)]
 struct Posted {
     id: String,
     groups: Vec<&'static str>,
+    /// Empty until posted when the article has no Message-ID.
     /// The header fields we wrote (raw, folds included, without CRLF).
     fields: Vec<Vec<u8>>,
     body: Vec<u8>,
@@ -345,6 +347,19 @@ fn test_article(origin: &str, i: usize) -> Posted {
             body.extend_from_slice("x".repeat(900).as_bytes());
             body.extend_from_slice(b"\r\n");
         }
+        7 => {
+            // No Message-ID: the injecting server makes one up (INN's have
+            // '$' in them).
+            fields.retain(|f| !f.starts_with(b"Message-ID:"));
+        }
+        8 => {
+            // Raw UTF-8 in header fields (RFC 6532, and common on Usenet).
+            fields[0] = "From: Jürgen Müller <juergen@example.com>"
+                .as_bytes()
+                .to_vec();
+            fields[2] =
+                format!("Subject: interop {origin} number {i}: Grüße, ☃ — naïve").into_bytes();
+        }
         6 => {
             for k in 0..3000 {
                 body.extend_from_slice(format!("line {k} of a long body\r\n").as_bytes());
@@ -353,6 +368,7 @@ fn test_article(origin: &str, i: usize) -> Posted {
         _ => {}
     }
     body.extend_from_slice(b"-- \r\nthe end\r\n");
+    let id = if i == 7 { String::new() } else { id };
     Posted {
         id,
         groups,
@@ -382,6 +398,22 @@ async fn post(c: &mut Client, a: &Posted) -> String {
     data.extend_from_slice(b".\r\n");
     c.send(&data).await;
     c.line().await
+}
+
+/// POSTs `a` on `c`, which must accept it (240); an article posted without
+/// a Message-ID takes the one the server gave it.
+async fn post_ok(c: &mut Client, a: &mut Posted, server: &str) {
+    let status = post(c, a).await;
+    assert!(
+        status.starts_with("240 "),
+        "{server}: POST {}: {status}",
+        a.id
+    );
+    if a.id.is_empty() {
+        let start = status.find('<').expect("message-id in 240");
+        let id = status[start..].split_whitespace().next().expect("id");
+        a.id = id.to_owned();
+    }
 }
 
 /// An article as a server serves it: header fields (raw, without CRLF) and
@@ -548,33 +580,27 @@ async fn tidings_feeds_inn_every_article_intact_and_once() {
     };
     let t = tidings(Some(inn_peer(Some(inn.addr), false))).await;
 
-    let articles: Vec<Posted> = (0..N).map(|i| test_article("t", i)).collect();
+    let mut articles: Vec<Posted> = (0..N).map(|i| test_article("t", i)).collect();
     // Among them, in the middle: one INN already has (it must answer 438
     // and tidings count it refused) and two in a group INN does not carry
     // (it must refuse them, and tidings go on with the rest).
-    let known = test_article("known", 0);
+    let mut known = test_article("known", 0);
     let mut ir = inn.reader().await;
-    let status = post(&mut ir, &known).await;
-    assert!(status.starts_with("240"), "INN POST {}: {status}", known.id);
+    post_ok(&mut ir, &mut known, "INN").await;
     let mut strays: Vec<Posted> = (0..2).map(|i| test_article("stray", i)).collect();
     for s in &mut strays {
         s.groups = vec!["local.general"];
         s.fields[1] = b"Newsgroups: local.general".to_vec();
     }
     let mut poster = Client::connect(t.addr).await;
-    for (i, a) in articles.iter().enumerate() {
+    for (i, a) in articles.iter_mut().enumerate() {
         if i == N / 2 {
-            for extra in std::iter::once(&known).chain(&strays) {
-                let status = post(&mut poster, extra).await;
-                assert!(
-                    status.starts_with("240"),
-                    "tidings POST {}: {status}",
-                    extra.id
-                );
+            post_ok(&mut poster, &mut known.clone(), "tidings").await;
+            for s in &mut strays {
+                post_ok(&mut poster, s, "tidings").await;
             }
         }
-        let status = post(&mut poster, a).await;
-        assert!(status.starts_with("240"), "tidings POST {}: {status}", a.id);
+        post_ok(&mut poster, a, "tidings").await;
     }
     let ids: Vec<String> = articles.iter().map(|a| a.id.clone()).collect();
     wait_for_ids(&mut ir, &ids, "INN", || inn.logs()).await;
@@ -643,11 +669,10 @@ async fn inn_feeds_tidings_every_article_intact_and_once() {
         return;
     };
 
-    let articles: Vec<Posted> = (0..N).map(|i| test_article("i", i)).collect();
+    let mut articles: Vec<Posted> = (0..N).map(|i| test_article("i", i)).collect();
     let mut poster = inn.reader().await;
-    for a in &articles {
-        let status = post(&mut poster, a).await;
-        assert!(status.starts_with("240"), "INN POST {}: {status}", a.id);
+    for a in &mut articles {
+        post_ok(&mut poster, a, "INN").await;
     }
     let ids: Vec<String> = articles.iter().map(|a| a.id.clone()).collect();
     let mut tr = tidings_reader(t.addr).await;
@@ -730,15 +755,13 @@ async fn both_ways(streaming: bool) {
     };
     let how = if streaming { "streaming" } else { "IHAVE" };
 
-    let from_t: Vec<Posted> = (0..M).map(|i| test_article("bt", i)).collect();
-    let from_i: Vec<Posted> = (0..M).map(|i| test_article("bi", i)).collect();
+    let mut from_t: Vec<Posted> = (0..M).map(|i| test_article("bt", i)).collect();
+    let mut from_i: Vec<Posted> = (0..M).map(|i| test_article("bi", i)).collect();
     let mut tp = tidings_reader(t.addr).await;
     let mut ip = inn.reader().await;
-    for (a, b) in from_t.iter().zip(&from_i) {
-        let status = post(&mut tp, a).await;
-        assert!(status.starts_with("240"), "tidings POST {}: {status}", a.id);
-        let status = post(&mut ip, b).await;
-        assert!(status.starts_with("240"), "INN POST {}: {status}", b.id);
+    for (a, b) in from_t.iter_mut().zip(&mut from_i) {
+        post_ok(&mut tp, a, "tidings").await;
+        post_ok(&mut ip, b, "INN").await;
     }
     let ids: Vec<String> = from_t.iter().chain(&from_i).map(|a| a.id.clone()).collect();
     wait_for_ids(&mut tp, &ids, "tidings", || inn.logs()).await;
