@@ -256,11 +256,12 @@ as_news "$NEWSBIN/rc.news start" >"$DIR/log/rc.news.out" 2>&1 || {
     cat "$DIR/log/rc.news.out" >&2
     exit 1
 }
+# INN's own greeting (not another server that took the port meanwhile).
 greeting() {
-    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; head -c 3 <&3; printf 'QUIT\r\n' >&3" 2>/dev/null || true
+    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; head -n 1 <&3; printf 'QUIT\r\n' >&3" 2>/dev/null || true
 }
 deadline=$((SECONDS + 30))
-until [ "$(greeting)" = 200 ]; do
+until greeting | grep -q '^200 inn.test InterNetNews'; do
     if [ $SECONDS -ge $deadline ]; then
         echo "INN did not answer on 127.0.0.1:$PORT within 30 s" >&2
         cat "$DIR/log/rc.news.out" "$DIR"/log/errlog "$DIR"/log/news.err 2>/dev/null >&2 || true

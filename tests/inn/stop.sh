@@ -18,27 +18,35 @@ DIR=$(cd "$1" && pwd)
 CONF=$DIR/etc/inn.conf
 NEWSBIN=/usr/lib/news/bin
 
-# The processes of this instance: those whose environment holds our INNCONF.
+# Whether process $1 belongs to this instance: its environment holds our
+# INNCONF (pid files alone could name a reused pid).
+ours() {
+    tr '\0' '\n' 2>/dev/null <"/proc/$1/environ" | grep -qxF "INNCONF=$CONF"
+}
+
+# The processes of this instance.
 instance_pids() {
     local p
     for p in /proc/[0-9]*; do
-        [ "${p#/proc/}" = "$$" ] && continue
-        if tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -qxF "INNCONF=$CONF"; then
-            echo "${p#/proc/}"
-        fi
+        p=${p#/proc/}
+        [ "$p" = "$$" ] && continue
+        ours "$p" && echo "$p"
     done
 }
 
+# Whether any of the given processes of this instance still runs.
 alive() {
     local pid
     for pid in "$@"; do
-        kill -0 "$pid" 2>/dev/null && return 0
+        ours "$pid" && return 0
     done
     return 1
 }
 
 innd_pid=$(cat "$DIR/run/innd.pid" 2>/dev/null || true)
-if [ -n "$innd_pid" ] && kill -0 "$innd_pid" 2>/dev/null && [ -x "$NEWSBIN/ctlinnd" ]; then
+# Everything of the instance before the shutdown, and again after it.
+pids=$(instance_pids)
+if [ -n "$innd_pid" ] && ours "$innd_pid" && [ -x "$NEWSBIN/ctlinnd" ]; then
     # A clean shutdown (innd closes innfeed's funnel, innfeed exits).
     if [ "$(id -un)" = root ]; then
         su news -s /bin/sh -c "INNCONF='$CONF' $NEWSBIN/ctlinnd -s -t 10 shutdown tests" 2>/dev/null
@@ -47,8 +55,7 @@ if [ -n "$innd_pid" ] && kill -0 "$innd_pid" 2>/dev/null && [ -x "$NEWSBIN/ctlin
     fi
 fi
 
-pids=$(instance_pids)
-[ -n "$innd_pid" ] && pids="$pids $innd_pid"
+pids="$pids $(instance_pids)"
 # shellcheck disable=SC2086
 for signal in none TERM KILL; do
     deadline=$((SECONDS + 5))
@@ -58,7 +65,7 @@ for signal in none TERM KILL; do
     alive $pids || break
     [ $signal = none ] && continue
     for pid in $pids; do
-        kill -s "$signal" "$pid" 2>/dev/null
+        ours "$pid" && kill -s "$signal" "$pid" 2>/dev/null
     done
     pids="$pids $(instance_pids)"
 done
