@@ -3,7 +3,8 @@
 //!   8-bit UTF-8 and Latin-1 bodies, a long folded header, dot lines, a
 //!   75 KB body) arrive intact and once; one INN already has is refused
 //!   (438) and two for a group INN lacks are rejected (439) without
-//!   stopping the feed;
+//!   stopping the feed; and what tidings took while INN was down reaches
+//!   INN once it is up;
 //! - INN feeds tidings (innfeed, streaming in no-CHECK mode: TAKETHIS
 //!   alone): the same kinds of articles, posted to INN, arrive intact, once;
 //! - both ways at once, streaming and over IHAVE: each article once on each
@@ -32,7 +33,7 @@
 //! Without INN (or without root) the tests print why and pass as skipped,
 //! except under CI (`CI=true`), where a missing INN fails them. A failing
 //! test shows INN's logs in its panic message (errlog, innfeed.log,
-//! innfeed.status). All four take about 15 s together (INN starts in under a
+//! innfeed.status). All five take about 15 s together (INN starts in under a
 //! second and stops in about two).
 
 mod common;
@@ -835,6 +836,44 @@ async fn both_ways(streaming: bool) {
     );
     drop(tp);
     drop(ip);
+    t.stop().await;
+    drop(inn);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tidings_catches_up_with_inn_once_it_is_up() {
+    const K: usize = 10;
+    // tidings takes articles while INN is not running yet: its feeder
+    // fails to connect, backs off, and sends the backlog once INN answers.
+    let inn_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let t = tidings(Some(inn_peer(Some(inn_addr), false))).await;
+    let mut articles: Vec<Posted> = (0..K).map(|i| test_article("late", i)).collect();
+    let mut poster = Client::connect(t.addr).await;
+    for a in &mut articles {
+        post_ok(&mut poster, a, "tidings").await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = Instant::now();
+    let Some(inn) = Inn::start(inn_addr.port(), None).await else {
+        return;
+    };
+    let ids: Vec<String> = articles.iter().map(|a| a.id.clone()).collect();
+    let mut ir = inn.reader().await;
+    wait_for_ids(&mut ir, &ids, "INN", || inn.logs()).await;
+    let arrived = started.elapsed();
+    for a in &articles {
+        let orig = fetch(&mut poster, &a.id, "tidings").await;
+        let copy = fetch(&mut ir, &a.id, "INN").await;
+        check_carried(&orig, &copy, a, INN_ID, "tidings -> INN (late)");
+    }
+    let state = t.server().store().peer_state("inn").await.expect("state");
+    assert_eq!(
+        (state.offered, state.accepted),
+        (K as i64, K as i64),
+        "tidings' feed to INN: {state:?}"
+    );
+    eprintln!("tidings -> INN after INN came up: {K} articles after {arrived:?}");
+    drop(ir);
     t.stop().await;
     drop(inn);
 }
