@@ -10,15 +10,16 @@
 # read from it. With a third argument (or TIDINGS_PORT in the environment:
 # a port on 127.0.0.1, or host:port), INN feeds that tidings with innfeed,
 # streaming (INN_FEED_STREAMING=false: IHAVE; INN_FEED_NO_CHECK=true:
-# TAKETHIS without CHECK after the first accepted article), tuned to send at once and to
-# write its status file (log/innfeed.status) every second; the tidings'
-# Path identity is
-# TIDINGS_IDENTITY (default tidings.test), also the newsfeeds site name, so
-# INN does not offer tidings what already went through it.
+# TAKETHIS without CHECK after the first accepted article), tuned to send
+# at once and to write its status file (log/innfeed.status) every second.
+# The tidings' Path identity is TIDINGS_IDENTITY (default tidings.test),
+# also the newsfeeds site name, so INN does not offer tidings what already
+# went through it. Start that tidings first: innfeed spools what comes while
+# it cannot connect, and reads the spool back only minutes later.
 #
 # Starts INN and returns when it answers on PORT. Idempotent: a running
-# instance in DIR is stopped first (tests/inn/stop.sh). Run it as root (it
-# gives DIR to news) or as news.
+# instance in DIR is stopped first (tests/inn/stop.sh); on failure, what
+# was started is stopped. Run it as root (it gives DIR to news) or as news.
 #
 # INN_NEWSBIN: where INN's programs are (default /usr/lib/news/bin).
 # Exit status 77: INN is not installed or cannot be run here (the caller
@@ -251,7 +252,8 @@ if ! as_news "test -w '$DIR/db' && test -r '$CONF'"; then
 fi
 as_news "$NEWSBIN/makedbz -i -o"
 
-# Start, then wait for the greeting on PORT.
+# Start, then wait for the greeting on PORT. Failing from here on stops it.
+trap 'status=$?; [ $status -eq 0 ] || "$HERE/stop.sh" "$DIR" >/dev/null 2>&1; exit $status' EXIT
 as_news "$NEWSBIN/rc.news start" >"$DIR/log/rc.news.out" 2>&1 || {
     cat "$DIR/log/rc.news.out" >&2
     exit 1
