@@ -264,6 +264,12 @@ greeting() {
 }
 deadline=$((SECONDS + 30))
 until greeting | grep -q '^200 inn.test InterNetNews'; do
+    # innd gave up (e.g. the port is taken): no need to wait.
+    if grep -qE 'SERVER cant|cannot bind' "$DIR/log/errlog" 2>/dev/null; then
+        echo "innd did not start on 127.0.0.1:$PORT:" >&2
+        cat "$DIR/log/errlog" >&2
+        exit 1
+    fi
     if [ $SECONDS -ge $deadline ]; then
         echo "INN did not answer on 127.0.0.1:$PORT within 30 s" >&2
         cat "$DIR/log/rc.news.out" "$DIR"/log/errlog "$DIR"/log/news.err 2>/dev/null >&2 || true
