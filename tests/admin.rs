@@ -213,27 +213,8 @@ async fn the_server_binary_starts_and_says_where_it_listens() {
         ),
     )
     .expect("write");
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest.trim().to_owned();
-            }
-        }
-        panic!("no listening line");
-    })
-    .await
-    .expect("listening in time");
-    let mut c = common::Client::connect(addr.parse().expect("addr")).await;
+    let (mut child, addr) = spawn_server(&path).await;
+    let mut c = common::Client::connect(addr).await;
     assert!(c.greeting.starts_with("200"));
     assert!(c.cmd("GROUP local.general").await.starts_with("211"));
     assert!(db.exists());

@@ -167,26 +167,6 @@ impl Ingest {
         answer.await.map_err(|_| IngestError::Closed)?
     }
 
-    /// Submits without waiting: the answer comes on the returned receiver
-    /// once the article's transaction has committed. A streaming session
-    /// uses this to keep many TAKETHIS in one batch.
-    pub async fn submit_nowait(
-        &self,
-        article: Prepared,
-        origin: Origin,
-    ) -> Result<oneshot::Receiver<Result<Outcome, IngestError>>, IngestError> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Request::Article {
-                article,
-                origin,
-                reply,
-            })
-            .await
-            .map_err(|_| IngestError::Closed)?;
-        Ok(answer)
-    }
-
     /// Submits several articles at once without waiting; each answer comes
     /// on its submission's reply channel once committed. A streaming
     /// session gathers the TAKETHIS of one burst this way, so they share a

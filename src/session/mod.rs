@@ -606,7 +606,14 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 pending.push_back(Pending::Ready(response));
             }
             Reply::Owe(p) => pending.push_back(p),
-            Reply::ReadArticle(prompt) => {
+            Reply::ReadArticle(_) | Reply::ReadIhave(..) => {
+                let (prompt, what) = match &reply {
+                    Reply::ReadArticle(prompt) => (prompt.clone(), "POST"),
+                    _ => (
+                        Response::new(codes::SEND_ARTICLE_TRANSFER, "Send it"),
+                        "IHAVE",
+                    ),
+                };
                 // Nothing is stored from a half-sent article.
                 let block =
                     match prompt_and_read(&mut conn, &prompt, max_article, idle, &mut shutdown)
@@ -614,28 +621,15 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                     {
                         Ok(b) => b,
                         Err((why, while_writing)) => {
-                            info!(%peer, "POST abandoned before its final dot");
+                            info!(%peer, "{what} abandoned before its final dot");
                             farewell(&mut conn, peer, why, while_writing).await;
                             return;
                         }
                     };
-                let response = session.post(block).await;
-                pending.push_back(Pending::Ready(response));
-            }
-            Reply::ReadIhave(id, guard) => {
-                let prompt = Response::new(codes::SEND_ARTICLE_TRANSFER, "Send it");
-                let block =
-                    match prompt_and_read(&mut conn, &prompt, max_article, idle, &mut shutdown)
-                        .await
-                    {
-                        Ok(b) => b,
-                        Err((why, while_writing)) => {
-                            info!(%peer, "IHAVE abandoned before its final dot");
-                            farewell(&mut conn, peer, why, while_writing).await;
-                            return;
-                        }
-                    };
-                let response = session.ihave_article(&id, block, guard).await;
+                let response = match reply {
+                    Reply::ReadIhave(id, guard) => session.ihave_article(&id, block, guard).await,
+                    _ => session.post(block).await,
+                };
                 pending.push_back(Pending::Ready(response));
             }
             Reply::ReadTakeThis(id, permitted) => {

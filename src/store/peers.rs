@@ -40,6 +40,14 @@ pub struct LogArticle {
     pub bytes: Vec<u8>,
 }
 
+fn log_article(r: &sqlx::sqlite::SqliteRow) -> LogArticle {
+    LogArticle {
+        id: r.get(0),
+        msgid: r.get(1),
+        bytes: r.get(2),
+    }
+}
+
 fn state_from_row(r: &sqlx::sqlite::SqliteRow) -> PeerState {
     PeerState {
         name: r.get("name"),
@@ -93,14 +101,7 @@ impl Store {
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows
-            .iter()
-            .map(|r| LogArticle {
-                id: r.get(0),
-                msgid: r.get(1),
-                bytes: r.get(2),
-            })
-            .collect())
+        Ok(rows.iter().map(log_article).collect())
     }
 
     /// Articles of `peer` due for another offer (their retry time passed),
@@ -122,14 +123,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| LogArticle {
-                id: r.get(0),
-                msgid: r.get(1),
-                bytes: r.get(2),
-            })
-            .collect())
+        Ok(rows.iter().map(log_article).collect())
     }
 
     /// When the next retry of `peer` falls due, if any is waiting.
