@@ -43,8 +43,12 @@ pub struct StreamBench {
     #[arg(long)]
     ihave: bool,
     /// Send TAKETHIS without asking CHECK first (innfeed's no-CHECK mode).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "pipelined")]
     no_check: bool,
+    /// Send CHECK and TAKETHIS back to back for each article, without
+    /// waiting for the CHECK's answer.
+    #[arg(long)]
+    pipelined: bool,
     /// SQLite synchronous mode of the servers under test (full or normal).
     #[arg(long, default_value = "full")]
     synchronous: String,
@@ -63,6 +67,27 @@ pub struct StreamBench {
 }
 
 const GROUP: &str = "bench.stream";
+
+/// How a streaming client offers each article.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// CHECK, then TAKETHIS when the answer is 238 (innfeed's default).
+    CheckFirst,
+    /// CHECK and TAKETHIS back to back.
+    Pipelined,
+    /// TAKETHIS alone (innfeed's no-CHECK mode).
+    TakeThisOnly,
+}
+
+/// What a command sent was, for reading its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// A CHECK whose 238 asks for a TAKETHIS.
+    Check,
+    /// A CHECK followed by its TAKETHIS already.
+    CheckOnly,
+    TakeThis,
+}
 
 fn make_article(run: &str, i: usize, size: usize) -> (String, Vec<u8>) {
     let id = format!("<s{i}.{run}@bench.invalid>");
@@ -86,7 +111,7 @@ async fn stream_one(
     articles: Arc<Vec<(String, Vec<u8>)>>,
     ids: Vec<usize>,
     window: usize,
-    check: bool,
+    mode: Mode,
 ) -> BenchResult<usize> {
     let stream = TcpStream::connect(addr).await.map_err(err("connect"))?;
     stream.set_nodelay(true).map_err(err("nodelay"))?;
@@ -104,7 +129,7 @@ async fn stream_one(
     }
     let permits = Arc::new(Semaphore::new(window));
     let (want_tx, mut want_rx) = mpsc::unbounded_channel::<usize>();
-    let sent: Arc<Mutex<VecDeque<(bool, usize)>>> = Arc::default();
+    let sent: Arc<Mutex<VecDeque<(Sent, usize)>>> = Arc::default();
     let total = ids.len();
 
     let reader = {
@@ -120,17 +145,18 @@ async fn stream_one(
                 if n == 0 {
                     return Err("server closed the connection".to_string());
                 }
-                let (takethis, i) = sent
+                let (kind, i) = sent
                     .lock()
                     .await
                     .pop_front()
                     .ok_or("answer without a command")?;
-                match (takethis, line.get(..3)) {
-                    (false, Some("238")) => {
+                match (kind, line.get(..3)) {
+                    (Sent::Check, Some("238")) => {
                         let _ = want_tx.send(i);
                         continue;
                     }
-                    (true, Some("239")) => accepted += 1,
+                    (Sent::CheckOnly, _) => continue,
+                    (Sent::TakeThis, Some("239")) => accepted += 1,
                     _ => {}
                 }
                 answered_articles += 1;
@@ -143,42 +169,47 @@ async fn stream_one(
 
     let mut next = 0;
     let mut buf = Vec::new();
-    let mut batch: Vec<(bool, usize)> = Vec::new();
+    let mut batch: Vec<(Sent, usize)> = Vec::new();
+    // A new article's commands under `mode`.
+    let offer = |batch: &mut Vec<(Sent, usize)>, i: usize| match mode {
+        Mode::CheckFirst => batch.push((Sent::Check, i)),
+        Mode::Pipelined => batch.extend([(Sent::CheckOnly, i), (Sent::TakeThis, i)]),
+        Mode::TakeThisOnly => batch.push((Sent::TakeThis, i)),
+    };
     loop {
         // Wait for something to send: a TAKETHIS for a wanted article
         // (its article already holds a place in the window), or room in
         // the window for a new CHECK.
-        let first = match want_rx.try_recv() {
-            Ok(i) => Some((true, i)),
+        batch.clear();
+        match want_rx.try_recv() {
+            Ok(i) => batch.push((Sent::TakeThis, i)),
             Err(_) if next < ids.len() => {
                 tokio::select! {
                     biased;
-                    Some(i) = want_rx.recv() => Some((true, i)),
+                    Some(i) = want_rx.recv() => batch.push((Sent::TakeThis, i)),
                     p = permits.clone().acquire_owned() => {
                         p.map_err(err("window"))?.forget();
                         next += 1;
-                        Some((!check, ids[next - 1]))
+                        offer(&mut batch, ids[next - 1]);
                     }
                 }
             }
-            Err(_) => want_rx.recv().await.map(|i| (true, i)),
-        };
-        let Some(first) = first else {
-            break;
-        };
+            Err(_) => match want_rx.recv().await {
+                Some(i) => batch.push((Sent::TakeThis, i)),
+                None => break,
+            },
+        }
         // Then everything else that can go now, in one write, as a real
         // streaming feeder does.
-        batch.clear();
-        batch.push(first);
         loop {
             if let Ok(i) = want_rx.try_recv() {
-                batch.push((true, i));
+                batch.push((Sent::TakeThis, i));
             } else if next < ids.len() {
                 match permits.clone().try_acquire_owned() {
                     Ok(p) => {
                         p.forget();
                         next += 1;
-                        batch.push((!check, ids[next - 1]));
+                        offer(&mut batch, ids[next - 1]);
                     }
                     Err(_) => break,
                 }
@@ -187,9 +218,9 @@ async fn stream_one(
             }
         }
         buf.clear();
-        for &(takethis, i) in &batch {
+        for &(kind, i) in &batch {
             let (id, bytes) = &articles[i];
-            if takethis {
+            if kind == Sent::TakeThis {
                 buf.extend_from_slice(format!("TAKETHIS {id}\r\n").as_bytes());
                 buf.extend_from_slice(bytes);
             } else {
@@ -317,6 +348,8 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             "IHAVE".to_owned()
         } else if b.no_check {
             format!("TAKETHIS only, window {}", b.window)
+        } else if b.pipelined {
+            format!("CHECK+TAKETHIS back to back, window {}", b.window)
         } else {
             format!("CHECK/TAKETHIS window {}", b.window)
         }
@@ -334,7 +367,13 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
                 articles,
                 ids,
                 b.window,
-                !b.no_check,
+                if b.no_check {
+                    Mode::TakeThisOnly
+                } else if b.pipelined {
+                    Mode::Pipelined
+                } else {
+                    Mode::CheckFirst
+                },
             )));
         }
     }

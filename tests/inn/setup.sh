@@ -22,6 +22,9 @@
 # was started is stopped. Run it as root (it gives DIR to news) or as news.
 #
 # INN_NEWSBIN: where INN's programs are (default /usr/lib/news/bin).
+# INN_CYCBUFF_MB: size of the CNFS cycbuff (default 64).
+# INN_ICDSYNCCOUNT: articles between syncs of the active file (default 1,
+# so tests see each article at once; INN's own default, 10, for benchmarks).
 # Exit status 77: INN is not installed or cannot be run here (the caller
 # may skip); anything else non-zero: a real failure.
 set -euo pipefail
@@ -101,7 +104,7 @@ artcutoff:              0
 nnrpdcheckart:          true
 wanttrash:              false
 remembertrash:          true
-icdsynccount:           1
+icdsynccount:           ${INN_ICDSYNCCOUNT:-1}
 doinnwatch:             false
 docnfsstat:             false
 status:                 0
