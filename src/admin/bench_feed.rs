@@ -396,20 +396,29 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
     if let Some(s) = &sink {
         let t = Instant::now();
         pause_sink(&dir, false).await?;
+        // Timed from the first article's arrival: the feeder notices a
+        // resume within a second, which is not flooding speed.
+        let mut first: Option<(Instant, u64)> = None;
         loop {
             let n = group_count(s.addr).await?;
+            if first.is_none() && n > 0 {
+                first = Some((Instant::now(), n));
+            }
             if n >= accepted as u64 {
                 break;
             }
             if t.elapsed() > Duration::from_secs(600) {
                 return Err(format!("flood stalled at {n} of {accepted}"));
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let secs = t.elapsed().as_secs_f64();
+        let (since, n0) = first.unwrap_or((t, 0));
+        let secs = since.elapsed().as_secs_f64().max(1e-3);
         println!(
-            "flood: a backlog of {accepted} fed onward in {secs:.2} s: {:.0} articles/s",
-            accepted as f64 / secs
+            "flood: a backlog of {accepted} fed onward: {:.0} articles/s \
+             ({} in {secs:.2} s after the first arrived)",
+            (accepted as u64 - n0) as f64 / secs,
+            accepted as u64 - n0
         );
     }
 

@@ -173,6 +173,12 @@ struct Link {
 }
 
 impl Link {
+    /// True when an answer is already buffered (it can be read without
+    /// waiting on the peer).
+    fn has_buffered_line(&self) -> bool {
+        memchr::memchr(b'\n', self.r.buffer()).is_some()
+    }
+
     async fn line(&mut self) -> Result<String, FeedError> {
         let mut buf = Vec::new();
         let mut limited = (&mut self.r).take(4096);
@@ -502,7 +508,10 @@ async fn stream_round(
         out.clear();
         // Wanted articles first (they already hold a place in the window),
         // then new offers while fewer than `window` articles are in flight.
-        while broken.is_none() {
+        // Answers already received are taken in first, so the window is
+        // refilled with one write per burst of answers, not one per answer.
+        let answers_waiting = !outstanding.is_empty() && link.has_buffered_line();
+        while broken.is_none() && !answers_waiting {
             if let Some(i) = takethis.pop_front() {
                 out.extend_from_slice(format!("TAKETHIS {}\r\n", articles[i].msgid).as_bytes());
                 dot::stuff(&articles[i].bytes, &mut out);
