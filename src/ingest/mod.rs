@@ -225,62 +225,83 @@ struct Committed {
     last_id: i64,
 }
 
+/// Syncs the WAL file to disk (`fdatasync`): after it returns, every
+/// transaction committed before the call is durable. `None` with
+/// synchronous = normal, where commits are answered without a sync.
+struct WalSync {
+    wal: Option<std::path::PathBuf>,
+    file: Option<std::fs::File>,
+}
+
+impl WalSync {
+    /// Syncs; the reason on failure.
+    fn sync(&mut self) -> Option<String> {
+        let path = self.wal.as_ref()?;
+        if self.file.is_none() {
+            match std::fs::File::open(path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) => return Some(format!("cannot open {}: {e}", path.display())),
+            }
+        }
+        let f = self.file.as_ref()?;
+        match f.sync_data() {
+            Ok(()) => None,
+            Err(e) => {
+                // Reopen next time, in case the file was replaced.
+                self.file = None;
+                Some(format!("syncing {}: {e}", path.display()))
+            }
+        }
+    }
+}
+
+/// Answers synced batches (or fails them all) and moves the log head on.
+fn answer(done: Vec<Committed>, failure: Option<String>, head: &watch::Sender<i64>) {
+    if let Some(reason) = &failure {
+        error!("{reason}: answering the batch as failed");
+    }
+    let mut last = 0;
+    for c in done {
+        last = last.max(c.last_id);
+        for (reply, outcome) in c.replies {
+            let answer = match &failure {
+                None => Ok(outcome),
+                Some(reason) => Err(IngestError::Storage(reason.clone())),
+            };
+            let _ = reply.send(answer);
+        }
+        for reply in c.rejects {
+            let _ = reply.send(());
+        }
+    }
+    // The writer and the sync thread both answer; the head only moves on.
+    head.send_if_modified(|h| {
+        let moved = last > *h;
+        *h = (*h).max(last);
+        moved
+    });
+}
+
 /// Makes committed batches durable, then answers them: one `fdatasync` of
 /// the WAL covers every batch committed before it started, so while it runs
 /// the writer goes on with the next batch (STORAGE-NOTES.md: overlapping
-/// the next batch's inserts with the current fsync). With `wal` absent
-/// (synchronous = normal) batches are answered at once.
+/// the next batch's inserts with the current fsync).
 fn run_syncer(
-    wal: Option<std::path::PathBuf>,
+    mut wal: WalSync,
     rx: std::sync::mpsc::Receiver<Committed>,
     head: watch::Sender<i64>,
 ) {
-    let mut file: Option<std::fs::File> = None;
     while let Ok(first) = rx.recv() {
         let mut done = vec![first];
         done.extend(rx.try_iter());
-        let mut failure = None;
         let started = std::time::Instant::now();
-        if let Some(path) = &wal {
-            if file.is_none() {
-                match std::fs::File::open(path) {
-                    Ok(f) => file = Some(f),
-                    Err(e) => failure = Some(format!("cannot open {}: {e}", path.display())),
-                }
-            }
-            if let Some(f) = &file {
-                if let Err(e) = f.sync_data() {
-                    failure = Some(format!("syncing {}: {e}", path.display()));
-                    // Reopen next time, in case the file was replaced.
-                    file = None;
-                }
-            }
-        }
-        if let Some(reason) = &failure {
-            error!("{reason}: answering the batch as failed");
-        }
+        let failure = wal.sync();
         debug!(
             batches = done.len(),
             micros = started.elapsed().as_micros() as u64,
             "synced"
         );
-        let mut last = None;
-        for c in done {
-            last = Some(c.last_id);
-            for (reply, outcome) in c.replies {
-                let answer = match &failure {
-                    None => Ok(outcome),
-                    Some(reason) => Err(IngestError::Storage(reason.clone())),
-                };
-                let _ = reply.send(answer);
-            }
-            for reply in c.rejects {
-                let _ = reply.send(());
-            }
-        }
-        if let Some(id) = last {
-            head.send_replace(id);
-        }
+        answer(done, failure, &head);
     }
 }
 
@@ -295,8 +316,15 @@ fn run_writer(
     ready: oneshot::Sender<Result<(), StoreError>>,
 ) {
     let (synced_tx, synced_rx) = std::sync::mpsc::channel::<Committed>();
+    // The writer syncs itself when nothing else is waiting (a lock-step
+    // IHAVE or POST is answered without a hand-off to the sync thread).
+    let mut own_sync = WalSync {
+        wal: wal.clone(),
+        file: None,
+    };
     let syncer = {
         let head = head.clone();
+        let wal = WalSync { wal, file: None };
         thread::Builder::new()
             .name("tidings-sync".into())
             .spawn(move || run_syncer(wal, synced_rx, head))
@@ -389,11 +417,17 @@ fn run_writer(
                         micros = took.as_micros() as u64,
                         "batch committed"
                     );
-                    let _ = synced_tx.send(Committed {
+                    let committed = Committed {
                         replies: replies.into_iter().zip(outcomes).collect(),
                         rejects: reject_replies,
                         last_id: writer.last_id(),
-                    });
+                    };
+                    if rx.is_empty() {
+                        let failure = own_sync.sync();
+                        answer(vec![committed], failure, &head);
+                    } else {
+                        let _ = synced_tx.send(committed);
+                    }
                 }
                 Err(e) => {
                     error!("writer transaction failed, batch not stored: {e}");
