@@ -73,9 +73,32 @@ pub struct PeerConfig {
     /// otherwise, or when it does not, IHAVE.
     #[serde(default = "yes")]
     pub streaming: bool,
-    /// Commands in flight at once on the streaming connection.
+    /// Articles in flight at once on the streaming connection.
     #[serde(default = "default_window")]
     pub window: usize,
+    /// Seconds the peer may take to answer one command before the feeder
+    /// drops the connection and reconnects.
+    #[serde(default = "default_answer_timeout")]
+    pub answer_timeout_secs: u64,
+    /// Seconds before an article the peer deferred (431/436) is offered again.
+    #[serde(default = "default_retry_delay")]
+    pub retry_delay_secs: u64,
+    /// The longest wait, in seconds, between reconnection attempts (the
+    /// wait doubles from one second up to this).
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_secs: u64,
+}
+
+fn default_answer_timeout() -> u64 {
+    60
+}
+
+fn default_retry_delay() -> u64 {
+    30
+}
+
+fn default_max_backoff() -> u64 {
+    60
 }
 
 fn yes() -> bool {
@@ -469,6 +492,12 @@ impl Config {
             if p.window == 0 || p.window > 10_000 {
                 return Err(format!("peer {}: window must be 1 to 10000", p.name.0));
             }
+            if p.answer_timeout_secs == 0 || p.max_backoff_secs == 0 {
+                return Err(format!(
+                    "peer {}: answer_timeout_secs and max_backoff_secs must be at least 1",
+                    p.name.0
+                ));
+            }
             if p.path_identity == self.server.path_identity {
                 return Err(format!(
                     "peer {}: its path_identity is our own ({})",
@@ -563,6 +592,19 @@ mod tests {
         assert!(!p.send.wants(["comp.lang.c", "alt.bad.spam"]));
         assert!(p.accept.wants(["anything.at.all"]));
         assert!(p.streaming);
+        assert_eq!(
+            (
+                p.answer_timeout_secs,
+                p.retry_delay_secs,
+                p.max_backoff_secs
+            ),
+            (60, 30, 60)
+        );
+        let err = Config::parse(
+            "[[peer]]\nname = \"x\"\npath_identity = \"x.example\"\nanswer_timeout_secs = 0\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("answer_timeout_secs"), "{err}");
     }
 
     #[test]

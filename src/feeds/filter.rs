@@ -85,6 +85,15 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_s_timings_come_from_its_configuration() {
+        let p = peer("answer_timeout_secs = 5\nretry_delay_secs = 7\nmax_backoff_secs = 9");
+        let t = crate::feeds::outbound::FeedTimings::of(&p);
+        assert_eq!(t.answer_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(t.retry_delay, std::time::Duration::from_secs(7));
+        assert_eq!(t.max_backoff, std::time::Duration::from_secs(9));
+    }
+
+    #[test]
     fn a_peer_in_the_path_does_not_get_it_back() {
         let p = peer("");
         assert_eq!(

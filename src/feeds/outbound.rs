@@ -45,6 +45,22 @@ pub struct FeedTimings {
     pub healthy_after: Duration,
 }
 
+impl FeedTimings {
+    /// The timings a peer's configuration asks for.
+    pub fn of(peer: &PeerConfig) -> FeedTimings {
+        let d = FeedTimings::default();
+        FeedTimings {
+            answer_timeout: Duration::from_secs(peer.answer_timeout_secs),
+            retry_delay: Duration::from_secs(peer.retry_delay_secs),
+            max_backoff: Duration::from_secs(peer.max_backoff_secs),
+            first_backoff: d
+                .first_backoff
+                .min(Duration::from_secs(peer.max_backoff_secs)),
+            healthy_after: d.healthy_after,
+        }
+    }
+}
+
 impl Default for FeedTimings {
     fn default() -> FeedTimings {
         FeedTimings {
@@ -99,7 +115,8 @@ pub async fn run(
     head: watch::Receiver<i64>,
     stop: watch::Receiver<bool>,
 ) {
-    run_with(peer, store, head, stop, FeedTimings::default()).await
+    let timings = FeedTimings::of(&peer);
+    run_with(peer, store, head, stop, timings).await
 }
 
 /// `run` on the given clocks.
