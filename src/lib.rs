@@ -16,12 +16,12 @@
 //! - [`feeds`]: a feeder per peer, offering new articles from the log.
 //! - [`admin`]: the operator's CLI subcommands.
 
-pub mod admin;
-pub mod article;
 pub mod config;
-pub mod feeds;
-pub mod ingest;
 pub mod server;
-pub mod session;
-pub mod store;
 pub mod wire;
+pub mod session;
+pub mod article;
+pub mod ingest;
+pub mod store;
+pub mod feeds;
+pub mod admin;
