@@ -8,7 +8,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{TestServer, article, posted_id};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidings");
@@ -213,7 +212,7 @@ async fn the_server_binary_starts_and_says_where_it_listens() {
         ),
     )
     .expect("write");
-    let (mut child, addr) = spawn_server(&path).await;
+    let (mut child, addr) = common::spawn_binary(BIN, &path).await;
     let mut c = common::Client::connect(addr).await;
     assert!(c.greeting.starts_with("200"));
     assert!(c.cmd("GROUP local.general").await.starts_with("211"));
@@ -228,33 +227,6 @@ async fn the_server_binary_starts_and_says_where_it_listens() {
         .expect("stopped in time")
         .expect("wait");
     assert!(status.success(), "{status:?}");
-}
-
-/// A server binary on a config file, with its log's listen address.
-async fn spawn_server(config: &Path) -> (tokio::process::Child, std::net::SocketAddr) {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest.trim().to_owned();
-            }
-        }
-        panic!("no listening line");
-    })
-    .await
-    .expect("listening in time");
-    // Keep draining the log so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr.parse().expect("addr"))
 }
 
 async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
@@ -285,7 +257,7 @@ async fn reload_adds_a_peer_and_pause_resume_hold_and_release_its_feed() {
         dir.path().join("a.db").display().to_string()
     );
     std::fs::write(&config, &base).expect("write");
-    let (mut child, addr) = spawn_server(&config).await;
+    let (mut child, addr) = common::spawn_binary(BIN, &config).await;
 
     let with_peer = format!(
         "{base}[[peer]]\nname = \"b\"\npath_identity = \"b.test\"\naddress = \"{}\"\n",

@@ -12,8 +12,6 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -957,32 +955,6 @@ async fn a_flood_of_known_ids_gets_438_each_in_bounded_time_and_memory() {
 // 6. A feeding server killed with SIGKILL
 // ---------------------------------------------------------------------------
 
-/// Starts the built binary on `config`; returns it and where it listens.
-async fn spawn_binary(config: &Path) -> (tokio::process::Child, SocketAddr) {
-    let mut child = tokio::process::Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                return rest.trim().to_owned();
-            }
-        }
-        panic!("no listening line");
-    })
-    .await
-    .expect("listening in time");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr.parse().expect("addr"))
-}
-
 /// The i-th article of the crash test, with its own Message-ID so that it
 /// can be posted again after the crash.
 fn crash_article(i: usize) -> String {
@@ -1029,7 +1001,7 @@ async fn a_feeder_killed_mid_feed_resumes_and_the_peer_gets_everything_once() {
         ),
     )
     .expect("write config");
-    let (mut a, addr) = spawn_binary(&config).await;
+    let (mut a, addr) = common::spawn_binary(BIN, &config).await;
 
     // Post from a task; kill A with SIGKILL once B has some of them (the
     // poster is then mid-POST or between two).
@@ -1082,7 +1054,7 @@ async fn a_feeder_killed_mid_feed_resumes_and_the_peer_gets_everything_once() {
     assert!(on_b > 0 && on_b < N as u64);
 
     // Restart A on the same database: what it acknowledged is there.
-    let (mut a, addr) = spawn_binary(&config).await;
+    let (mut a, addr) = common::spawn_binary(BIN, &config).await;
     let mut ra = reader(addr).await;
     for &i in &acked {
         let status = ra.cmd(&format!("STAT <crash-{i}@test>")).await;

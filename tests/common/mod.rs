@@ -231,3 +231,34 @@ pub fn posted_id(status: &str) -> String {
         .expect("id")
         .to_owned()
 }
+
+/// Starts the built binary `bin` as `tidings --config CONFIG serve` and
+/// returns it with the address its "listening on" log line names. The rest
+/// of its log is drained, so it never blocks on a full pipe.
+pub async fn spawn_binary(
+    bin: &str,
+    config: &std::path::Path,
+) -> (tokio::process::Child, SocketAddr) {
+    let mut child = tokio::process::Command::new(bin)
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return rest.trim().to_owned();
+            }
+        }
+        panic!("no listening line");
+    })
+    .await
+    .expect("listening in time");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr.parse().expect("addr"))
+}
