@@ -58,6 +58,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Ask>) {
             }
         }
         let ids: Vec<String> = batch.iter().map(|a| a.msgid.clone()).collect();
+        let started = std::time::Instant::now();
         let known: Option<HashSet<String>> = match store.seen_many(&ids).await {
             Ok(k) => Some(k),
             Err(e) => {
@@ -65,6 +66,11 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Ask>) {
                 None
             }
         };
+        tracing::debug!(
+            ids = ids.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "history looked up"
+        );
         for a in batch.drain(..) {
             let answer = known.as_ref().map(|k| k.contains(&a.msgid));
             let _ = a.reply.send(answer);
