@@ -32,6 +32,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub limits: Limits,
+    pub auth: AuthConfig,
     /// Groups created when the database is first created.
     #[serde(rename = "group")]
     pub groups: Vec<GroupConfig>,
@@ -297,6 +298,41 @@ pub struct Limits {
     pub max_output_buffer: usize,
 }
 
+/// Logging in (RFC 4643 AUTHINFO).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Whether readers must log in before reading or posting (480 until
+    /// they do). Configured peers are recognised by address instead.
+    pub required: bool,
+    /// Networks whose unencrypted connections may send a password. Others
+    /// are told 483 (RFC 4643 §2.2: use TLS first), so passwords never
+    /// cross the network in clear.
+    pub plaintext_from: Vec<Cidr>,
+    /// Failed logins an address may make in a minute; past that, AUTHINFO
+    /// answers 481 without trying the password.
+    pub max_failures_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            required: false,
+            plaintext_from: vec![
+                Cidr {
+                    addr: IpAddr::from([127, 0, 0, 0]),
+                    prefix: 8,
+                },
+                Cidr {
+                    addr: IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+                    prefix: 128,
+                },
+            ],
+            max_failures_per_minute: 5,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupConfig {
@@ -381,6 +417,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             storage: StorageConfig::default(),
             limits: Limits::default(),
+            auth: AuthConfig::default(),
             groups: vec![
                 starter("local.general", "Local general discussion"),
                 starter("local.test", "Local test postings"),

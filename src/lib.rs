@@ -9,6 +9,7 @@
 //! - [`wire`]: bytes <-> values: line framing, dot-stuffing, command parsing,
 //!   response encoding. Only `wire::connection` touches a socket.
 //! - [`session`]: the per-connection state machine; a command in, a response out.
+//! - [`auth`]: password hashes and the failed-login throttle (RFC 4643).
 //! - [`article`]: RFC 5536/5537 article checks, injected headers, overview fields.
 //! - [`ingest`]: the single writer task with group commit; `submit()` answers
 //!   only after the article is durably committed.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod server;
 pub mod wire;
 pub mod session;
+pub mod auth;
 pub mod article;
 pub mod ingest;
 pub mod store;

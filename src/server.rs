@@ -89,6 +89,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         store,
         ingest,
         seen,
+        logins: crate::auth::LoginThrottle::new(config.auth.max_failures_per_minute),
     });
     let max_sessions = config.limits.max_connections;
     let sessions = Arc::new(Semaphore::new(max_sessions));

@@ -125,7 +125,8 @@ async fn capabilities_list_version_2_and_only_what_is_offered() {
             "LIST lacks {keyword}: {list}"
         );
     }
-    for absent in ["IHAVE", "STREAMING", "STARTTLS", "AUTHINFO", "MODE-READER"] {
+    // AUTHINFO is offered (tests/auth.rs); TLS and transit are not.
+    for absent in ["IHAVE", "STREAMING", "STARTTLS", "MODE-READER"] {
         assert!(
             !caps
                 .iter()
@@ -1350,12 +1351,10 @@ async fn hdr_of_an_unknown_message_id_is_430() {
 // ---- what is not offered (RFC 3977 §3.2.1, RFC 4643, RFC 4642, RFC 4644) --
 
 #[tokio::test]
-async fn authentication_tls_and_transit_commands_are_502() {
+async fn tls_and_transit_commands_are_502() {
     let server = TestServer::start().await;
     let mut c = server.client().await;
     for line in [
-        "AUTHINFO USER someone",
-        "AUTHINFO PASS secret",
         "STARTTLS",
         "MODE STREAM",
         "IHAVE <offered@example.com>",

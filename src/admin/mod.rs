@@ -27,6 +27,11 @@ pub enum AdminCommand {
     /// Feeds to peers: state, backlog, pause and resume.
     #[command(subcommand)]
     Peer(PeerCommand),
+    /// Readers who log in (AUTHINFO). Passwords are read from a prompt, or
+    /// from the first line of standard input when it is not a terminal;
+    /// never from the command line.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Totals: groups, articles, bytes, history.
     Stats(JsonFlag),
     /// Make the running server re-read its configuration file (as SIGHUP).
@@ -103,6 +108,18 @@ pub enum PeerCommand {
         #[arg(long)]
         to: Option<i64>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user (asks for the password).
+    Add { name: String },
+    /// Change a user's password (asks for it).
+    Passwd { name: String },
+    /// Delete a user.
+    Remove { name: String },
+    /// List users.
+    List(JsonFlag),
 }
 
 #[derive(Subcommand)]
@@ -202,6 +219,7 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
         AdminCommand::Bench(BenchCommand::Stream(b)) => bench_feed::run(b).await.map_err(Failure),
         AdminCommand::Group(g) => group(config, g).await,
         AdminCommand::Peer(p) => peer(config, p).await,
+        AdminCommand::User(u) => user(config, u).await,
         AdminCommand::Reload => reload(config),
         AdminCommand::Article(ArticleCommand::Show { message_id, json }) => {
             let id = MessageId::try_from(message_id.as_str())
@@ -490,5 +508,96 @@ fn reload(config: &Config) -> Result<(), Failure> {
         return Err(Failure(format!("no server running as process {pid}")));
     }
     println!("asked server {pid} to reload its configuration");
+    Ok(())
+}
+
+/// A user name for AUTHINFO: printable ASCII without spaces (RFC 4643
+/// §2.3 sends it as one argument), at most 64 octets.
+fn user_name(name: &str) -> Result<&str, Failure> {
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if ok {
+        Ok(name)
+    } else {
+        Err(Failure(format!(
+            "invalid user name {name:?}: 1-64 printable characters, no spaces"
+        )))
+    }
+}
+
+/// Reads a new password: twice at a terminal prompt, or the first line of
+/// standard input (for scripts).
+fn read_new_password(name: &str) -> Result<String, Failure> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("password for {name}: "))
+            .map_err(|e| Failure(format!("cannot read the password: {e}")))?;
+        let again = rpassword::prompt_password("again: ")
+            .map_err(|e| Failure(format!("cannot read the password: {e}")))?;
+        if first != again {
+            return Err(Failure("the passwords differ".into()));
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| Failure(format!("cannot read the password: {e}")))?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    // AUTHINFO PASS carries it as one argument (RFC 4643 §2.3).
+    if password.is_empty() || password.contains(char::is_whitespace) || password.len() > 256 {
+        return Err(Failure(
+            "a password must be 1-256 characters without spaces (AUTHINFO sends it as one argument)"
+                .into(),
+        ));
+    }
+    Ok(password)
+}
+
+async fn user(config: &Config, command: UserCommand) -> Result<(), Failure> {
+    match command {
+        UserCommand::Add { name } => {
+            let name = user_name(&name)?;
+            let store = open(config).await?;
+            if store.user_hash(name).await?.is_some() {
+                return Err(Failure(format!("user already exists: {name}")));
+            }
+            let hash = crate::auth::hash_password(&read_new_password(name)?).map_err(Failure)?;
+            store.add_user(name, &hash).await?;
+            println!("created user {name}");
+        }
+        UserCommand::Passwd { name } => {
+            let name = user_name(&name)?;
+            let store = open(config).await?;
+            if store.user_hash(name).await?.is_none() {
+                return Err(Failure(format!("no such user: {name}")));
+            }
+            let hash = crate::auth::hash_password(&read_new_password(name)?).map_err(Failure)?;
+            store.set_user_hash(name, &hash).await?;
+            println!("changed the password of {name}");
+        }
+        UserCommand::Remove { name } => {
+            let name = user_name(&name)?;
+            let store = open(config).await?;
+            store.remove_user(name).await?;
+            println!("removed user {name}");
+        }
+        UserCommand::List(json) => {
+            let store = open(config).await?;
+            let users = store.users().await?;
+            if json.json {
+                let v: Vec<_> = users
+                    .iter()
+                    .map(|(n, c)| json!({"name": n, "created": when(Some(*c))}))
+                    .collect();
+                println!("{:#}", serde_json::Value::Array(v));
+            } else {
+                for (n, c) in &users {
+                    println!("{n:24} created {}", when(Some(*c)));
+                }
+            }
+        }
+    }
     Ok(())
 }

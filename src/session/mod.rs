@@ -5,6 +5,7 @@
 //! the connection's help (it reads an article block after its 340), which
 //! `Reply::ReadArticle` asks the loop for.
 
+mod auth;
 mod list;
 mod post;
 mod reader;
@@ -40,6 +41,8 @@ pub struct Shared {
     pub ingest: Ingest,
     /// Batched history look-ups for CHECK.
     pub seen: crate::ingest::check::Seen,
+    /// Failed logins per address.
+    pub logins: crate::auth::LoginThrottle,
 }
 
 impl Shared {
@@ -79,6 +82,10 @@ pub struct Session {
     group: Option<Selected>,
     /// The current article number (RFC 3977 §6.1): only set with a group.
     current: Option<u64>,
+    /// Who logged in (RFC 4643), and a name given by AUTHINFO USER that
+    /// waits for its PASS.
+    user: Option<String>,
+    pending_user: Option<String>,
 }
 
 /// What the connection loop must do after a command.
@@ -110,6 +117,8 @@ impl Session {
             peer_config,
             group: None,
             current: None,
+            user: None,
+            pending_user: None,
         }
     }
 
@@ -150,6 +159,30 @@ impl Session {
     /// and TLS are not offered yet. TAKETHIS is refused after its article
     /// has been read (see `dispatch`).
     fn admit(&self, command: &Command) -> Result<(), Response> {
+        // RFC 4643 §2.2: until a reader logs in where login is required,
+        // only the commands needed to log in (and to leave) are served.
+        // Peers are known by their address and need no login.
+        let needs_login = self.config().auth.required
+            && self.user.is_none()
+            && self.peer_config.is_none()
+            && !matches!(
+                command,
+                Command::Capabilities
+                    | Command::ModeReader
+                    | Command::Quit
+                    | Command::Help
+                    | Command::Date
+                    | Command::AuthinfoUser(_)
+                    | Command::AuthinfoPass(_)
+                    | Command::AuthinfoSasl { .. }
+                    | Command::StartTls
+            );
+        if needs_login {
+            return Err(Response::new(
+                codes::AUTH_REQUIRED,
+                "Authentication required",
+            ));
+        }
         match command {
             Command::Ihave(_) | Command::Check(_) | Command::ModeStream
                 if self.peer_config.is_none() =>
@@ -157,12 +190,6 @@ impl Session {
                 Err(Response::new(
                     codes::NOT_PERMITTED,
                     "Transit service not permitted on this connection",
-                ))
-            }
-            Command::AuthinfoUser(_) | Command::AuthinfoPass(_) | Command::AuthinfoSasl { .. } => {
-                Err(Response::new(
-                    codes::NOT_PERMITTED,
-                    "Authentication is not offered by this server",
                 ))
             }
             Command::StartTls => Err(Response::new(
@@ -225,11 +252,13 @@ impl Session {
                 selection,
                 patterns,
             } => self.hdr(&field, selection, true, Some(&patterns)).await?,
+            Command::AuthinfoUser(name) => self.authinfo_user(name),
+            Command::AuthinfoPass(password) => self.authinfo_pass(password).await?,
+            Command::AuthinfoSasl { mechanism, initial } => {
+                self.authinfo_sasl(&mechanism, initial.as_deref()).await?
+            }
             // Refused by admit().
-            Command::AuthinfoUser(_)
-            | Command::AuthinfoPass(_)
-            | Command::AuthinfoSasl { .. }
-            | Command::StartTls => Response::new(codes::NOT_PERMITTED, "Not permitted"),
+            Command::StartTls => Response::new(codes::NOT_PERMITTED, "Not permitted"),
         };
         Ok(Reply::Send(response))
     }
@@ -243,6 +272,9 @@ impl Session {
             "\r\n"
         ));
         body.push_str("READER\r\n");
+        if let Some(line) = self.authinfo_capability() {
+            body.push_str(line);
+        }
         if self.peer_config.is_some() {
             body.push_str("IHAVE\r\nSTREAMING\r\n");
         }

@@ -30,7 +30,7 @@ impl Session {
             domain: server.domain.as_str(),
             now: chrono::Utc::now(),
             posting_host: &host,
-            user: None,
+            user: self.user.as_deref(),
         };
         let prepared = match article::prepare_post(&block.data, &cx) {
             Ok(p) => p,

@@ -8,6 +8,7 @@
 
 pub mod peers;
 pub mod raw;
+pub mod users;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,10 @@ pub enum StoreError {
     NoSuchGroup(String),
     #[error("newsgroup already exists: {0}")]
     GroupExists(String),
+    #[error("user already exists: {0}")]
+    UserExists(String),
+    #[error("no such user: {0}")]
+    NoSuchUser(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,208 @@
+//! AUTHINFO USER / PASS and AUTHINFO SASL PLAIN (RFC 4643, RFC 4616).
+//!
+//! A password is only asked for where it may travel: on a connection from
+//! `auth.plaintext_from` (TLS is not offered yet); elsewhere 483. A wrong
+//! password and an unknown user get the same 481 after the same work, and
+//! an address with too many recent failures gets 481 without a try.
+
+use super::Session;
+use crate::auth::verify_password;
+use crate::store::StoreError;
+use crate::wire::codes;
+use crate::wire::response::Response;
+
+impl Session {
+    /// Whether this connection may send a password now.
+    fn may_send_password(&self) -> bool {
+        let ip = self.peer.ip();
+        self.config()
+            .auth
+            .plaintext_from
+            .iter()
+            .any(|net| net.contains(ip))
+    }
+
+    /// AUTHINFO USER (RFC 4643 §2.3).
+    pub(super) fn authinfo_user(&mut self, name: String) -> Response {
+        if self.user.is_some() {
+            return Response::new(codes::NOT_PERMITTED, "Already authenticated");
+        }
+        if !self.may_send_password() {
+            return Response::new(
+                codes::ENCRYPTION_REQUIRED,
+                "Encryption required for authentication",
+            );
+        }
+        self.pending_user = Some(name);
+        Response::new(codes::PASSWORD_REQUIRED, "Password required")
+    }
+
+    /// AUTHINFO PASS (RFC 4643 §2.3).
+    pub(super) async fn authinfo_pass(&mut self, password: String) -> Result<Response, StoreError> {
+        if self.user.is_some() {
+            return Ok(Response::new(codes::NOT_PERMITTED, "Already authenticated"));
+        }
+        if !self.may_send_password() {
+            return Ok(Response::new(
+                codes::ENCRYPTION_REQUIRED,
+                "Encryption required for authentication",
+            ));
+        }
+        let Some(name) = self.pending_user.take() else {
+            return Ok(Response::new(
+                codes::AUTH_OUT_OF_SEQUENCE,
+                "Authentication commands issued out of sequence",
+            ));
+        };
+        self.log_in(name, password).await
+    }
+
+    /// AUTHINFO SASL PLAIN with its initial response (RFC 4643 §2.4,
+    /// RFC 4616): base64 of `authzid NUL authcid NUL passwd`.
+    pub(super) async fn authinfo_sasl(
+        &mut self,
+        mechanism: &str,
+        initial: Option<&str>,
+    ) -> Result<Response, StoreError> {
+        if self.user.is_some() {
+            return Ok(Response::new(codes::NOT_PERMITTED, "Already authenticated"));
+        }
+        if !mechanism.eq_ignore_ascii_case("PLAIN") {
+            return Ok(Response::new(
+                codes::FEATURE_NOT_SUPPORTED,
+                "Only the PLAIN mechanism is offered",
+            ));
+        }
+        if !self.may_send_password() {
+            return Ok(Response::new(
+                codes::ENCRYPTION_REQUIRED,
+                "Encryption required for authentication",
+            ));
+        }
+        let Some(initial) = initial else {
+            return Ok(Response::new(
+                codes::SYNTAX_ERROR,
+                "PLAIN needs its initial response on the command line",
+            ));
+        };
+        let Some((authzid, authcid, password)) = decode_plain(initial) else {
+            return Ok(Response::new(
+                codes::SYNTAX_ERROR,
+                "Malformed PLAIN response",
+            ));
+        };
+        // Acting as another identity is not offered.
+        if !authzid.is_empty() && authzid != authcid {
+            return Ok(Response::new(codes::AUTH_FAILED, "Authentication failed"));
+        }
+        self.log_in(authcid, password).await
+    }
+
+    async fn log_in(&mut self, name: String, password: String) -> Result<Response, StoreError> {
+        let ip = self.peer.ip();
+        let throttle = &self.shared.logins;
+        if throttle.blocked(ip) {
+            tracing::warn!(peer = %self.peer, "login refused: too many failures");
+            return Ok(Response::new(
+                codes::AUTH_FAILED,
+                "Authentication failed (too many failures; try again later)",
+            ));
+        }
+        let stored = self.store().user_hash(&name).await?;
+        // argon2 is slow on purpose: keep it off the runtime's threads.
+        let ok = tokio::task::spawn_blocking(move || verify_password(stored.as_deref(), &password))
+            .await
+            .unwrap_or(false);
+        if ok {
+            throttle.succeeded(ip);
+            tracing::info!(peer = %self.peer, user = %name, "logged in");
+            self.user = Some(name);
+            Ok(Response::new(
+                codes::AUTH_ACCEPTED,
+                "Authentication accepted",
+            ))
+        } else {
+            throttle.failed(ip);
+            tracing::info!(peer = %self.peer, user = %name, "login failed");
+            Ok(Response::new(codes::AUTH_FAILED, "Authentication failed"))
+        }
+    }
+
+    /// The AUTHINFO line of CAPABILITIES (RFC 4643 §2.1): none once logged
+    /// in; without arguments where a password may not be sent yet.
+    pub(super) fn authinfo_capability(&self) -> Option<&'static str> {
+        match (&self.user, self.may_send_password()) {
+            (Some(_), _) => None,
+            (None, true) => Some("AUTHINFO USER SASL\r\nSASL PLAIN\r\n"),
+            (None, false) => Some("AUTHINFO\r\n"),
+        }
+    }
+}
+
+/// Decodes a SASL PLAIN response: (authzid, authcid, password).
+fn decode_plain(b64: &str) -> Option<(String, String, String)> {
+    let bytes = base64_decode(b64)?;
+    let mut parts = bytes.split(|&b| b == 0);
+    let authzid = parts.next()?;
+    let authcid = parts.next()?;
+    let password = parts.next()?;
+    if parts.next().is_some() || authcid.is_empty() {
+        return None;
+    }
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).ok();
+    Some((text(authzid)?, text(authcid)?, text(password)?))
+}
+
+/// Standard base64 (RFC 4648 §4) with padding; `None` on anything else.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.as_bytes();
+    if s.len() % 4 != 0 {
+        return None;
+    }
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        })
+    };
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    for (k, chunk) in s.chunks(4).enumerate() {
+        let last = k == s.len() / 4 - 1;
+        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            n = (n << 6) | value(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_responses_decode() {
+        // "\0alice\0secret"
+        assert_eq!(
+            decode_plain("AGFsaWNlAHNlY3JldA=="),
+            Some(("".into(), "alice".into(), "secret".into()))
+        );
+        assert_eq!(decode_plain("bm90IHBsYWlu"), None);
+        assert_eq!(decode_plain("!!!!"), None);
+        assert_eq!(base64_decode("TWFu"), Some(b"Man".to_vec()));
+        assert_eq!(base64_decode("TWE="), Some(b"Ma".to_vec()));
+        assert_eq!(base64_decode("TQ=="), Some(b"M".to_vec()));
+        assert_eq!(base64_decode("TQ==TWFu"), None);
+    }
+}
