@@ -39,6 +39,69 @@ pub struct Config {
     /// Servers we exchange articles with (RFC 3977 IHAVE, RFC 4644 streaming).
     #[serde(rename = "peer")]
     pub peers: Vec<PeerConfig>,
+    /// Who may read and post what, by client network and user. The first
+    /// rule that matches a connection applies; with none, everything is
+    /// open (as without rules).
+    #[serde(rename = "access")]
+    pub access: Vec<AccessRule>,
+}
+
+/// One access rule: whom it is for, and what they may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    /// Client networks (CIDR or single IP) it is for; empty: every address.
+    #[serde(default)]
+    pub networks: Vec<Cidr>,
+    /// Users it is for (a wildmat of user names), matched once logged in;
+    /// absent: anyone, logged in or not.
+    #[serde(default)]
+    pub users: Option<FeedPattern>,
+    /// Refuse these clients outright: 502 at the greeting.
+    #[serde(default)]
+    pub deny: bool,
+    /// They must log in (AUTHINFO) first; until then, 480.
+    #[serde(default)]
+    pub login_required: bool,
+    /// Newsgroups they may read (wildmat; "" for none).
+    #[serde(default = "all_groups")]
+    pub read: FeedPattern,
+    /// Newsgroups they may post to (wildmat; "" for none: POST is 440).
+    #[serde(default = "all_groups")]
+    pub post: FeedPattern,
+    /// Posts per minute (per user when logged in, else per address); 0: no limit.
+    #[serde(default)]
+    pub posts_per_minute: u32,
+    /// Article bytes served per day (per user or address); 0: no limit.
+    #[serde(default)]
+    pub download_bytes_per_day: u64,
+}
+
+impl AccessRule {
+    /// Whether the rule is for a client at `ip`, logged in as `user`.
+    pub fn applies(&self, ip: IpAddr, user: Option<&str>) -> bool {
+        let network = self.networks.is_empty() || self.networks.iter().any(|n| n.contains(ip));
+        let user = match (&self.users, user) {
+            (None, _) => true,
+            (Some(w), Some(u)) => w.0.matches(u),
+            (Some(_), None) => false,
+        };
+        network && user
+    }
+
+    /// The rule when none is configured: everything open.
+    pub fn open() -> AccessRule {
+        AccessRule {
+            networks: Vec::new(),
+            users: None,
+            deny: false,
+            login_required: false,
+            read: all_groups(),
+            post: all_groups(),
+            posts_per_minute: 0,
+            download_bytes_per_day: 0,
+        }
+    }
 }
 
 /// A peer: a news server that feeds us, that we feed, or both.
@@ -142,6 +205,8 @@ pub struct FeedPattern(pub Wildmat);
 impl<'de> Deserialize<'de> for FeedPattern {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
+        // "" means nothing at all: a pattern that no name matches.
+        let s = if s.is_empty() { "!*".to_owned() } else { s };
         Wildmat::parse(&s, true)
             .map(FeedPattern)
             .map_err(serde::de::Error::custom)
@@ -296,6 +361,10 @@ pub struct Limits {
     pub idle_timeout_secs: u64,
     /// Bytes of responses buffered for a client before we wait for it to read.
     pub max_output_buffer: usize,
+    /// Connections one address may hold at once; one more is answered 400.
+    pub max_connections_per_address: usize,
+    /// Header fields an article may have; more is refused (441/437/439).
+    pub max_header_count: usize,
 }
 
 /// Logging in (RFC 4643 AUTHINFO).
@@ -424,6 +493,7 @@ impl Default for Config {
                 starter("local.announce", "Announcements about this server"),
             ],
             peers: Vec::new(),
+            access: Vec::new(),
         }
     }
 }
@@ -474,6 +544,8 @@ impl Default for Limits {
             max_article_size: 1 << 20,
             idle_timeout_secs: 600,
             max_output_buffer: 256 << 10,
+            max_connections_per_address: 128,
+            max_header_count: 200,
         }
     }
 }
@@ -509,6 +581,12 @@ impl Config {
         }
         if l.idle_timeout_secs < 180 {
             return Err("limits.idle_timeout_secs must be at least 180 (RFC 3977 §3.1)".into());
+        }
+        if l.max_connections_per_address == 0 || l.max_header_count == 0 {
+            return Err(
+                "limits.max_connections_per_address and limits.max_header_count must be at least 1"
+                    .into(),
+            );
         }
         if l.max_connections == 0 {
             return Err("limits.max_connections must be at least 1".into());
@@ -585,6 +663,22 @@ mod tests {
         let config = Config::parse(&example).expect("the peer example must be valid");
         assert_eq!(config.peers.len(), 1);
         assert_eq!(config.peers[0].window, 64);
+    }
+
+    #[test]
+    fn the_documented_access_example_parses_when_uncommented() {
+        let text = include_str!("../etc/tidings.toml");
+        let start = text.find("\n# [[access]]\n").expect("an access example");
+        let example: String = text[start..]
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with("[[") || l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let config = Config::parse(&example).expect("the access example must be valid");
+        assert_eq!(config.access.len(), 3);
+        assert!(config.access[0].deny);
+        assert!(config.access[2].login_required);
     }
 
     #[test]

@@ -90,6 +90,8 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         ingest,
         seen,
         logins: crate::auth::LoginThrottle::new(config.auth.max_failures_per_minute),
+        usage: Default::default(),
+        connections: Arc::default(),
     });
     let max_sessions = config.limits.max_connections;
     let sessions = Arc::new(Semaphore::new(max_sessions));
@@ -141,6 +143,12 @@ async fn accept_loop(
         };
         // One write per response (see INN-NOTES.md): no Nagle delay.
         let _ = stream.set_nodelay(true);
+        let per_address = shared.config().limits.max_connections_per_address;
+        let Some(slot) = shared.connections.take(peer.ip(), per_address) else {
+            warn!(%peer, "too many connections from this address; refusing");
+            tokio::spawn(refuse_full(stream));
+            continue;
+        };
         match sessions.clone().try_acquire_owned() {
             Ok(permit) => {
                 let shared = shared.clone();
@@ -150,6 +158,7 @@ async fn accept_loop(
                     let conn = Connection::new(stream, max_line);
                     session::run(conn, Session::new(shared, peer), shutdown).await;
                     drop(permit);
+                    drop(slot);
                 });
             }
             Err(_) => {
@@ -234,5 +243,47 @@ impl Server {
         self.writer.join().await;
         store.close().await;
         info!("stopped");
+    }
+}
+
+/// Connections open per client address, for `limits.max_connections_per_address`.
+#[derive(Default)]
+pub struct PerAddress {
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One connection's place in its address's count; given back on drop.
+pub struct AddressSlot {
+    ip: std::net::IpAddr,
+    counts: Arc<PerAddress>,
+}
+
+impl PerAddress {
+    /// A slot for one more connection from `ip`, or `None` when it already
+    /// has `max`.
+    pub fn take(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut open = self.open.lock().ok()?;
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            ip,
+            counts: self.clone(),
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.counts.open.lock() {
+            if let Some(n) = open.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&self.ip);
+                }
+            }
+        }
     }
 }

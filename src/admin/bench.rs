@@ -193,7 +193,10 @@ pub(crate) struct ServerProcess {
 
 async fn start_server(b: &ReaderBench, dir: &Path) -> BenchResult<ServerProcess> {
     let groups: Vec<String> = (0..b.groups).map(group_name).collect();
-    let extra = format!("[limits]\nmax_connections = {}\n", b.idle + 64);
+    let extra = format!(
+        "[limits]\nmax_connections = {0}\nmax_connections_per_address = {0}\n",
+        b.idle + 64
+    );
     spawn_server(dir, "bench", &b.synchronous, &groups, &extra).await
 }
 

@@ -79,6 +79,14 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// How many header fields the article has (folded lines count once).
+    pub fn header_count(&self) -> usize {
+        self.head
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty() && !matches!(l[0], b' ' | b'\t' | b'\r'))
+            .count()
+    }
+
     /// The article as stored and served, with `Xref: {xref}` as the last
     /// header, and its overview line without the leading article number:
     /// `overview TAB bytes TAB lines TAB "Xref: " xref`.

@@ -117,6 +117,7 @@ impl Session {
             throttle.succeeded(ip);
             tracing::info!(peer = %self.peer, user = %name, "logged in");
             self.user = Some(name);
+            self.refresh_rule();
             Ok(Response::new(
                 codes::AUTH_ACCEPTED,
                 "Authentication accepted",

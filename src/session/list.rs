@@ -21,7 +21,7 @@ impl Session {
                 | ListKind::Counts(_)
         );
         let groups = if needs_groups {
-            self.store().groups().await?
+            self.readable(self.store().groups().await?)
         } else {
             Vec::new()
         };

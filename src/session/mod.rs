@@ -5,6 +5,7 @@
 //! the connection's help (it reads an article block after its 340), which
 //! `Reply::ReadArticle` asks the loop for.
 
+mod access;
 mod auth;
 mod list;
 mod post;
@@ -43,6 +44,10 @@ pub struct Shared {
     pub seen: crate::ingest::check::Seen,
     /// Failed logins per address.
     pub logins: crate::auth::LoginThrottle,
+    /// Posting rates and download volumes, for the access rules' limits.
+    pub usage: access::Usage,
+    /// Connections open per client address.
+    pub connections: Arc<crate::server::PerAddress>,
 }
 
 impl Shared {
@@ -86,6 +91,8 @@ pub struct Session {
     /// waits for its PASS.
     user: Option<String>,
     pending_user: Option<String>,
+    /// The access rule in force (`[[access]]`), recomputed on login.
+    rule: crate::config::AccessRule,
 }
 
 /// What the connection loop must do after a command.
@@ -110,6 +117,7 @@ impl Session {
             .iter()
             .find(|p| p.accept_from.iter().any(|net| net.contains(peer.ip())))
             .cloned();
+        let rule = access::rule_for(&config, peer.ip(), None);
         Session {
             shared,
             config,
@@ -119,6 +127,7 @@ impl Session {
             current: None,
             user: None,
             pending_user: None,
+            rule,
         }
     }
 
@@ -130,10 +139,14 @@ impl Session {
         &self.shared.store
     }
 
-    /// The greeting (RFC 3977 §5.1).
+    /// The greeting (RFC 3977 §5.1): 502 for a client an access rule
+    /// denies (the connection is then closed).
     pub fn greeting(&self) -> Response {
         let c = self.config();
-        if c.server.posting {
+        if self.rule.deny {
+            return Response::new(codes::NOT_PERMITTED, "Access denied");
+        }
+        if self.may_post_anywhere() {
             Response::new(
                 codes::READY_POSTING_ALLOWED,
                 format!(
@@ -162,7 +175,7 @@ impl Session {
         // RFC 4643 §2.2: until a reader logs in where login is required,
         // only the commands needed to log in (and to leave) are served.
         // Peers are known by their address and need no login.
-        let needs_login = self.config().auth.required
+        let needs_login = (self.config().auth.required || self.rule.login_required)
             && self.user.is_none()
             && self.peer_config.is_none()
             && !matches!(
@@ -196,7 +209,7 @@ impl Session {
                 codes::NOT_PERMITTED,
                 "TLS is not offered by this server",
             )),
-            Command::Post if !self.config().server.posting => Err(Response::new(
+            Command::Post if !self.may_post_anywhere() => Err(Response::new(
                 codes::POSTING_NOT_PERMITTED,
                 "Posting not permitted",
             )),
@@ -278,7 +291,7 @@ impl Session {
         if self.peer_config.is_some() {
             body.push_str("IHAVE\r\nSTREAMING\r\n");
         }
-        if self.config().server.posting {
+        if self.may_post_anywhere() {
             body.push_str("POST\r\n");
         }
         body.push_str("NEWNEWS\r\n");
@@ -521,7 +534,13 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     let mut pending: VecDeque<Pending> = VecDeque::new();
     // `staged`: TAKETHIS articles of the current burst, submitted together
     // once the burst has been read (or before anything waits on them).
-    conn.send(&session.greeting());
+    let greeting = session.greeting();
+    conn.send(&greeting);
+    if greeting.code == codes::NOT_PERMITTED {
+        info!(%peer, "denied by an access rule");
+        let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
+        return;
+    }
     loop {
         if !staged.is_empty() && (!conn.has_buffered_line() || staged.len() >= MAX_STAGED) {
             session

@@ -37,6 +37,28 @@ impl Session {
             Err(e) => return refuse(e),
         };
 
+        let max_headers = self.config().limits.max_header_count;
+        if prepared.header_count() > max_headers {
+            return refuse(format!(
+                "too many header fields ({}, limit {max_headers})",
+                prepared.header_count()
+            ));
+        }
+        // The access rule: which groups, and how often.
+        if let Some(g) = prepared
+            .newsgroups
+            .iter()
+            .find(|g| !self.may_post_to(g.as_str()))
+        {
+            return refuse(format!("posting to {g} is not allowed for you"));
+        }
+        if !self
+            .shared
+            .usage
+            .post(&self.usage_key(), self.rule.posts_per_minute)
+        {
+            return refuse("posting rate limit reached; try again in a minute");
+        }
         let msgid = prepared.message_id.clone();
         match self.shared.ingest.submit(prepared, Origin::Post).await {
             Ok(Outcome::Stored { article_id, .. }) => {

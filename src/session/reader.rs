@@ -106,6 +106,9 @@ impl Session {
         let Some(g) = self.store().group(name.as_str()).await? else {
             return Ok(no_such_group());
         };
+        if !self.may_read(&g.name) {
+            return Ok(no_such_group());
+        }
         self.select(&g);
         Ok(Response::new(
             codes::GROUP_SELECTED,
@@ -127,6 +130,9 @@ impl Session {
         let Some(g) = self.store().group(&name).await? else {
             return Ok(no_such_group());
         };
+        if !self.may_read(&g.name) {
+            return Ok(no_such_group());
+        }
         self.select(&g);
         let range = range.unwrap_or(Range {
             low: g.low.max(1),
@@ -177,15 +183,17 @@ impl Session {
             ArticleRef::MessageId(id) => {
                 // By message-id: the number reported is 0 and the current
                 // article does not change (RFC 3977 §6.2.1.2).
-                if part == Part::Stat {
+                if part == Part::Stat && self.reads_everything() {
                     if !self.store().has_article(&id).await? {
                         return Ok(no_such_msgid());
                     }
                     (0, id.to_string(), Vec::new())
                 } else {
+                    // An article in no group this client may read does not
+                    // exist for it.
                     match self.store().article_by_msgid(&id).await? {
-                        Some(a) => (0, a.msgid, a.bytes),
-                        None => return Ok(no_such_msgid()),
+                        Some(a) if self.may_read_article(&a.bytes) => (0, a.msgid, a.bytes),
+                        _ => return Ok(no_such_msgid()),
                     }
                 }
             }
@@ -214,6 +222,19 @@ impl Session {
             }
         };
         let text = format!("{number} {msgid}");
+        if matches!(part, Part::Article | Part::Body) {
+            let limit = self.rule.download_bytes_per_day;
+            if !self
+                .shared
+                .usage
+                .download(&self.usage_key(), bytes.len() as u64, limit)
+            {
+                return Ok(Response::new(
+                    codes::NOT_PERMITTED,
+                    "Download volume limit reached for today",
+                ));
+            }
+        }
         Ok(match part {
             Part::Article => Response::with_body(codes::ARTICLE_FOLLOWS, text, bytes),
             Part::Head => {
@@ -247,6 +268,7 @@ impl Session {
     /// NEWGROUPS (RFC 3977 §7.3).
     pub(super) async fn new_groups(&mut self, since: DateTime<Utc>) -> Result<Response> {
         let groups = self.store().groups_created_since(since.timestamp()).await?;
+        let groups = self.readable(groups);
         let mut body = String::new();
         for g in groups {
             body.push_str(&format!("{} {} {} {}\r\n", g.name, g.high, g.low, g.status));
@@ -269,7 +291,7 @@ impl Session {
             .groups()
             .await?
             .into_iter()
-            .filter(|g| wildmat.matches(&g.name))
+            .filter(|g| wildmat.matches(&g.name) && self.may_read(&g.name))
             .map(|g| g.id)
             .collect();
         let msgids = self.store().new_news(&ids, since.timestamp()).await?;
@@ -333,6 +355,9 @@ impl Session {
         let Some(a) = self.store().article_by_msgid(id).await? else {
             return Ok(None);
         };
+        if !self.may_read_article(&a.bytes) {
+            return Ok(None);
+        }
         let Some((group, number)) = first_xref(&a.bytes) else {
             return Ok(None);
         };
@@ -368,8 +393,9 @@ impl Session {
         let mut rows: Vec<(u64, Option<String>)> = Vec::new();
         match selection {
             Selection::MessageId(id) => {
-                let Some(a) = self.store().article_by_msgid(&id).await? else {
-                    return Ok(no_such_msgid());
+                let a = match self.store().article_by_msgid(&id).await? {
+                    Some(a) if self.may_read_article(&a.bytes) => a,
+                    _ => return Ok(no_such_msgid()),
                 };
                 rows.push((0, article_field(&a.bytes, field)));
             }

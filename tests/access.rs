@@ -1,0 +1,221 @@
+//! Access rules and limits (issue 4): who may read and post what, by
+//! client network and user; rates and volumes; connections per address;
+//! header counts. Rules here are written for 127.0.0.2-127.0.0.9, so the
+//! test itself can post from 127.0.0.1 freely.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{Client, TestServer, article, posted_id};
+use tidings::auth::hash_password;
+use tidings::config::Config;
+use tokio::net::TcpSocket;
+
+async fn client_from(source: &str, addr: SocketAddr) -> Client {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("addr"))
+        .expect("bind");
+    Client::from_stream(socket.connect(addr).await.expect("connect")).await
+}
+
+fn code(line: &str) -> &str {
+    line.get(..3).unwrap_or(line)
+}
+
+/// A server with the given `[[access]]` rules (TOML) and limits.
+async fn server_with(rules: &str, f: impl FnOnce(&mut Config)) -> TestServer {
+    let rules = Config::parse(rules).expect("rules").access;
+    TestServer::start_with(move |c| {
+        c.access = rules;
+        f(c);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_denied_network_gets_502_at_the_greeting() {
+    let s = server_with(
+        "[[access]]\nnetworks = [\"127.0.0.2\"]\ndeny = true\n",
+        |_| {},
+    )
+    .await;
+    let mut denied = client_from("127.0.0.2", s.addr).await;
+    assert_eq!(code(&denied.greeting), "502");
+    assert!(
+        denied.read_to_end().await.is_empty(),
+        "closed after the 502"
+    );
+    let other = client_from("127.0.0.3", s.addr).await;
+    assert_eq!(code(&other.greeting), "200");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_reader_sees_only_the_groups_and_articles_it_may_read() {
+    let s = server_with(
+        "[[access]]\nnetworks = [\"127.0.0.2\"]\nread = \"local.*,!local.test\"\npost = \"local.general\"\n",
+        |_| {},
+    )
+    .await;
+    let mut admin = s.client().await;
+    let hidden = posted_id(&admin.post(&article("local.test", "hidden", "h\r\n")).await);
+    let both = posted_id(
+        &admin
+            .post(&article("local.test,local.general", "crossed", "b\r\n"))
+            .await,
+    );
+
+    let mut r = client_from("127.0.0.2", s.addr).await;
+    let (_, active) = r.cmd_block("LIST ACTIVE", "215").await;
+    let names: Vec<&str> = active.iter().filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(names, ["local.announce", "local.general"]);
+    let (_, newsgroups) = r.cmd_block("LIST NEWSGROUPS", "215").await;
+    assert!(!newsgroups.iter().any(|l| l.starts_with("local.test")));
+    let (_, new) = r.cmd_block("NEWGROUPS 20000101 000000", "231").await;
+    assert!(!new.iter().any(|l| l.starts_with("local.test")), "{new:?}");
+    assert_eq!(code(&r.cmd("GROUP local.test").await), "411");
+    assert_eq!(code(&r.cmd("LISTGROUP local.test").await), "411");
+    for cmd in ["ARTICLE", "HEAD", "BODY", "STAT"] {
+        assert_eq!(
+            code(&r.cmd(&format!("{cmd} {hidden}")).await),
+            "430",
+            "{cmd}"
+        );
+    }
+    assert_eq!(code(&r.cmd(&format!("OVER {hidden}")).await), "430");
+    assert_eq!(code(&r.cmd(&format!("HDR Subject {hidden}")).await), "430");
+    // Cross-posted to a readable group: visible.
+    assert_eq!(code(&r.cmd(&format!("STAT {both}")).await), "223");
+    let (_, ids) = r.cmd_block("NEWNEWS local.* 20000101 000000", "230").await;
+    assert_eq!(ids, [both.clone()]);
+
+    // Posting: only where the rule allows.
+    let refused = r.post(&article("local.test", "no", "x\r\n")).await;
+    assert_eq!(code(&refused), "441", "{refused}");
+    assert!(refused.contains("not allowed"), "{refused}");
+    let ok = r.post(&article("local.general", "yes", "y\r\n")).await;
+    assert_eq!(code(&ok), "240", "{ok}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_rule_without_posting_greets_201_and_refuses_post_with_440() {
+    let s = server_with(
+        "[[access]]\nnetworks = [\"127.0.0.2\"]\npost = \"\"\n",
+        |_| {},
+    )
+    .await;
+    let mut r = client_from("127.0.0.2", s.addr).await;
+    assert_eq!(code(&r.greeting), "201");
+    let (_, caps) = r.cmd_block("CAPABILITIES", "101").await;
+    assert!(!caps.contains(&"POST".to_owned()), "{caps:?}");
+    assert_eq!(code(&r.cmd("POST").await), "440");
+    assert_eq!(code(&r.cmd("GROUP local.test").await), "211");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn users_get_their_own_rule_once_logged_in() {
+    let s = server_with(
+        "[[access]]\nusers = \"staff.*\"\nread = \"*\"\n\
+         [[access]]\nnetworks = [\"127.0.0.2\"]\nlogin_required = true\nread = \"local.general\"\n",
+        |_| {},
+    )
+    .await;
+    let hash = hash_password("pw").expect("hash");
+    let store = s.server().store();
+    store.add_user("staff.ann", &hash).await.expect("user");
+    store.add_user("guest", &hash).await.expect("user");
+
+    let mut r = client_from("127.0.0.2", s.addr).await;
+    assert_eq!(code(&r.cmd("GROUP local.general").await), "480");
+    assert_eq!(code(&r.cmd("AUTHINFO USER guest").await), "381");
+    assert_eq!(code(&r.cmd("AUTHINFO PASS pw").await), "281");
+    assert_eq!(code(&r.cmd("GROUP local.general").await), "211");
+    assert_eq!(code(&r.cmd("GROUP local.test").await), "411");
+
+    let mut staff = client_from("127.0.0.2", s.addr).await;
+    assert_eq!(code(&staff.cmd("AUTHINFO USER staff.ann").await), "381");
+    assert_eq!(code(&staff.cmd("AUTHINFO PASS pw").await), "281");
+    assert_eq!(code(&staff.cmd("GROUP local.test").await), "211");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn posting_rate_and_download_volume_are_limited() {
+    let s = server_with(
+        "[[access]]\nnetworks = [\"127.0.0.2\"]\nposts_per_minute = 2\ndownload_bytes_per_day = 1500\n",
+        |_| {},
+    )
+    .await;
+    let mut r = client_from("127.0.0.2", s.addr).await;
+    let body = "x".repeat(500) + "\r\n";
+    let first = posted_id(&r.post(&article("local.test", "1", &body)).await);
+    posted_id(&r.post(&article("local.test", "2", &body)).await);
+    let third = r.post(&article("local.test", "3", &body)).await;
+    assert_eq!(code(&third), "441", "{third}");
+    assert!(third.contains("rate"), "{third}");
+
+    // ~900 octets per ARTICLE: the second would pass 1,500 for the day.
+    assert_eq!(code(&r.cmd(&format!("ARTICLE {first}")).await), "220");
+    r.block().await;
+    let over = r.cmd(&format!("ARTICLE {first}")).await;
+    assert_eq!(code(&over), "502", "{over}");
+    // HEAD and STAT do not count; another address is not affected.
+    assert_eq!(code(&r.cmd(&format!("STAT {first}")).await), "223");
+    let mut other = client_from("127.0.0.3", s.addr).await;
+    assert_eq!(code(&other.cmd(&format!("ARTICLE {first}")).await), "220");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn connections_per_address_are_limited() {
+    let s = server_with("", |c| c.limits.max_connections_per_address = 3).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let c = client_from("127.0.0.6", s.addr).await;
+        assert_eq!(code(&c.greeting), "200");
+        held.push(c);
+    }
+    let mut fourth = client_from("127.0.0.6", s.addr).await;
+    assert_eq!(code(&fourth.greeting), "400");
+    assert!(fourth.read_to_end().await.is_empty());
+    let other = client_from("127.0.0.7", s.addr).await;
+    assert_eq!(code(&other.greeting), "200");
+    // A connection that ends gives its place back.
+    let mut gone = held.pop().expect("held");
+    assert_eq!(code(&gone.cmd("QUIT").await), "205");
+    drop(gone);
+    let mut again = None;
+    for _ in 0..50 {
+        let c = client_from("127.0.0.6", s.addr).await;
+        if code(&c.greeting) == "200" {
+            again = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "the place was not given back");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_article_with_too_many_header_fields_is_refused() {
+    let s = server_with("", |c| c.limits.max_header_count = 10).await;
+    let mut c = s.client().await;
+    let mut many = String::from("From: a@example.com\r\nNewsgroups: local.test\r\nSubject: s\r\n");
+    for i in 0..20 {
+        many.push_str(&format!("X-Extra-{i}: v\r\n"));
+    }
+    many.push_str("\r\nbody\r\n");
+    let status = c.post(&many).await;
+    assert_eq!(code(&status), "441", "{status}");
+    assert!(status.contains("too many header fields"), "{status}");
+    assert_eq!(
+        code(&c.post(&article("local.test", "few", "b\r\n")).await),
+        "240"
+    );
+    s.stop().await;
+}
