@@ -365,6 +365,10 @@ pub struct Limits {
     pub max_connections_per_address: usize,
     /// Header fields an article may have; more is refused (441/437/439).
     pub max_header_count: usize,
+    /// Seconds a client may take to finish a command line once it has
+    /// begun it (a client trickling bytes is cut off, not kept for the
+    /// whole idle timeout).
+    pub command_timeout_secs: u64,
 }
 
 /// Logging in (RFC 4643 AUTHINFO).
@@ -546,6 +550,7 @@ impl Default for Limits {
             max_output_buffer: 256 << 10,
             max_connections_per_address: 128,
             max_header_count: 200,
+            command_timeout_secs: 30,
         }
     }
 }
@@ -581,6 +586,9 @@ impl Config {
         }
         if l.idle_timeout_secs < 180 {
             return Err("limits.idle_timeout_secs must be at least 180 (RFC 3977 §3.1)".into());
+        }
+        if l.command_timeout_secs == 0 {
+            return Err("limits.command_timeout_secs must be at least 1".into());
         }
         if l.max_connections_per_address == 0 || l.max_header_count == 0 {
             return Err(

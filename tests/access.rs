@@ -219,3 +219,82 @@ async fn an_article_with_too_many_header_fields_is_refused() {
     );
     s.stop().await;
 }
+
+/// A client trickling a command a byte at a time is cut off after
+/// `command_timeout_secs`, while others are served as usual.
+#[tokio::test]
+async fn a_slowloris_client_is_cut_off_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server_with("", |c| c.limits.command_timeout_secs = 1).await;
+    let mut slow = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    let mut greeting = [0u8; 256];
+    let n = slow.read(&mut greeting).await.expect("greeting");
+    assert!(greeting[..n].starts_with(b"200"));
+    let started = std::time::Instant::now();
+    let mut cut_off = false;
+    for b in b"GROUP local.test and on and on and on\r\n" {
+        if slow.write_all(&[*b]).await.is_err() {
+            cut_off = true;
+            break;
+        }
+        // Meanwhile another client is served at once.
+        let mut other = s.client().await;
+        let t = std::time::Instant::now();
+        assert_eq!(code(&other.cmd("DATE").await), "111");
+        assert!(t.elapsed() < std::time::Duration::from_millis(500));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut buf = [0u8; 256];
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(std::time::Duration::from_millis(1), slow.read(&mut buf)).await
+        {
+            // The server said goodbye (400) or closed.
+            assert!(n == 0 || buf[..n].starts_with(b"400"), "{:?}", &buf[..n]);
+            cut_off = true;
+            break;
+        }
+    }
+    assert!(cut_off, "the slow client was never cut off");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    s.stop().await;
+}
+
+/// 10,000 connection attempts from one address: all but the few it may
+/// hold are turned away with 400, the server stays up and others are
+/// served.
+#[tokio::test]
+async fn ten_thousand_connection_attempts_from_one_address_are_turned_away() {
+    use tokio::io::AsyncReadExt;
+    let s = server_with("", |c| c.limits.max_connections_per_address = 5).await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(client_from("127.0.0.8", s.addr).await);
+    }
+    let mut refused = 0;
+    for _ in 0..10_000 {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.8:0".parse().expect("addr"))
+            .expect("bind");
+        let Ok(mut stream) = socket.connect(s.addr).await else {
+            continue;
+        };
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await
+        {
+            if buf[..n].starts_with(b"400") {
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused >= 9_990, "only {refused} turned away");
+    let mut other = client_from("127.0.0.9", s.addr).await;
+    assert_eq!(code(&other.greeting), "200");
+    assert_eq!(code(&other.cmd("GROUP local.test").await), "211");
+    for c in &mut held {
+        assert_eq!(code(&c.cmd("DATE").await), "111");
+    }
+    s.stop().await;
+}

@@ -366,6 +366,8 @@ async fn guarded<T>(
     tokio::select! {
         r = tokio::time::timeout(idle, io) => match r {
             Ok(Ok(v)) => Ok(v),
+            // A command line that took too long to finish (slowloris).
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => Err(Interrupted::Idle),
             Ok(Err(e)) => Err(Interrupted::Io(e)),
             Err(_) => Err(Interrupted::Idle),
         },
@@ -530,6 +532,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     let idle = Duration::from_secs(session.config().limits.idle_timeout_secs);
     let max_output = session.config().limits.max_output_buffer;
     let max_article = session.config().limits.max_article_size;
+    let line_timeout = Duration::from_secs(session.config().limits.command_timeout_secs);
     let peer = session.peer;
     let mut pending: VecDeque<Pending> = VecDeque::new();
     // `staged`: TAKETHIS articles of the current burst, submitted together
@@ -574,7 +577,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
-        let line = match guarded(conn.read_line(), idle, &mut shutdown).await {
+        let line = match guarded(conn.read_line(line_timeout), idle, &mut shutdown).await {
             Ok(Some(line)) => line,
             Ok(None) => {
                 debug!(%peer, "client closed the connection");

@@ -13,6 +13,7 @@
 //! a pipelined burst of commands costs one write.
 
 use std::io;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -101,8 +102,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Reads one command line. `Ok(None)` at a clean end of stream (nothing
     /// buffered); a partial line at end of stream is an `UnexpectedEof`.
-    pub async fn read_line(&mut self) -> io::Result<Option<Line>> {
+    /// Once a line has begun, the rest of it must come within
+    /// `line_timeout` (a `TimedOut` error otherwise): a client sending a
+    /// byte at a time cannot hold the connection for the whole idle time.
+    pub async fn read_line(&mut self, line_timeout: Duration) -> io::Result<Option<Line>> {
         let mut draining = false;
+        let mut begun: Option<tokio::time::Instant> = None;
         loop {
             let unread = &self.buf[self.pos..];
             if let Some(i) = memchr::memchr(b'\n', unread) {
@@ -124,7 +129,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 draining = true;
                 self.pos = self.buf.len();
             }
-            if !self.fill().await? {
+            let partial = draining || self.pos < self.buf.len();
+            let filled =
+                match (partial, begun) {
+                    (false, _) => self.fill().await?,
+                    (true, None) => {
+                        begun = Some(tokio::time::Instant::now() + line_timeout);
+                        continue;
+                    }
+                    (true, Some(deadline)) => tokio::time::timeout_at(deadline, self.fill())
+                        .await
+                        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??,
+                };
+            if !filled {
                 return if self.pos == self.buf.len() && !draining {
                     Ok(None)
                 } else {
@@ -253,18 +270,18 @@ mod tests {
     async fn lines_are_split_on_crlf_and_bare_lf() {
         let mut c = conn(b"GROUP a\r\nDATE\nQUIT\r\n").await;
         assert_eq!(
-            c.read_line().await.unwrap(),
+            c.read_line(Duration::from_secs(5)).await.unwrap(),
             Some(Line::Line(b"GROUP a".to_vec()))
         );
         assert_eq!(
-            c.read_line().await.unwrap(),
+            c.read_line(Duration::from_secs(5)).await.unwrap(),
             Some(Line::Line(b"DATE".to_vec()))
         );
         assert_eq!(
-            c.read_line().await.unwrap(),
+            c.read_line(Duration::from_secs(5)).await.unwrap(),
             Some(Line::Line(b"QUIT".to_vec()))
         );
-        assert_eq!(c.read_line().await.unwrap(), None);
+        assert_eq!(c.read_line(Duration::from_secs(5)).await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -272,9 +289,12 @@ mod tests {
         let mut input = vec![b'x'; 5000];
         input.extend_from_slice(b"\r\nDATE\r\n");
         let mut c = conn(&input).await;
-        assert_eq!(c.read_line().await.unwrap(), Some(Line::TooLong));
         assert_eq!(
-            c.read_line().await.unwrap(),
+            c.read_line(Duration::from_secs(5)).await.unwrap(),
+            Some(Line::TooLong)
+        );
+        assert_eq!(
+            c.read_line(Duration::from_secs(5)).await.unwrap(),
             Some(Line::Line(b"DATE".to_vec()))
         );
     }
@@ -284,7 +304,9 @@ mod tests {
         let mut input = vec![b'x'; 510];
         input.extend_from_slice(b"\r\n");
         let mut c = conn(&input).await;
-        assert!(matches!(c.read_line().await.unwrap(), Some(Line::Line(l)) if l.len() == 510));
+        assert!(
+            matches!(c.read_line(Duration::from_secs(5)).await.unwrap(), Some(Line::Line(l)) if l.len() == 510)
+        );
     }
 
     #[tokio::test]
@@ -294,7 +316,7 @@ mod tests {
         assert_eq!(b.data, b"a\r\n.b\r\nc\r\n");
         assert!(!b.too_big);
         assert_eq!(
-            c.read_line().await.unwrap(),
+            c.read_line(Duration::from_secs(5)).await.unwrap(),
             Some(Line::Line(b"NEXT".to_vec()))
         );
     }
@@ -312,7 +334,7 @@ mod tests {
         assert_eq!(b.size, 1200);
         assert!(b.data.len() <= 100);
         assert_eq!(
-            c.read_line().await.unwrap(),
+            c.read_line(Duration::from_secs(5)).await.unwrap(),
             Some(Line::Line(b"DATE".to_vec()))
         );
     }
@@ -331,5 +353,27 @@ mod tests {
         let b = c.read_block(1 << 20).await.unwrap();
         assert_eq!(b.data.len(), 200_002);
         assert!(b.data.ends_with(b"y\r\n"));
+    }
+}
+
+#[cfg(test)]
+mod slow_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_line_sent_a_byte_at_a_time_times_out() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut c = Connection::new(server, 512);
+        let writer = tokio::spawn(async move {
+            for b in b"GROUP local.test\r\n" {
+                if client.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let r = c.read_line(Duration::from_millis(200)).await;
+        assert_eq!(r.map_err(|e| e.kind()), Err(io::ErrorKind::TimedOut));
+        writer.abort();
     }
 }
