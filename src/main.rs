@@ -84,6 +84,9 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
     let pid_file = admin::pid_file(&config);
+    // Signals are caught from before the server says it listens, so a
+    // SIGTERM or SIGHUP sent as soon as it does is never fatal.
+    let mut signals = Signals::new();
     let mut server = match tidings::server::start(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -95,7 +98,7 @@ async fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
         error!("cannot write {}: {e}", pid_file.display());
     }
     loop {
-        match next_signal().await {
+        match signals.next().await {
             Signal::Stop => break,
             Signal::Reload => match &path {
                 Some(p) => match Config::load(p) {
@@ -117,25 +120,42 @@ enum Signal {
     Reload,
 }
 
-#[cfg(unix)]
-async fn next_signal() -> Signal {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return Signal::Stop;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => Signal::Stop,
-        _ = term.recv() => Signal::Stop,
-        _ = hup.recv() => Signal::Reload,
-    }
+/// SIGTERM, SIGHUP and Ctrl-C, caught from the moment this is made.
+struct Signals {
+    #[cfg(unix)]
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
 }
 
-#[cfg(not(unix))]
-async fn next_signal() -> Signal {
-    let _ = tokio::signal::ctrl_c().await;
-    Signal::Stop
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let unix = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(term), Ok(hup)) => Some((term, hup)),
+                _ => None,
+            };
+            Signals { unix }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
+        }
+    }
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        if let Some((term, hup)) = &mut self.unix {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => Signal::Stop,
+                _ = term.recv() => Signal::Stop,
+                _ = hup.recv() => Signal::Reload,
+            };
+        }
+        let _ = tokio::signal::ctrl_c().await;
+        Signal::Stop
+    }
 }
