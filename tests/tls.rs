@@ -208,10 +208,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Nntp<S> {
     /// Reads until the server closes (within the deadline); true when it did.
     async fn closed_by_server(&mut self) -> bool {
         let mut rest = Vec::new();
-        matches!(
-            tokio::time::timeout(DEADLINE, self.io.read_to_end(&mut rest)).await,
-            Ok(_)
-        )
+        // End of stream or a reset both count; only the deadline does not.
+        tokio::time::timeout(DEADLINE, self.io.read_to_end(&mut rest))
+            .await
+            .is_ok()
     }
 
     /// The stream back, for STARTTLS: nothing may be buffered past 382.

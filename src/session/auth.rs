@@ -2,9 +2,9 @@
 //!
 //! A password is only asked for where it may travel: over TLS (NNTPS or
 //! after STARTTLS), or on a connection from `auth.plaintext_from`;
-//! elsewhere 483. A wrong
-//! password and an unknown user get the same 481 after the same work, and
-//! an address with too many recent failures gets 481 without a try.
+//! elsewhere 483. A wrong password and an unknown user get the same 481
+//! after the same work, and an address with too many recent failures gets
+//! 481 without a try.
 
 use super::Session;
 use crate::auth::verify_password;
