@@ -33,6 +33,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub limits: Limits,
     pub auth: AuthConfig,
+    pub tls: TlsConfig,
     /// Groups created when the database is first created.
     #[serde(rename = "group")]
     pub groups: Vec<GroupConfig>,
@@ -151,6 +152,16 @@ pub struct PeerConfig {
     /// wait doubles from one second up to this).
     #[serde(default = "default_max_backoff")]
     pub max_backoff_secs: u64,
+    /// Feed it over implicit TLS (NNTPS): `address` is its TLS port.
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the CA certificates its certificate must chain to;
+    /// absent: the system's bundle.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// The name its certificate must carry; absent: the host of `address`.
+    #[serde(default)]
+    pub tls_name: Option<String>,
 }
 
 fn default_answer_timeout() -> u64 {
@@ -491,6 +502,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             limits: Limits::default(),
             auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
             groups: vec![
                 starter("local.general", "Local general discussion"),
                 starter("local.test", "Local test postings"),
@@ -607,6 +619,7 @@ impl Config {
         if self.server.listen.is_empty() {
             return Err("server.listen must name at least one address".into());
         }
+        self.tls.validate()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.peers {
             if !names.insert(&p.name) {
@@ -628,6 +641,50 @@ impl Config {
                     p.path_identity.as_str()
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+/// TLS (RFC 4642 STARTTLS on the plain listeners, implicit TLS on its own).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first. With `key`, TLS is offered;
+    /// without, neither STARTTLS nor NNTPS. Read again on reload.
+    pub certificate: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    pub key: Option<PathBuf>,
+    /// Addresses for implicit TLS (NNTPS; 563 is its port).
+    pub listen: Vec<SocketAddr>,
+    /// Whether the plain listeners offer STARTTLS.
+    pub starttls: bool,
+    /// Seconds a client may take to complete its TLS handshake.
+    pub handshake_timeout_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            certificate: None,
+            key: None,
+            listen: Vec::new(),
+            starttls: true,
+            handshake_timeout_secs: 30,
+        }
+    }
+}
+
+impl TlsConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.certificate.is_some() != self.key.is_some() {
+            return Err("tls.certificate and tls.key go together".into());
+        }
+        if !self.listen.is_empty() && self.certificate.is_none() {
+            return Err("tls.listen needs tls.certificate and tls.key".into());
+        }
+        if self.handshake_timeout_secs == 0 {
+            return Err("tls.handshake_timeout_secs must be at least 1".into());
         }
         Ok(())
     }

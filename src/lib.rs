@@ -6,6 +6,7 @@
 //!
 //! - [`config`]: the TOML configuration, loaded and validated once.
 //! - [`server`]: the listener: accepts connections, owns limits and shutdown.
+//! - [`tls`]: certificates, the plain-or-TLS stream, STARTTLS and NNTPS (RFC 4642).
 //! - [`wire`]: bytes <-> values: line framing, dot-stuffing, command parsing,
 //!   response encoding. Only `wire::connection` touches a socket.
 //! - [`session`]: the per-connection state machine; a command in, a response out.
@@ -19,6 +20,7 @@
 
 pub mod config;
 pub mod server;
+pub mod tls;
 pub mod wire;
 pub mod session;
 pub mod auth;

@@ -2,6 +2,10 @@
 //! the connection limit, runs a session per connection, and shuts down in
 //! order (stop accepting → sessions say 400 and close → the writer commits
 //! what it has and stops).
+//!
+//! Two kinds of listener share one accept loop: plain NNTP (offering
+//! STARTTLS when a certificate is configured) and NNTPS, where the TLS
+//! handshake comes before the greeting (RFC 4642, RFC 8143).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,12 +23,15 @@ use crate::feeds::Feeds;
 use crate::ingest::{BatchLimits, Ingest, WriterThread};
 use crate::session::{self, Session, Shared};
 use crate::store::{Store, StoreError};
+use crate::tls::{Certificates, Stream, TlsError};
 use crate::wire::connection::Connection;
 
 #[derive(Debug, Error)]
 pub enum ServerError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -35,6 +42,8 @@ pub enum ServerError {
 /// A running server.
 pub struct Server {
     addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
+    certificates: Arc<Certificates>,
     shutdown: watch::Sender<bool>,
     accept_tasks: Vec<JoinHandle<()>>,
     sessions: Arc<Semaphore>,
@@ -70,16 +79,22 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let (ingest, writer) =
         Ingest::start(&store, config.server.path_identity.as_str(), limits).await?;
 
+    let certificates = Arc::new(Certificates::load(&config.tls)?);
     let mut listeners = Vec::new();
-    for &addr in &config.server.listen {
+    let plain = config.server.listen.iter().map(|&a| (a, Transport::Plain));
+    let tls = config.tls.listen.iter().map(|&a| (a, Transport::Tls));
+    for (addr, transport) in plain.chain(tls) {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
         let local = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
-        info!("listening on {local}");
-        listeners.push((listener, local));
+        match transport {
+            Transport::Plain => info!("listening on {local}"),
+            Transport::Tls => info!("NNTPS (TLS) listening at {local}"),
+        }
+        listeners.push((listener, local, transport));
     }
 
     let feeds = Feeds::start(store.clone(), ingest.head(), &config.peers).await?;
@@ -96,13 +111,23 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let max_sessions = config.limits.max_connections;
     let sessions = Arc::new(Semaphore::new(max_sessions));
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let addrs = listeners.iter().map(|(_, a)| *a).collect();
+    let of_kind = |kind: Transport| {
+        listeners
+            .iter()
+            .filter(|(_, _, t)| *t == kind)
+            .map(|(_, a, _)| *a)
+            .collect()
+    };
+    let addrs = of_kind(Transport::Plain);
+    let tls_addrs = of_kind(Transport::Tls);
     let accept_tasks = listeners
         .into_iter()
-        .map(|(listener, _)| {
+        .map(|(listener, _, transport)| {
             tokio::spawn(accept_loop(
                 listener,
+                transport,
                 shared.clone(),
+                certificates.clone(),
                 sessions.clone(),
                 shutdown_rx.clone(),
             ))
@@ -110,6 +135,8 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         .collect();
     Ok(Server {
         addrs,
+        tls_addrs,
+        certificates,
         shutdown,
         accept_tasks,
         sessions,
@@ -120,9 +147,20 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     })
 }
 
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// NNTP in clear, with STARTTLS when a certificate is configured.
+    Plain,
+    /// NNTPS: TLS from the first byte.
+    Tls,
+}
+
 async fn accept_loop(
     listener: TcpListener,
+    transport: Transport,
     shared: Arc<Shared>,
+    certificates: Arc<Certificates>,
     sessions: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -152,21 +190,73 @@ async fn accept_loop(
         match sessions.clone().try_acquire_owned() {
             Ok(permit) => {
                 let shared = shared.clone();
+                let acceptor = certificates.acceptor();
                 let shutdown = shutdown.clone();
                 tokio::spawn(async move {
-                    let max_line = shared.config().limits.max_line_length;
-                    let conn = Connection::new(stream, max_line);
-                    session::run(conn, Session::new(shared, peer), shutdown).await;
+                    serve(stream, peer, transport, acceptor, shared, shutdown).await;
                     drop(permit);
                     drop(slot);
                 });
             }
             Err(_) => {
                 warn!(%peer, "connection limit reached; refusing");
-                tokio::spawn(refuse_full(stream));
+                match transport {
+                    Transport::Plain => {
+                        tokio::spawn(refuse_full(stream));
+                    }
+                    // No handshake is spent on a connection that cannot
+                    // be served: it is just closed.
+                    Transport::Tls => drop(stream),
+                }
             }
         }
     }
+}
+
+/// Runs one connection: the TLS handshake first on an NNTPS listener, then
+/// the session.
+async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    transport: Transport,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let config = shared.config();
+    let session = Session::new(shared, peer);
+    let (stream, session) = match (transport, acceptor) {
+        (Transport::Plain, Some(acceptor)) if config.tls.starttls => {
+            (Stream::Plain(tcp), session.offering_starttls(acceptor))
+        }
+        (Transport::Plain, _) => (Stream::Plain(tcp), session),
+        (Transport::Tls, Some(acceptor)) => {
+            let handshake = Duration::from_secs(config.tls.handshake_timeout_secs);
+            let accepted = tokio::select! {
+                r = tokio::time::timeout(handshake, acceptor.accept(tcp)) => r,
+                _ = shutdown.wait_for(|&stop| stop) => return,
+            };
+            match accepted {
+                Ok(Ok(tls)) => (Stream::Tls(Box::new(tls)), session.over_tls()),
+                Ok(Err(e)) => {
+                    info!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    info!(%peer, "TLS handshake not completed in time");
+                    return;
+                }
+            }
+        }
+        // The certificate was removed by a reload; the listener stays
+        // until a restart, but has nothing to offer.
+        (Transport::Tls, None) => {
+            warn!(%peer, "NNTPS connection refused: no certificate configured");
+            return;
+        }
+    };
+    let conn = Connection::new(stream, config.limits.max_line_length);
+    session::run(conn, session, shutdown).await;
 }
 
 async fn refuse_full(mut stream: TcpStream) {
@@ -180,9 +270,14 @@ async fn refuse_full(mut stream: TcpStream) {
 }
 
 impl Server {
-    /// The addresses actually bound (useful with port 0).
+    /// The plain NNTP addresses actually bound (useful with port 0).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The NNTPS addresses actually bound.
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
     }
 
     /// The store, for tests and the admin of an in-process server.
@@ -196,8 +291,8 @@ impl Server {
     /// settings need a restart; a change to them is logged and ignored.
     pub fn reload(&mut self, new: Config) {
         let old = self.shared.config();
-        if new.server.listen != old.server.listen {
-            warn!("reload: server.listen changed; it takes effect at the next start");
+        if new.server.listen != old.server.listen || new.tls.listen != old.tls.listen {
+            warn!("reload: server.listen or tls.listen changed; it takes effect at the next start");
         }
         if new.storage.database != old.storage.database {
             warn!("reload: storage settings changed; they take effect at the next start");
@@ -207,6 +302,14 @@ impl Server {
         }
         let mut new = new;
         new.server.listen = old.server.listen.clone();
+        new.tls.listen = old.tls.listen.clone();
+        // The certificate and key are read again (renewed certificates):
+        // new handshakes use them, sessions already in TLS keep theirs.
+        // When they cannot be read, the running ones stay.
+        if let Err(e) = self.certificates.reload(&new.tls) {
+            warn!("reload: keeping the running TLS certificate: {e}");
+            new.tls = old.tls.clone();
+        }
         new.storage = old.storage.clone();
         new.server.path_identity = old.server.path_identity.clone();
         self.feeds.reconfigure(&new.peers);

@@ -5,16 +5,18 @@
 //! (over 1 and then 4 connections), then measures the commands newsreaders
 //! wait on, one request at a time on an ordinary socket (no pipelining, no
 //! socket options), and the server's memory with idle connections open.
+//! With `--tls` the server also listens for NNTPS on a throwaway
+//! certificate, and the read mix runs again over TLS for comparison.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::process::{Child, Command};
 
 #[derive(Args, Debug, Clone)]
@@ -44,6 +46,10 @@ pub struct ReaderBench {
     /// SQLite synchronous mode for the server under test (full or normal).
     #[arg(long, default_value = "full")]
     synchronous: String,
+    /// Also serve NNTPS (a generated certificate) and run the read mix over
+    /// TLS after the plain one.
+    #[arg(long)]
+    tls: bool,
 }
 
 pub(crate) type BenchResult<T> = Result<T, String>;
@@ -52,17 +58,51 @@ pub(crate) fn err<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> Stri
     move |e| format!("{context}: {e}")
 }
 
-/// A plain newsreader-like connection.
+/// Where a reader connects: plain NNTP, or NNTPS trusting `config`.
+#[derive(Clone)]
+struct Target {
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl From<SocketAddr> for Target {
+    fn from(addr: SocketAddr) -> Target {
+        Target { addr, tls: None }
+    }
+}
+
+/// A newsreader-like connection, plain or TLS.
 struct Reader {
-    r: BufReader<OwnedReadHalf>,
-    w: OwnedWriteHalf,
+    r: BufReader<Box<dyn AsyncRead + Send + Unpin>>,
+    w: Box<dyn AsyncWrite + Send + Unpin>,
     line: Vec<u8>,
 }
 
 impl Reader {
-    async fn connect(addr: SocketAddr) -> BenchResult<Reader> {
-        let s = TcpStream::connect(addr).await.map_err(err("connect"))?;
-        let (r, w) = s.into_split();
+    async fn connect(target: impl Into<Target>) -> BenchResult<Reader> {
+        let target = target.into();
+        let s = TcpStream::connect(target.addr)
+            .await
+            .map_err(err("connect"))?;
+        type Halves = (
+            Box<dyn AsyncRead + Send + Unpin>,
+            Box<dyn AsyncWrite + Send + Unpin>,
+        );
+        let (r, w): Halves = match target.tls {
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from("localhost")
+                    .map_err(err("server name"))?;
+                let tls = crate::tls::connect(config, name, s)
+                    .await
+                    .map_err(err("TLS handshake"))?;
+                let (r, w) = tokio::io::split(tls);
+                (Box::new(r), Box::new(w))
+            }
+            None => {
+                let (r, w) = s.into_split();
+                (Box::new(r), Box::new(w))
+            }
+        };
         let mut c = Reader {
             r: BufReader::new(r),
             w,
@@ -191,13 +231,45 @@ pub(crate) struct ServerProcess {
     pub(crate) addr: SocketAddr,
 }
 
-async fn start_server(b: &ReaderBench, dir: &Path) -> BenchResult<ServerProcess> {
+async fn start_server(
+    b: &ReaderBench,
+    dir: &Path,
+    tls: Option<&(String, SocketAddr)>,
+) -> BenchResult<ServerProcess> {
     let groups: Vec<String> = (0..b.groups).map(group_name).collect();
-    let extra = format!(
-        "[limits]\nmax_connections = {0}\nmax_connections_per_address = {0}\n",
+    let mut extra = format!(
+        "[limits]
+max_connections = {0}
+max_connections_per_address = {0}
+",
         b.idle + 64
     );
+    if let Some((table, _)) = tls {
+        extra.push_str(table);
+    }
     spawn_server(dir, "bench", &b.synchronous, &groups, &extra).await
+}
+
+/// A throwaway certificate for localhost in `dir`: the `[tls]` table that
+/// serves it on a free port, and a client configuration that trusts it.
+fn tls_setup(dir: &Path) -> BenchResult<((String, SocketAddr), Arc<rustls::ClientConfig>)> {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into()]).map_err(err("certificate"))?;
+    let cert = dir.join("bench-cert.pem");
+    let key = dir.join("bench-key.pem");
+    std::fs::write(&cert, ck.cert.pem()).map_err(err("write certificate"))?;
+    std::fs::write(&key, ck.signing_key.serialize_pem()).map_err(err("write key"))?;
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(err("free port"))?;
+        l.local_addr().map_err(err("free port"))?
+    };
+    let table = format!(
+        "[tls]\ncertificate = {:?}\nkey = {:?}\nlisten = [\"{addr}\"]\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let client = crate::tls::client_config(Some(&cert)).map_err(err("client TLS"))?;
+    Ok(((table, addr), client))
 }
 
 /// Starts `tidings serve` on a fresh database `dir/{name}.db` with the
@@ -315,7 +387,8 @@ pub async fn run(b: ReaderBench) -> BenchResult<()> {
         None => std::env::temp_dir().join(format!("tidings-bench-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir).map_err(err("scratch dir"))?;
-    let mut server = start_server(&b, &dir).await?;
+    let tls = if b.tls { Some(tls_setup(&dir)?) } else { None };
+    let mut server = start_server(&b, &dir, tls.as_ref().map(|(t, _)| t)).await?;
     let addr = server.addr;
     let pid = server.child.id().unwrap_or(0);
     println!(
@@ -404,13 +477,48 @@ pub async fn run(b: ReaderBench) -> BenchResult<()> {
     }
     drop(c);
 
-    // Read mix over four connections.
+    // Read mix over four connections, plain, then TLS.
+    let plain = read_mix(addr.into(), &b).await?;
+    println!("read mix (GROUP, OVER-100, HEAD, ARTICLE), 4 connections: {plain:.0} ops/s");
+    if let Some(((_, tls_addr), config)) = &tls {
+        let target = Target {
+            addr: *tls_addr,
+            tls: Some(config.clone()),
+        };
+        let over_tls = read_mix(target, &b).await?;
+        println!(
+            "read mix over TLS (NNTPS), 4 connections: {over_tls:.0} ops/s ({:+.1}% vs plain)",
+            (over_tls / plain - 1.0) * 100.0
+        );
+    }
+
+    // Memory with idle connections.
+    let mut idle = Vec::with_capacity(b.idle);
+    for _ in 0..b.idle {
+        idle.push(Reader::connect(addr).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    report_rss(pid, &format!("with {} idle connections", b.idle));
+    drop(idle);
+    let _ = server.child.kill().await;
+    if b.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+/// Four readers, each a newsreader's loop (GROUP, OVER 100, HEAD and
+/// ARTICLE by number, ARTICLE by message-id), for `mix_seconds`: ops/s.
+async fn read_mix(target: Target, b: &ReaderBench) -> BenchResult<f64> {
+    let groups = b.groups;
+    let per_group = b.articles / b.groups.max(1);
     let deadline = Instant::now() + Duration::from_secs(b.mix_seconds);
     let mut tasks = Vec::new();
     for k in 0..4u64 {
         let articles = b.articles;
+        let target = target.clone();
         tasks.push(tokio::spawn(async move {
-            let mut c = Reader::connect(addr).await?;
+            let mut c = Reader::connect(target).await?;
             let mut rng = Rng(0x1234_5678 + k);
             let mut ops = 0u64;
             while Instant::now() < deadline {
@@ -435,22 +543,5 @@ pub async fn run(b: ReaderBench) -> BenchResult<()> {
     for t in tasks {
         ops += t.await.map_err(err("reader"))??;
     }
-    println!(
-        "read mix (GROUP, OVER-100, HEAD, ARTICLE), 4 connections: {:.0} ops/s",
-        ops as f64 / b.mix_seconds as f64
-    );
-
-    // Memory with idle connections.
-    let mut idle = Vec::with_capacity(b.idle);
-    for _ in 0..b.idle {
-        idle.push(Reader::connect(addr).await?);
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    report_rss(pid, &format!("with {} idle connections", b.idle));
-    drop(idle);
-    let _ = server.child.kill().await;
-    if b.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    Ok(())
+    Ok(ops as f64 / b.mix_seconds as f64)
 }

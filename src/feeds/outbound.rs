@@ -11,9 +11,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -182,9 +181,13 @@ async fn wait(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
 }
 
 /// The peer's side of the conversation, read a line at a time.
+/// The two halves of the connection, plain TCP or TLS (`tls = true`).
+type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+
 struct Link {
-    r: BufReader<OwnedReadHalf>,
-    w: OwnedWriteHalf,
+    r: BufReader<ReadHalf>,
+    w: WriteHalf,
     /// How long the peer may take to answer or to take our bytes.
     timeout: Duration,
 }
@@ -248,7 +251,22 @@ async fn connect(
         .map_err(|_| FeedError::Connect(address.to_owned(), "timed out".into()))?
         .map_err(|e| FeedError::Connect(address.to_owned(), e.to_string()))?;
     let _ = stream.set_nodelay(true);
-    let (r, w) = stream.into_split();
+    let (r, w): (ReadHalf, WriteHalf) = if peer.tls {
+        let failed = |e: String| FeedError::Connect(address.to_owned(), format!("TLS: {e}"));
+        let config =
+            crate::tls::client_config(peer.tls_ca.as_deref()).map_err(|e| failed(e.to_string()))?;
+        let name = crate::tls::server_name(peer.tls_name.as_deref(), address)
+            .map_err(|e| failed(e.to_string()))?;
+        let tls = tokio::time::timeout(timeout, crate::tls::connect(config, name, stream))
+            .await
+            .map_err(|_| failed("handshake timed out".into()))?
+            .map_err(|e| failed(e.to_string()))?;
+        let (r, w) = tokio::io::split(tls);
+        (Box::new(r), Box::new(w))
+    } else {
+        let (r, w) = stream.into_split();
+        (Box::new(r), Box::new(w))
+    };
     let mut link = Link {
         r: BufReader::new(r),
         w,

@@ -1,9 +1,10 @@
 //! AUTHINFO USER / PASS and AUTHINFO SASL PLAIN (RFC 4643, RFC 4616).
 //!
-//! A password is only asked for where it may travel: on a connection from
-//! `auth.plaintext_from` (TLS is not offered yet); elsewhere 483. A wrong
-//! password and an unknown user get the same 481 after the same work, and
-//! an address with too many recent failures gets 481 without a try.
+//! A password is only asked for where it may travel: over TLS (NNTPS or
+//! after STARTTLS), or on a connection from `auth.plaintext_from`;
+//! elsewhere 483. A wrong password and an unknown user get the same 481
+//! after the same work, and an address with too many recent failures gets
+//! 481 without a try.
 
 use super::Session;
 use crate::auth::verify_password;
@@ -15,11 +16,13 @@ impl Session {
     /// Whether this connection may send a password now.
     fn may_send_password(&self) -> bool {
         let ip = self.peer.ip();
-        self.config()
-            .auth
-            .plaintext_from
-            .iter()
-            .any(|net| net.contains(ip))
+        self.tls
+            || self
+                .config()
+                .auth
+                .plaintext_from
+                .iter()
+                .any(|net| net.contains(ip))
     }
 
     /// AUTHINFO USER (RFC 4643 §2.3).

@@ -10,6 +10,7 @@ mod auth;
 mod list;
 mod post;
 mod reader;
+mod starttls;
 mod transit;
 
 use std::collections::VecDeque;
@@ -93,6 +94,10 @@ pub struct Session {
     pending_user: Option<String>,
     /// The access rule in force (`[[access]]`), recomputed on login.
     rule: crate::config::AccessRule,
+    /// Whether the connection is encrypted (NNTPS, or after STARTTLS).
+    tls: bool,
+    /// The certificate STARTTLS would present, when it is offered.
+    starttls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// What the connection loop must do after a command.
@@ -107,6 +112,8 @@ enum Reply {
     /// Read the article that follows TAKETHIS (always, even when refused,
     /// so the stream stays in step); `permitted` says whether to keep it.
     ReadTakeThis(MessageId, bool),
+    /// Send 382 and run the TLS handshake (RFC 4642 §2.2.2).
+    StartTls(tokio_rustls::TlsAcceptor),
 }
 
 impl Session {
@@ -128,6 +135,8 @@ impl Session {
             user: None,
             pending_user: None,
             rule,
+            tls: false,
+            starttls: None,
         }
     }
 
@@ -168,8 +177,8 @@ impl Session {
     /// Admission: may this command run now? Every reader command is open to
     /// every client; transit commands (IHAVE, CHECK, TAKETHIS, MODE STREAM)
     /// only to connections from a configured peer's addresses (RFC 3977
-    /// §3.2.1: 502 for a service this client may never use); authentication
-    /// and TLS are not offered yet. TAKETHIS is refused after its article
+    /// §3.2.1: 502 for a service this client may never use); STARTTLS only
+    /// while TLS may start. TAKETHIS is refused after its article
     /// has been read (see `dispatch`).
     fn admit(&self, command: &Command) -> Result<(), Response> {
         // RFC 4643 §2.2: until a reader logs in where login is required,
@@ -205,9 +214,11 @@ impl Session {
                     "Transit service not permitted on this connection",
                 ))
             }
-            Command::StartTls => Err(Response::new(
+            // RFC 4642 §2.2.1: 502 when TLS is already active, after
+            // authentication, or when it is not offered at all.
+            Command::StartTls if !self.may_start_tls() => Err(Response::new(
                 codes::NOT_PERMITTED,
-                "TLS is not offered by this server",
+                "STARTTLS not available now",
             )),
             Command::Post if !self.may_post_anywhere() => Err(Response::new(
                 codes::POSTING_NOT_PERMITTED,
@@ -270,8 +281,11 @@ impl Session {
             Command::AuthinfoSasl { mechanism, initial } => {
                 self.authinfo_sasl(&mechanism, initial.as_deref()).await?
             }
-            // Refused by admit().
-            Command::StartTls => Response::new(codes::NOT_PERMITTED, "Not permitted"),
+            Command::StartTls => match self.starttls.clone() {
+                Some(acceptor) => return Ok(Reply::StartTls(acceptor)),
+                // Refused by admit().
+                None => Response::new(codes::NOT_PERMITTED, "STARTTLS not available now"),
+            },
         };
         Ok(Reply::Send(response))
     }
@@ -285,6 +299,10 @@ impl Session {
             "\r\n"
         ));
         body.push_str("READER\r\n");
+        // RFC 4642 §2.1: only before TLS (and before authentication).
+        if self.may_start_tls() {
+            body.push_str("STARTTLS\r\n");
+        }
         if let Some(line) = self.authinfo_capability() {
             body.push_str(line);
         }
@@ -507,8 +525,8 @@ async fn settle_front<S: AsyncRead + AsyncWrite + Unpin>(
 /// so the articles a peer streams in one burst share one commit. Output is
 /// flushed once per burst (when no complete command is waiting), and never
 /// waits longer than the idle timeout on a client that does not read.
-pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: Connection<S>,
+pub async fn run(
+    conn: Connection<crate::tls::Stream>,
     session: Session,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -523,8 +541,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
-    mut conn: Connection<S>,
+async fn drive(
+    mut conn: Connection<crate::tls::Stream>,
     mut session: Session,
     mut shutdown: watch::Receiver<bool>,
     staged: &mut Vec<Submission>,
@@ -533,6 +551,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     let max_output = session.config().limits.max_output_buffer;
     let max_article = session.config().limits.max_article_size;
     let line_timeout = Duration::from_secs(session.config().limits.command_timeout_secs);
+    let max_line = session.config().limits.max_line_length;
     let peer = session.peer;
     let mut pending: VecDeque<Pending> = VecDeque::new();
     // `staged`: TAKETHIS articles of the current burst, submitted together
@@ -643,6 +662,14 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             Reply::Send(_) | Reply::Owe(_) | Reply::ReadTakeThis(..)
         ) || closes(&reply)
         {
+            // The answers owed may wait on articles staged from this burst.
+            if !staged.is_empty() {
+                session
+                    .shared
+                    .ingest
+                    .submit_batch(std::mem::take(staged))
+                    .await;
+            }
             while !pending.is_empty() {
                 if settle_front(&mut pending, &mut conn).await.is_err() {
                     let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
@@ -685,6 +712,47 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                     _ => session.post(block).await,
                 };
                 pending.push_back(Pending::Ready(response));
+            }
+            Reply::StartTls(acceptor) => {
+                conn.send(&Response::new(
+                    codes::TLS_PROCEED,
+                    "Begin TLS negotiation now",
+                ));
+                if let Err(why) = guarded(conn.flush(), idle, &mut shutdown).await {
+                    farewell(&mut conn, peer, why, true).await;
+                    return;
+                }
+                let (stream, unread) = conn.into_parts();
+                // Whatever came after STARTTLS in clear was sent before the
+                // client could see 382, or was injected by someone on the
+                // path (CVE-2011-0411): it is dropped, never read as
+                // commands inside TLS (RFC 4642 §2.2.2).
+                if !unread.is_empty() {
+                    info!(%peer, octets = unread.len(), "plaintext after STARTTLS discarded");
+                }
+                let handshake = Duration::from_secs(session.config().tls.handshake_timeout_secs);
+                let stream = match guarded(
+                    crate::tls::accept(&acceptor, stream),
+                    handshake,
+                    &mut shutdown,
+                )
+                .await
+                {
+                    Ok(s) => s,
+                    // The socket went with the failed handshake: nothing
+                    // more can be said to this client.
+                    Err(Interrupted::Io(e)) => {
+                        info!(%peer, "STARTTLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        info!(%peer, "STARTTLS handshake not completed in time");
+                        return;
+                    }
+                };
+                debug!(%peer, "TLS started");
+                conn = Connection::new(stream, max_line);
+                session.tls_started();
             }
             Reply::ReadTakeThis(id, permitted) => {
                 let block = match guarded(conn.read_block(max_article), idle, &mut shutdown).await {

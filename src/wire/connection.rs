@@ -65,6 +65,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         &self.stream
     }
 
+    /// Gives the stream back, with the input read from it but not yet
+    /// framed, to put a layer (TLS) beneath the protocol. Output not yet
+    /// flushed is dropped: flush first.
+    pub fn into_parts(self) -> (S, Vec<u8>) {
+        let mut unread = self.buf;
+        unread.drain(..self.pos);
+        (self.stream, unread)
+    }
+
     /// Reads more bytes into the buffer; false at end of stream. Cancel
     /// safe: bytes read are kept for the next call.
     pub async fn read_more(&mut self) -> io::Result<bool> {
@@ -337,6 +346,17 @@ mod tests {
             c.read_line(Duration::from_secs(5)).await.unwrap(),
             Some(Line::Line(b"DATE".to_vec()))
         );
+    }
+
+    #[tokio::test]
+    async fn into_parts_hands_back_what_was_read_ahead() {
+        let mut c = conn(b"STARTTLS\r\nGROUP x\r\n").await;
+        assert_eq!(
+            c.read_line(Duration::from_secs(5)).await.unwrap(),
+            Some(Line::Line(b"STARTTLS".to_vec()))
+        );
+        let (_stream, unread) = c.into_parts();
+        assert_eq!(unread, b"GROUP x\r\n");
     }
 
     #[tokio::test]

@@ -74,6 +74,16 @@ impl TestServer {
     pub fn server(&self) -> &Server {
         self.server.as_ref().expect("running")
     }
+
+    /// The running server, to reload it.
+    pub fn server_mut(&mut self) -> &mut Server {
+        self.server.as_mut().expect("running")
+    }
+
+    /// The first NNTPS address (`tls.listen`).
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.server().tls_addrs()[0]
+    }
 }
 
 /// Server logs on stderr when TIDINGS_TEST_LOG is set (e.g. `debug`).
