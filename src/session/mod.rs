@@ -329,6 +329,7 @@ impl Session {
 fn help() -> Response {
     let text = "\
 ARTICLE [message-id|number]\r\n\
+AUTHINFO USER name | AUTHINFO PASS password | AUTHINFO SASL PLAIN response\r\n\
 BODY [message-id|number]\r\n\
 CAPABILITIES [keyword]\r\n\
 DATE\r\n\
@@ -346,6 +347,7 @@ NEXT\r\n\
 OVER [range|message-id]\r\n\
 POST\r\n\
 QUIT\r\n\
+STARTTLS\r\n\
 STAT [message-id|number]\r\n\
 XHDR header [range|message-id]\r\n\
 XOVER [range]\r\n\
