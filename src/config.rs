@@ -76,6 +76,11 @@ pub struct AccessRule {
     /// Article bytes served per day (per user or address); 0: no limit.
     #[serde(default)]
     pub download_bytes_per_day: u64,
+    /// Whether a configured peer at these addresses may use the transit
+    /// commands (IHAVE, streaming); false withholds them (502) without
+    /// removing the peer.
+    #[serde(default = "yes")]
+    pub transit: bool,
 }
 
 impl AccessRule {
@@ -101,6 +106,7 @@ impl AccessRule {
             post: all_groups(),
             posts_per_minute: 0,
             download_bytes_per_day: 0,
+            transit: true,
         }
     }
 }

@@ -298,3 +298,30 @@ async fn ten_thousand_connection_attempts_from_one_address_are_turned_away() {
     }
     s.stop().await;
 }
+
+/// An access rule can withhold transit from a configured peer's network.
+#[tokio::test]
+async fn a_rule_can_withhold_transit_from_a_peer() {
+    let peer = Config::parse(
+        "[[peer]]\nname = \"p\"\npath_identity = \"p.test\"\naccept_from = [\"127.0.0.2\", \"127.0.0.3\"]\n",
+    )
+    .expect("peer")
+    .peers;
+    let s = server_with(
+        "[[access]]\nnetworks = [\"127.0.0.2\"]\ntransit = false\n",
+        move |c| {
+            c.peers = peer;
+        },
+    )
+    .await;
+    let mut withheld = client_from("127.0.0.2", s.addr).await;
+    let (_, caps) = withheld.cmd_block("CAPABILITIES", "101").await;
+    assert!(!caps.contains(&"IHAVE".to_owned()), "{caps:?}");
+    assert_eq!(code(&withheld.cmd("MODE STREAM").await), "502");
+    assert_eq!(code(&withheld.cmd("IHAVE <t@x>").await), "502");
+    let mut allowed = client_from("127.0.0.3", s.addr).await;
+    let (_, caps) = allowed.cmd_block("CAPABILITIES", "101").await;
+    assert!(caps.contains(&"IHAVE".to_owned()), "{caps:?}");
+    assert_eq!(code(&allowed.cmd("MODE STREAM").await), "203");
+    s.stop().await;
+}

@@ -102,6 +102,13 @@ impl Session {
         self.rule.post.0.matches(group)
     }
 
+    /// Whether this connection may use IHAVE, CHECK, TAKETHIS and MODE
+    /// STREAM: it comes from a configured peer, and its access rule does
+    /// not withhold transit.
+    pub(super) fn transit_allowed(&self) -> bool {
+        self.peer_config.is_some() && self.rule.transit
+    }
+
     /// Whether the rule lets this client post at all.
     pub(super) fn may_post_anywhere(&self) -> bool {
         self.config().server.posting && self.rule.post.0.as_str() != "!*"

@@ -83,12 +83,31 @@ impl Session {
             ));
         }
         let Some(initial) = initial else {
-            return Ok(Response::new(
-                codes::SYNTAX_ERROR,
-                "PLAIN needs its initial response on the command line",
-            ));
+            // RFC 4643 §2.4: an empty challenge; the next line is the
+            // client's response (see `sasl_response`).
+            self.sasl_waiting = true;
+            return Ok(Response::new(codes::SASL_CONTINUE, "="));
         };
-        let Some((authzid, authcid, password)) = decode_plain(initial) else {
+        self.plain(initial).await
+    }
+
+    /// The client's line after 383: its PLAIN response, or `*` to cancel
+    /// (RFC 4643 §2.4.2).
+    pub(super) async fn sasl_response(&mut self, line: &[u8]) -> Result<Response, StoreError> {
+        self.sasl_waiting = false;
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim();
+        if line == "*" {
+            return Ok(Response::new(
+                codes::AUTH_FAILED,
+                "Authentication cancelled",
+            ));
+        }
+        self.plain(line).await
+    }
+
+    async fn plain(&mut self, response: &str) -> Result<Response, StoreError> {
+        let Some((authzid, authcid, password)) = decode_plain(response) else {
             return Ok(Response::new(
                 codes::SYNTAX_ERROR,
                 "Malformed PLAIN response",

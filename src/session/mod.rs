@@ -92,6 +92,8 @@ pub struct Session {
     /// waits for its PASS.
     user: Option<String>,
     pending_user: Option<String>,
+    /// AUTHINFO SASL answered 383: the next line is the client's response.
+    sasl_waiting: bool,
     /// The access rule in force (`[[access]]`), recomputed on login.
     rule: crate::config::AccessRule,
     /// Whether the connection is encrypted (NNTPS, or after STARTTLS).
@@ -134,6 +136,7 @@ impl Session {
             current: None,
             user: None,
             pending_user: None,
+            sasl_waiting: false,
             rule,
             tls: false,
             starttls: None,
@@ -207,7 +210,7 @@ impl Session {
         }
         match command {
             Command::Ihave(_) | Command::Check(_) | Command::ModeStream
-                if self.peer_config.is_none() =>
+                if !self.transit_allowed() =>
             {
                 Err(Response::new(
                     codes::NOT_PERMITTED,
@@ -259,7 +262,7 @@ impl Session {
                 Err(refusal) => refusal,
             },
             Command::TakeThis(id) => {
-                let permitted = self.peer_config.is_some();
+                let permitted = self.transit_allowed();
                 return Ok(Reply::ReadTakeThis(id, permitted));
             }
             Command::NewGroups { since } => self.new_groups(since).await?,
@@ -306,7 +309,7 @@ impl Session {
         if let Some(line) = self.authinfo_capability() {
             body.push_str(line);
         }
-        if self.peer_config.is_some() {
+        if self.transit_allowed() {
             body.push_str("IHAVE\r\nSTREAMING\r\n");
         }
         if self.may_post_anywhere() {
@@ -619,6 +622,17 @@ async fn drive(
                 continue;
             }
         };
+        if session.sasl_waiting {
+            let answer = match session.sasl_response(&line).await {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(%peer, "store error: {e}");
+                    Response::new(codes::INTERNAL_FAULT, "Internal storage error")
+                }
+            };
+            pending.push_back(Pending::Ready(answer));
+            continue;
+        }
         let command = match parse_command(&line) {
             Ok(c) => c,
             Err(ParseError::Unknown) => {

@@ -31,6 +31,7 @@ pub const SEND_ARTICLE_TRANSFER: u16 = 335; // §6.3.2
 pub const SEND_ARTICLE_POST: u16 = 340; // §6.3.1
 pub const PASSWORD_REQUIRED: u16 = 381; // RFC 4643 §2.3
 pub const TLS_PROCEED: u16 = 382; // RFC 4642 §2.2
+pub const SASL_CONTINUE: u16 = 383; // RFC 4643 §2.4
 
 // Transient errors
 pub const SERVICE_DISCONTINUED: u16 = 400; // §3.2.1
