@@ -16,6 +16,16 @@ fn refuse(reason: impl std::fmt::Display) -> Response {
 
 impl Session {
     pub(super) async fn post(&mut self, block: Block) -> Response {
+        let response = self.try_post(block).await;
+        if response.code != codes::POSTED_OK {
+            // Every refusal leaves a line for the operator (limits, rules,
+            // bad articles alike).
+            tracing::info!(peer = %self.peer, user = ?self.user, "post refused: {}", response.text);
+        }
+        response
+    }
+
+    async fn try_post(&mut self, block: Block) -> Response {
         let limit = self.config().limits.max_article_size;
         if block.too_big {
             return refuse(format!(

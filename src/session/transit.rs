@@ -193,6 +193,7 @@ impl Session {
         let prepared = match self.relay_checks(id, &block).await {
             Ok(p) => p,
             Err(reason) => {
+                tracing::info!(peer = %self.peer, %id, "IHAVE refused: {reason}");
                 self.shared.ingest.reject(id.as_str()).await;
                 return Response::new(codes::TRANSFER_REJECTED, format!("Rejected: {reason}"));
             }
@@ -238,6 +239,7 @@ impl Session {
         let article = match self.relay_checks(id, &block).await {
             Ok(p) => p,
             Err(reason) => {
+                tracing::info!(peer = %self.peer, %id, "TAKETHIS refused: {reason}");
                 self.shared.ingest.reject(id.as_str()).await;
                 let refusal = Response::new(codes::TAKETHIS_REJECTED, format!("{text} {reason}"));
                 return (Pending::Ready(refusal), None);
