@@ -5,20 +5,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use common::{Client, TestServer, article, posted_id};
 use tidings::auth::hash_password;
 use tidings::config::Config;
 use tokio::net::TcpSocket;
-
-async fn client_from(source: &str, addr: SocketAddr) -> Client {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(format!("{source}:0").parse().expect("addr"))
-        .expect("bind");
-    Client::from_stream(socket.connect(addr).await.expect("connect")).await
-}
 
 fn code(line: &str) -> &str {
     line.get(..3).unwrap_or(line)
@@ -41,13 +31,13 @@ async fn a_denied_network_gets_502_at_the_greeting() {
         |_| {},
     )
     .await;
-    let mut denied = client_from("127.0.0.2", s.addr).await;
+    let mut denied = Client::connect_from("127.0.0.2", s.addr).await;
     assert_eq!(code(&denied.greeting), "502");
     assert!(
         denied.read_to_end().await.is_empty(),
         "closed after the 502"
     );
-    let other = client_from("127.0.0.3", s.addr).await;
+    let other = Client::connect_from("127.0.0.3", s.addr).await;
     assert_eq!(code(&other.greeting), "200");
     s.stop().await;
 }
@@ -67,7 +57,7 @@ async fn a_reader_sees_only_the_groups_and_articles_it_may_read() {
             .await,
     );
 
-    let mut r = client_from("127.0.0.2", s.addr).await;
+    let mut r = Client::connect_from("127.0.0.2", s.addr).await;
     let (_, active) = r.cmd_block("LIST ACTIVE", "215").await;
     let names: Vec<&str> = active.iter().filter_map(|l| l.split(' ').next()).collect();
     assert_eq!(names, ["local.announce", "local.general"]);
@@ -107,7 +97,7 @@ async fn a_rule_without_posting_greets_201_and_refuses_post_with_440() {
         |_| {},
     )
     .await;
-    let mut r = client_from("127.0.0.2", s.addr).await;
+    let mut r = Client::connect_from("127.0.0.2", s.addr).await;
     assert_eq!(code(&r.greeting), "201");
     let (_, caps) = r.cmd_block("CAPABILITIES", "101").await;
     assert!(!caps.contains(&"POST".to_owned()), "{caps:?}");
@@ -129,14 +119,14 @@ async fn users_get_their_own_rule_once_logged_in() {
     store.add_user("staff.ann", &hash).await.expect("user");
     store.add_user("guest", &hash).await.expect("user");
 
-    let mut r = client_from("127.0.0.2", s.addr).await;
+    let mut r = Client::connect_from("127.0.0.2", s.addr).await;
     assert_eq!(code(&r.cmd("GROUP local.general").await), "480");
     assert_eq!(code(&r.cmd("AUTHINFO USER guest").await), "381");
     assert_eq!(code(&r.cmd("AUTHINFO PASS pw").await), "281");
     assert_eq!(code(&r.cmd("GROUP local.general").await), "211");
     assert_eq!(code(&r.cmd("GROUP local.test").await), "411");
 
-    let mut staff = client_from("127.0.0.2", s.addr).await;
+    let mut staff = Client::connect_from("127.0.0.2", s.addr).await;
     assert_eq!(code(&staff.cmd("AUTHINFO USER staff.ann").await), "381");
     assert_eq!(code(&staff.cmd("AUTHINFO PASS pw").await), "281");
     assert_eq!(code(&staff.cmd("GROUP local.test").await), "211");
@@ -150,7 +140,7 @@ async fn posting_rate_and_download_volume_are_limited() {
         |_| {},
     )
     .await;
-    let mut r = client_from("127.0.0.2", s.addr).await;
+    let mut r = Client::connect_from("127.0.0.2", s.addr).await;
     let body = "x".repeat(500) + "\r\n";
     let first = posted_id(&r.post(&article("local.test", "1", &body)).await);
     posted_id(&r.post(&article("local.test", "2", &body)).await);
@@ -165,7 +155,7 @@ async fn posting_rate_and_download_volume_are_limited() {
     assert_eq!(code(&over), "502", "{over}");
     // HEAD and STAT do not count; another address is not affected.
     assert_eq!(code(&r.cmd(&format!("STAT {first}")).await), "223");
-    let mut other = client_from("127.0.0.3", s.addr).await;
+    let mut other = Client::connect_from("127.0.0.3", s.addr).await;
     assert_eq!(code(&other.cmd(&format!("ARTICLE {first}")).await), "220");
     s.stop().await;
 }
@@ -175,14 +165,14 @@ async fn connections_per_address_are_limited() {
     let s = server_with("", |c| c.limits.max_connections_per_address = 3).await;
     let mut held = Vec::new();
     for _ in 0..3 {
-        let c = client_from("127.0.0.6", s.addr).await;
+        let c = Client::connect_from("127.0.0.6", s.addr).await;
         assert_eq!(code(&c.greeting), "200");
         held.push(c);
     }
-    let mut fourth = client_from("127.0.0.6", s.addr).await;
+    let mut fourth = Client::connect_from("127.0.0.6", s.addr).await;
     assert_eq!(code(&fourth.greeting), "400");
     assert!(fourth.read_to_end().await.is_empty());
-    let other = client_from("127.0.0.7", s.addr).await;
+    let other = Client::connect_from("127.0.0.7", s.addr).await;
     assert_eq!(code(&other.greeting), "200");
     // A connection that ends gives its place back.
     let mut gone = held.pop().expect("held");
@@ -190,7 +180,7 @@ async fn connections_per_address_are_limited() {
     drop(gone);
     let mut again = None;
     for _ in 0..50 {
-        let c = client_from("127.0.0.6", s.addr).await;
+        let c = Client::connect_from("127.0.0.6", s.addr).await;
         if code(&c.greeting) == "200" {
             again = Some(c);
             break;
@@ -269,7 +259,7 @@ async fn ten_thousand_connection_attempts_from_one_address_are_turned_away() {
     let s = server_with("", |c| c.limits.max_connections_per_address = 5).await;
     let mut held = Vec::new();
     for _ in 0..5 {
-        held.push(client_from("127.0.0.8", s.addr).await);
+        held.push(Client::connect_from("127.0.0.8", s.addr).await);
     }
     let mut refused = 0;
     for _ in 0..10_000 {
@@ -290,7 +280,7 @@ async fn ten_thousand_connection_attempts_from_one_address_are_turned_away() {
         }
     }
     assert!(refused >= 9_990, "only {refused} turned away");
-    let mut other = client_from("127.0.0.9", s.addr).await;
+    let mut other = Client::connect_from("127.0.0.9", s.addr).await;
     assert_eq!(code(&other.greeting), "200");
     assert_eq!(code(&other.cmd("GROUP local.test").await), "211");
     for c in &mut held {
@@ -314,12 +304,12 @@ async fn a_rule_can_withhold_transit_from_a_peer() {
         },
     )
     .await;
-    let mut withheld = client_from("127.0.0.2", s.addr).await;
+    let mut withheld = Client::connect_from("127.0.0.2", s.addr).await;
     let (_, caps) = withheld.cmd_block("CAPABILITIES", "101").await;
     assert!(!caps.contains(&"IHAVE".to_owned()), "{caps:?}");
     assert_eq!(code(&withheld.cmd("MODE STREAM").await), "502");
     assert_eq!(code(&withheld.cmd("IHAVE <t@x>").await), "502");
-    let mut allowed = client_from("127.0.0.3", s.addr).await;
+    let mut allowed = Client::connect_from("127.0.0.3", s.addr).await;
     let (_, caps) = allowed.cmd_block("CAPABILITIES", "101").await;
     assert!(caps.contains(&"IHAVE".to_owned()), "{caps:?}");
     assert_eq!(code(&allowed.cmd("MODE STREAM").await), "203");

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -13,7 +12,6 @@ use common::{Client, TestServer, article};
 use tidings::auth::hash_password;
 use tidings::config::Config;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpSocket;
 
 async fn with_user(f: impl FnOnce(&mut Config)) -> TestServer {
     let server = TestServer::start_with(f).await;
@@ -25,16 +23,6 @@ async fn with_user(f: impl FnOnce(&mut Config)) -> TestServer {
         .await
         .expect("user");
     server
-}
-
-/// A client from another loopback address (taken as remote by configs
-/// that only trust 127.0.0.1).
-async fn client_from(source: &str, addr: SocketAddr) -> Client {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(format!("{source}:0").parse().expect("addr"))
-        .expect("bind");
-    Client::from_stream(socket.connect(addr).await.expect("connect")).await
 }
 
 fn code(line: &str) -> &str {
@@ -137,7 +125,7 @@ async fn a_password_is_refused_with_483_where_it_would_travel_in_clear() {
         c.auth.plaintext_from = vec!["127.0.0.1".parse().expect("cidr")];
     })
     .await;
-    let mut remote = client_from("127.0.0.2", server.addr).await;
+    let mut remote = Client::connect_from("127.0.0.2", server.addr).await;
     let (_, caps) = remote.cmd_block("CAPABILITIES", "101").await;
     assert!(caps.contains(&"AUTHINFO".to_owned()), "{caps:?}");
     assert!(
@@ -160,19 +148,19 @@ async fn a_password_is_refused_with_483_where_it_would_travel_in_clear() {
 #[tokio::test]
 async fn repeated_failures_from_one_address_are_throttled() {
     let server = with_user(|c| c.auth.max_failures_per_minute = 2).await;
-    let mut c = client_from("127.0.0.4", server.addr).await;
+    let mut c = Client::connect_from("127.0.0.4", server.addr).await;
     for _ in 0..2 {
         assert_eq!(code(&c.cmd("AUTHINFO USER alice").await), "381");
         assert_eq!(code(&c.cmd("AUTHINFO PASS guess").await), "481");
     }
     // Even the right password is not tried now, on any connection from it.
-    let mut again = client_from("127.0.0.4", server.addr).await;
+    let mut again = Client::connect_from("127.0.0.4", server.addr).await;
     assert_eq!(code(&again.cmd("AUTHINFO USER alice").await), "381");
     let refused = again.cmd("AUTHINFO PASS s3cret!").await;
     assert_eq!(code(&refused), "481");
     assert!(refused.contains("too many"), "{refused}");
     // Another address is not affected.
-    let mut other = client_from("127.0.0.5", server.addr).await;
+    let mut other = Client::connect_from("127.0.0.5", server.addr).await;
     assert_eq!(code(&other.cmd("AUTHINFO USER alice").await), "381");
     assert_eq!(code(&other.cmd("AUTHINFO PASS s3cret!").await), "281");
     server.stop().await;

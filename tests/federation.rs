@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use common::{Client, TestServer, article, posted_id};
 use tidings::config::{Config, PeerConfig};
-use tokio::net::TcpSocket;
 
 /// A port that was free a moment ago (servers in a loop must know each
 /// other's ports before any starts).
@@ -51,12 +50,7 @@ async fn node(name: &str, port: u16, peers: Vec<PeerConfig>, groups: &[&str]) ->
 
 /// A reader connection from 127.0.0.2, which is no peer.
 async fn reader(addr: SocketAddr) -> Client {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind("127.0.0.2:0".parse().expect("addr"))
-        .expect("bind");
-    let stream = socket.connect(addr).await.expect("connect");
-    Client::from_stream(stream).await
+    Client::connect_from("127.0.0.2", addr).await
 }
 
 /// Waits until `group` on `server` holds `count` articles (or fails).

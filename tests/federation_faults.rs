@@ -66,7 +66,7 @@ async fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
 
 /// A reader: from 127.0.0.2, which is no peer.
 async fn reader(addr: SocketAddr) -> Client {
-    Client::from_stream(connect_from([127, 0, 0, 2], addr).await).await
+    Client::connect_from("127.0.0.2", addr).await
 }
 
 /// A peer's connection (127.0.0.1), already in streaming mode.

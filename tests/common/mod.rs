@@ -112,6 +112,20 @@ impl Client {
         Client::from_stream(stream).await
     }
 
+    /// Connects from the loopback address `source` (e.g. "127.0.0.2"), so
+    /// tests can be a client that access rules or peers treat differently.
+    pub async fn connect_from(source: &str, addr: SocketAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{source}:0").parse().expect("source address"))
+            .expect("bind");
+        let stream = tokio::time::timeout(DEADLINE, socket.connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        Client::from_stream(stream).await
+    }
+
     /// A client on an already connected stream (e.g. bound to a chosen
     /// source address); reads the greeting.
     pub async fn from_stream(stream: TcpStream) -> Client {
