@@ -154,6 +154,21 @@ pub fn header_value(article: &[u8], name: &str) -> Option<String> {
         .map(|f| String::from_utf8_lossy(&f.unfolded()).into_owned())
 }
 
+/// The `group:number` entries of a stored article's Xref header (its
+/// first word, the server's identity, left out), in header order.
+pub fn xref_entries(article: &[u8]) -> Vec<(String, u64)> {
+    let Some(xref) = header_value(article, "Xref") else {
+        return Vec::new();
+    };
+    xref.split_whitespace()
+        .skip(1)
+        .filter_map(|e| {
+            let (group, number) = e.rsplit_once(':')?;
+            Some((group.to_owned(), number.parse().ok()?))
+        })
+        .collect()
+}
+
 /// Splits a stored article at the blank line: (head with its final CRLF, body).
 ///
 /// Precisely: at the first CRLF CRLF, the head is everything up to and

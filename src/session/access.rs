@@ -117,13 +117,19 @@ impl Session {
     /// Whether a stored article is in a group this client may read (its
     /// Xref names the groups we carry it in).
     pub(super) fn may_read_article(&self, bytes: &[u8]) -> bool {
-        let Some(xref) = article::header_value(bytes, "Xref") else {
-            return false;
-        };
-        xref.split_whitespace()
-            .skip(1)
-            .filter_map(|e| e.rsplit_once(':').map(|(g, _)| g))
-            .any(|g| self.may_read(g))
+        article::xref_entries(bytes)
+            .iter()
+            .any(|(g, _)| self.may_read(g))
+    }
+
+    /// `limits.max_header_count`, for posted and relayed articles alike.
+    pub(super) fn check_header_count(&self, article: &article::Prepared) -> Result<(), String> {
+        let max = self.config().limits.max_header_count;
+        let count = article.header_count();
+        if count > max {
+            return Err(format!("too many header fields ({count}, limit {max})"));
+        }
+        Ok(())
     }
 
     /// The groups of `groups` this client may see.

@@ -47,12 +47,8 @@ impl Session {
             Err(e) => return refuse(e),
         };
 
-        let max_headers = self.config().limits.max_header_count;
-        if prepared.header_count() > max_headers {
-            return refuse(format!(
-                "too many header fields ({}, limit {max_headers})",
-                prepared.header_count()
-            ));
+        if let Err(reason) = self.check_header_count(&prepared) {
+            return refuse(reason);
         }
         // The access rule: which groups, and how often.
         if let Some(g) = prepared

@@ -89,10 +89,7 @@ fn count_lines(body: &[u8]) -> usize {
 
 /// The first `group:number` of an article's Xref header.
 fn first_xref(bytes: &[u8]) -> Option<(String, u64)> {
-    let xref = article::header_value(bytes, "Xref")?;
-    let entry = xref.split_whitespace().nth(1)?;
-    let (group, number) = entry.rsplit_once(':')?;
-    Some((group.to_owned(), number.parse().ok()?))
+    article::xref_entries(bytes).into_iter().next()
 }
 
 impl Session {

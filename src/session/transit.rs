@@ -165,13 +165,7 @@ impl Session {
         }
         let prepared = article::prepare_relay(&block.data, Some(id), self.path_identity())
             .map_err(|e| e.to_string())?;
-        let max_headers = self.config().limits.max_header_count;
-        if prepared.header_count() > max_headers {
-            return Err(format!(
-                "too many header fields ({}, limit {max_headers})",
-                prepared.header_count()
-            ));
-        }
+        self.check_header_count(&prepared)?;
         let wanted = self.peer_config.as_ref().is_some_and(|p| {
             p.accept
                 .wants(prepared.newsgroups.iter().map(|g| g.as_str()))
