@@ -193,14 +193,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Nntp<S> {
         let status = self.cmd("POST").await;
         assert!(status.starts_with("340"), "POST answered {status}");
         let mut data = Vec::new();
-        for line in text.split_terminator("\r\n") {
-            if line.starts_with('.') {
-                data.push(b'.');
-            }
-            data.extend_from_slice(line.as_bytes());
-            data.extend_from_slice(b"\r\n");
-        }
-        data.extend_from_slice(b".\r\n");
+        tidings::wire::dot::stuff(text.as_bytes(), &mut data);
         self.send(&data).await;
         self.line().await
     }

@@ -439,17 +439,30 @@ fn send_ready<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Connection<S>,
 ) -> Result<(), ()> {
     while let Some(front) = pending.front_mut() {
-        match front.try_answer() {
-            None => return Ok(()),
-            Some(Ok(r)) => conn.send(&r),
-            Some(Err(r)) => {
-                conn.send(&r);
-                return Err(());
-            }
-        }
+        let Some(answer) = front.try_answer() else {
+            return Ok(());
+        };
         pending.pop_front();
+        deliver(conn, answer)?;
     }
     Ok(())
+}
+
+/// Sends an owed answer; `Err` when it closes the connection.
+fn deliver<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    answer: transit::Answer,
+) -> Result<(), ()> {
+    match answer {
+        Ok(r) => {
+            conn.send(&r);
+            Ok(())
+        }
+        Err(r) => {
+            conn.send(&r);
+            Err(())
+        }
+    }
 }
 
 /// Waits until the oldest owed answer is ready (and sends it) or, when
@@ -478,16 +491,7 @@ async fn wait_front_or_input<S: AsyncRead + AsyncWrite + Unpin>(
     match woke {
         Woke::Answer(answer) => {
             pending.pop_front();
-            match answer {
-                Ok(r) => {
-                    conn.send(&r);
-                    Ok(())
-                }
-                Err(r) => {
-                    conn.send(&r);
-                    Err(())
-                }
-            }
+            deliver(conn, answer)
         }
         Woke::Input(Ok(true)) => Ok(()),
         // The client is gone (or stopped sending): answer what is owed, then close.
@@ -510,16 +514,7 @@ async fn settle_front<S: AsyncRead + AsyncWrite + Unpin>(
     let Some(mut front) = pending.pop_front() else {
         return Ok(());
     };
-    match front.answer().await {
-        Ok(r) => {
-            conn.send(&r);
-            Ok(())
-        }
-        Err(r) => {
-            conn.send(&r);
-            Err(())
-        }
-    }
+    deliver(conn, front.answer().await)
 }
 
 /// Drives one connection until QUIT, end of stream, idle timeout, an I/O

@@ -419,30 +419,34 @@ impl Store {
     /// LISTGROUP's block: the numbers in `range`, one per CRLF line, built in
     /// SQL as one row (STORAGE-NOTES.md: 7x faster than a row per number).
     pub async fn list_numbers(&self, group_id: i64, range: Range) -> Result<Vec<u8>> {
-        let text: Option<String> = sqlx::query_scalar(
-            "SELECT group_concat(number, char(13, 10)) FROM overview \
-             WHERE group_id = ?1 AND number BETWEEN ?2 AND ?3",
-        )
-        .bind(group_id)
-        .bind(range.low as i64)
-        .bind(range.high_or_max() as i64)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(crlf_block(text))
+        self.range_block("number", group_id, range).await
     }
 
     /// OVER's block: `number TAB overview-line` for each article in `range`,
     /// built in SQL as one row.
     pub async fn overview_block(&self, group_id: i64, range: Range) -> Result<Vec<u8>> {
-        let text: Option<String> = sqlx::query_scalar(
-            "SELECT group_concat(number || char(9) || line, char(13, 10)) FROM overview \
-             WHERE group_id = ?1 AND number BETWEEN ?2 AND ?3",
-        )
-        .bind(group_id)
-        .bind(range.low as i64)
-        .bind(range.high_or_max() as i64)
-        .fetch_one(&self.pool)
-        .await?;
+        self.range_block("number || char(9) || line", group_id, range)
+            .await
+    }
+
+    /// `each` (an SQL expression over overview's columns) for every article
+    /// of a group in `range`, joined into one block of CRLF lines.
+    async fn range_block(
+        &self,
+        each: &'static str,
+        group_id: i64,
+        range: Range,
+    ) -> Result<Vec<u8>> {
+        let sql = format!(
+            "SELECT group_concat({each}, char(13, 10)) FROM overview \
+             WHERE group_id = ?1 AND number BETWEEN ?2 AND ?3"
+        );
+        let text: Option<String> = sqlx::query_scalar(&sql)
+            .bind(group_id)
+            .bind(range.low as i64)
+            .bind(range.high_or_max() as i64)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(crlf_block(text))
     }
 
