@@ -327,7 +327,7 @@ async fn feed(
             let _ = link.send(b"QUIT\r\n").await;
             return Ok(Ended::Stop);
         }
-        let state = store.peer_state(name).await?;
+        let state = store.known_peer_state(name).await?;
         if state.paused {
             let _ = link.send(b"QUIT\r\n").await;
             return Ok(Ended::Paused);

@@ -78,6 +78,13 @@ impl Store {
         .bind(name)
         .execute(&self.pool)
         .await?;
+        self.known_peer_state(name).await
+    }
+
+    /// The state of a peer already in the database: a read only, for the
+    /// feeder's every round (`peer_state` would take the write lock each
+    /// time, in the writer's way).
+    pub async fn known_peer_state(&self, name: &str) -> Result<PeerState> {
         let row = sqlx::query("SELECT * FROM peers WHERE name = ?1")
             .bind(name)
             .fetch_one(&self.pool)
@@ -107,13 +114,22 @@ impl Store {
     /// Articles of `peer` due for another offer (their retry time passed),
     /// at most `limit`. Articles deleted since are skipped and forgotten.
     pub async fn due_retries(&self, peer: &str, now: i64, limit: i64) -> Result<Vec<LogArticle>> {
-        sqlx::query(
-            "DELETE FROM peer_retry WHERE peer = ?1 \
-             AND article_id NOT IN (SELECT id FROM articles)",
-        )
-        .bind(peer)
-        .execute(&self.pool)
-        .await?;
+        // Forget retries of articles deleted since; a write, so only when
+        // there are retries at all (this runs every round of a feeder).
+        let waiting: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM peer_retry WHERE peer = ?1 LIMIT 1")
+                .bind(peer)
+                .fetch_optional(&self.pool)
+                .await?;
+        if waiting.is_some() {
+            sqlx::query(
+                "DELETE FROM peer_retry WHERE peer = ?1 \
+                 AND article_id NOT IN (SELECT id FROM articles)",
+            )
+            .bind(peer)
+            .execute(&self.pool)
+            .await?;
+        }
         let rows = sqlx::query(
             "SELECT a.id, a.msgid, a.bytes FROM peer_retry r JOIN articles a ON a.id = r.article_id \
              WHERE r.peer = ?1 AND r.retry_at <= ?2 ORDER BY r.article_id LIMIT ?3",
