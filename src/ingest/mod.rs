@@ -13,6 +13,7 @@
 //! of each commit) block.
 
 pub mod check;
+pub mod known;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,7 @@ use crate::config::Synchronous;
 use crate::store::raw::Db;
 use crate::store::writer::{BatchWriter, Origin, Outcome};
 use crate::store::{Store, StoreError};
+use known::KnownIds;
 
 #[derive(Debug, Clone, Error)]
 pub enum IngestError {
@@ -77,6 +79,7 @@ pub struct Ingest {
     tx: mpsc::Sender<Request>,
     head: watch::Receiver<i64>,
     in_flight: Arc<Mutex<HashSet<String>>>,
+    known: Arc<KnownIds>,
 }
 
 /// A message-id being received on some connection (RFC 4644 §2.4: CHECK
@@ -128,22 +131,35 @@ impl Ingest {
         let identity = path_identity.to_owned();
         let (ready_tx, ready_rx) = oneshot::channel();
         let wal = (store.synchronous() == Synchronous::Full).then(|| store.wal_path());
+        let known = Arc::new(KnownIds::default());
+        let writer = Writer {
+            runtime,
+            store: store.clone(),
+            known: known.clone(),
+            path_identity: identity,
+            limits,
+            wal,
+        };
         let join = thread::Builder::new()
             .name("tidings-writer".into())
-            .spawn(move || run_writer(runtime, conn, identity, limits, wal, rx, head_tx, ready_tx))
+            .spawn(move || run_writer(writer, conn, rx, head_tx, ready_tx))
             .map_err(|source| StoreError::Io {
                 path: "writer thread".into(),
                 source,
             })?;
         match ready_rx.await {
-            Ok(Ok(())) => Ok((
-                Ingest {
-                    tx,
-                    head,
-                    in_flight: Arc::default(),
-                },
-                WriterThread(join),
-            )),
+            Ok(Ok(())) => {
+                tokio::spawn(known.clone().rebuild(store.clone()));
+                Ok((
+                    Ingest {
+                        tx,
+                        head,
+                        in_flight: Arc::default(),
+                        known,
+                    },
+                    WriterThread(join),
+                ))
+            }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(StoreError::Raw(crate::store::raw::RawError {
                 code: 0,
@@ -202,6 +218,12 @@ impl Ingest {
             id: msgid.to_owned(),
             set: self.in_flight.clone(),
         })
+    }
+
+    /// Whether `msgid` is certainly unknown to history, so CHECK and IHAVE
+    /// may want it without a look-up; `false` means "ask history".
+    pub fn surely_new(&self, msgid: &str) -> bool {
+        self.known.surely_new(msgid)
     }
 
     /// Whether `msgid` is being received on some connection right now.
@@ -305,16 +327,48 @@ fn run_syncer(
     }
 }
 
-fn run_writer(
+/// What the writer thread works with, besides its connection and channels.
+struct Writer {
     runtime: tokio::runtime::Handle,
-    mut conn: sqlx::SqliteConnection,
+    store: Store,
+    known: Arc<KnownIds>,
     path_identity: String,
     limits: BatchLimits,
+    /// The WAL file to sync before answering (synchronous = full).
     wal: Option<std::path::PathBuf>,
+}
+
+impl Writer {
+    /// Adds the message-ids of a committed batch to the filter, and has it
+    /// rebuilt larger when it is full.
+    fn remember_ids(&self, batch: &[Request]) {
+        let ids = batch.iter().filter_map(|r| match r {
+            Request::Article { article, .. } => Some(article.message_id.as_str()),
+            Request::Reject(id, _) => Some(id.as_str()),
+            Request::Articles(_) => None,
+        });
+        if self.known.add(ids) {
+            self.runtime
+                .spawn(self.known.clone().rebuild(self.store.clone()));
+        }
+    }
+}
+
+fn run_writer(
+    writer_state: Writer,
+    mut conn: sqlx::SqliteConnection,
     mut rx: mpsc::Receiver<Request>,
     head: watch::Sender<i64>,
     ready: oneshot::Sender<Result<(), StoreError>>,
 ) {
+    let Writer {
+        runtime,
+        path_identity,
+        limits,
+        wal,
+        ..
+    } = &writer_state;
+    let (runtime, limits, wal) = (runtime.clone(), *limits, wal.clone());
     let (synced_tx, synced_rx) = std::sync::mpsc::channel::<Committed>();
     // The writer syncs itself when nothing else is waiting (a lock-step
     // IHAVE or POST is answered without a hand-off to the sync thread).
@@ -400,6 +454,9 @@ fn run_writer(
             let took = started.elapsed();
             drop(articles);
             drop(rejected);
+            if result.is_ok() {
+                writer_state.remember_ids(&batch);
+            }
             let mut replies = Vec::with_capacity(batch.len());
             let mut reject_replies = Vec::new();
             for r in batch.drain(..) {

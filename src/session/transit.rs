@@ -124,12 +124,16 @@ impl Session {
         self.config().server.path_identity.as_str()
     }
 
-    /// CHECK (RFC 4644 §2.4): 238 send it, 431 later, 438 not wanted. The
-    /// history look-up joins a batch; the answer is owed until it is done.
+    /// CHECK (RFC 4644 §2.4): 238 send it, 431 later, 438 not wanted. An id
+    /// the filter has never seen is wanted at once; otherwise the history
+    /// look-up joins a batch and the answer is owed until it is done.
     pub(super) async fn check(&self, id: &MessageId) -> Pending {
         let msgid = id.to_string();
         if self.shared.ingest.is_in_flight(id.as_str()) {
             return Pending::Ready(Response::new(codes::CHECK_LATER, msgid));
+        }
+        if self.shared.ingest.surely_new(id.as_str()) {
+            return Pending::Ready(Response::new(codes::CHECK_SEND, msgid));
         }
         let answer = self.shared.seen.ask(id.as_str()).await;
         Pending::Checking { msgid, answer }
@@ -141,7 +145,7 @@ impl Session {
         &self,
         id: &MessageId,
     ) -> Result<Result<InFlight, Response>, StoreError> {
-        if self.store().seen(id).await? {
+        if !self.shared.ingest.surely_new(id.as_str()) && self.store().seen(id).await? {
             return Ok(Err(Response::new(codes::NOT_WANTED, "Duplicate")));
         }
         match self.shared.ingest.receiving(id.as_str()) {

@@ -110,6 +110,11 @@ fn base_options(path: &Path, synchronous: Synchronous) -> SqliteConnectOptions {
         .disable_statement_logging()
 }
 
+/// The head of the article log (the last id ever given out), in SQL: the
+/// newest article, or what `meta` kept when the newest were deleted.
+pub(crate) const LAST_ARTICLE_ID: &str = "max((SELECT value FROM meta WHERE key = 'last_article_id'), \
+     coalesce((SELECT max(id) FROM articles), 0))";
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and applies the
     /// migrations. Returns whether the database was created just now.
@@ -288,6 +293,14 @@ impl Store {
         sqlx::query("DELETE FROM temp.doomed")
             .execute(&mut *tx)
             .await?;
+        // The writer numbers the log from the highest id it finds at start;
+        // keep the head in meta so deleting the newest articles does not
+        // hand their ids out again (feeders' cursors may be past them).
+        sqlx::query(&format!(
+            "UPDATE meta SET value = {LAST_ARTICLE_ID} WHERE key = 'last_article_id'"
+        ))
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("INSERT INTO temp.doomed SELECT article_id FROM overview WHERE group_id = ?1")
             .bind(id)
             .execute(&mut *tx)
@@ -391,6 +404,27 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(found.is_some())
+    }
+
+    /// How many message-ids history holds.
+    pub async fn history_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM history")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Up to `limit` message-ids of history after `after`, in key order (a
+    /// walk of the whole of history, a chunk at a time).
+    pub async fn history_ids_after(&self, after: &str, limit: i64) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT msgid FROM history WHERE msgid > ?1 ORDER BY msgid LIMIT ?2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?,
+        )
     }
 
     /// The next article after `number` (NEXT) or before it (LAST):
@@ -525,16 +559,15 @@ impl Store {
     }
 
     pub async fn stats(&self) -> Result<Stats> {
-        let row = sqlx::query(
+        let sql = format!(
             "SELECT (SELECT count(*) FROM groups), \
                     (SELECT count(*) FROM articles), \
                     (SELECT coalesce(sum(length(bytes)), 0) FROM articles), \
                     (SELECT count(*) FROM history), \
-                    (SELECT value FROM meta WHERE key = 'last_article_id'), \
-                    (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+                    {LAST_ARTICLE_ID}, \
+                    (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())"
+        );
+        let row = sqlx::query(&sql).fetch_one(&self.pool).await?;
         Ok(Stats {
             groups: row.get(0),
             articles: row.get(1),

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Result, Store};
+use super::{LAST_ARTICLE_ID, Result, Store};
 
 /// One peer's durable feed state.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -70,11 +70,10 @@ impl Store {
     /// at the head of the log: a new peer gets what arrives from now on, not
     /// the whole history (as a new INN feed does).
     pub async fn peer_state(&self, name: &str) -> Result<PeerState> {
-        sqlx::query(
-            "INSERT INTO peers (name, cursor) \
-             VALUES (?1, (SELECT value FROM meta WHERE key = 'last_article_id')) \
-             ON CONFLICT (name) DO NOTHING",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO peers (name, cursor) VALUES (?1, {LAST_ARTICLE_ID}) \
+             ON CONFLICT (name) DO NOTHING"
+        ))
         .bind(name)
         .execute(&self.pool)
         .await?;
@@ -241,10 +240,9 @@ impl Store {
     /// retries are dropped. Returns false when no such peer is known.
     pub async fn reset_peer_cursor(&self, peer: &str, to: Option<i64>) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE peers SET cursor = coalesce(?2, (SELECT value FROM meta \
-             WHERE key = 'last_article_id')) WHERE name = ?1",
-        )
+        let done = sqlx::query(&format!(
+            "UPDATE peers SET cursor = coalesce(?2, {LAST_ARTICLE_ID}) WHERE name = ?1"
+        ))
         .bind(peer)
         .bind(to)
         .execute(&mut *tx)
@@ -284,7 +282,7 @@ impl Store {
 
     /// The head of the article log.
     pub async fn last_article_id(&self) -> Result<i64> {
-        let id = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'last_article_id'")
+        let id = sqlx::query_scalar(&format!("SELECT {LAST_ARTICLE_ID}"))
             .fetch_one(&self.pool)
             .await?;
         Ok(id)

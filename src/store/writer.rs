@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::LAST_ARTICLE_ID;
 use super::raw::{Db, RawError, Step, Stmt};
 use crate::article::Prepared;
 
@@ -41,7 +42,6 @@ pub struct BatchWriter<'db> {
     insert_overview: Stmt<'db>,
     insert_history: Stmt<'db>,
     update_group: Stmt<'db>,
-    set_last_id: Stmt<'db>,
     remember: Stmt<'db>,
     last_id: i64,
     path_identity: String,
@@ -58,10 +58,7 @@ struct Slot {
 
 impl<'db> BatchWriter<'db> {
     pub fn new(db: &'db Db, path_identity: &str) -> Result<BatchWriter<'db>, RawError> {
-        let mut last = db.prepare(
-            "SELECT max((SELECT value FROM meta WHERE key = 'last_article_id'), \
-                        coalesce((SELECT max(id) FROM articles), 0))",
-        )?;
+        let mut last = db.prepare(&format!("SELECT {LAST_ARTICLE_ID}"))?;
         let last_id = match last.step()? {
             Step::Row => last.column_i64(0),
             Step::Done => 0,
@@ -86,7 +83,6 @@ impl<'db> BatchWriter<'db> {
                 "UPDATE groups SET high = ?2, count = count + ?3, \
                  low = CASE WHEN count = 0 THEN ?4 ELSE low END WHERE id = ?1",
             )?,
-            set_last_id: db.prepare("UPDATE meta SET value = ?1 WHERE key = 'last_article_id'")?,
             remember: db.prepare(
                 "INSERT INTO history (msgid, article_id, status, remember_until) \
                  VALUES (?1, NULL, 1, ?2) ON CONFLICT (msgid) DO NOTHING",
@@ -241,8 +237,6 @@ impl<'db> BatchWriter<'db> {
             s.bind_i64(4, slot.first_new as i64)?;
             s.execute()?;
         }
-        self.set_last_id.bind_i64(1, self.last_id)?;
-        self.set_last_id.execute()?;
         Ok(outcomes)
     }
 
