@@ -370,8 +370,8 @@ fn run_writer(
     } = &writer_state;
     let (runtime, limits, wal) = (runtime.clone(), *limits, wal.clone());
     let (synced_tx, synced_rx) = std::sync::mpsc::channel::<Committed>();
-    // The writer syncs itself when nothing else is waiting (a lock-step
-    // IHAVE or POST is answered without a hand-off to the sync thread).
+    // The writer syncs a lone article itself when nothing else is waiting
+    // (a lock-step IHAVE or POST is answered without a hand-off).
     let mut own_sync = WalSync {
         wal: wal.clone(),
         file: None,
@@ -479,7 +479,13 @@ fn run_writer(
                         rejects: reject_replies,
                         last_id: writer.last_id(),
                     };
-                    if rx.is_empty() {
+                    // A lone article with nothing behind it (lock-step IHAVE,
+                    // POST) is synced here, saving a hand-off; a larger
+                    // batch goes to the sync thread so that the next one is
+                    // written meanwhile (a streaming peer's next burst is
+                    // usually on its way).
+                    let lone = committed.replies.len() + committed.rejects.len() <= 1;
+                    if lone && rx.is_empty() {
                         let failure = own_sync.sync();
                         answer(vec![committed], failure, &head);
                     } else {
