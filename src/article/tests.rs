@@ -630,3 +630,12 @@ fn a_post_whose_from_has_no_address_is_refused() {
         assert!(prepare_post(raw.as_bytes(), &cx).is_ok(), "{from}");
     }
 }
+
+#[test]
+fn body_lines_counts_crlf_lines_and_an_unterminated_last_one() {
+    use super::inject::body_lines;
+    assert_eq!(body_lines(b""), 0);
+    assert_eq!(body_lines(b"\r\n\r\n"), 2);
+    assert_eq!(body_lines(b"a\r\n\r\nb"), 3);
+    assert_eq!(body_lines(b"a\rb\nc\r\n"), 1);
+}
