@@ -2,7 +2,8 @@
 //!
 //! - ingest: a peer streams N articles with pipelined CHECK/TAKETHIS (a
 //!   window of commands in flight per connection) into a fresh tidings, or
-//!   into any server given with --target (e.g. INN, for a side-by-side run);
+//!   into any server given with --target; with --vs-inn the same load goes
+//!   first into a private INN (CNFS) and the ratio is reported;
 //! - flood: how fast that server then feeds its backlog onward to a second
 //!   tidings (started with the backlog, measured until drained);
 //! - latency: post on A, poll on C in a chain A-B-C, per article.
@@ -64,6 +65,16 @@ pub struct StreamBench {
     /// A prefix making this run's message-ids unique (default: the time).
     #[arg(long)]
     run_id: Option<String>,
+    /// Also run the same ingest load, in the same run, against a private
+    /// INN with CNFS storage made by this script (the project's
+    /// tests/inn/setup.sh: needs Debian's inn2 and root), and report the
+    /// ratio.
+    #[arg(long, value_name = "SETUP_SCRIPT", conflicts_with = "target")]
+    vs_inn: Option<PathBuf>,
+    /// Seconds a fresh INN is left alone before it is measured (INN is
+    /// slow for a while after its spool is made).
+    #[arg(long, default_value_t = 30)]
+    inn_settle: u64,
 }
 
 const GROUP: &str = "bench.stream";
@@ -354,39 +365,22 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             format!("CHECK/TAKETHIS window {}", b.window)
         }
     );
-    let t = Instant::now();
-    let mut tasks = Vec::new();
-    for k in 0..b.connections {
-        let ids: Vec<usize> = (k..b.articles).step_by(b.connections).collect();
-        let articles = articles.clone();
-        if b.ihave {
-            tasks.push(tokio::spawn(ihave_one(addr, articles, ids)));
-        } else {
-            tasks.push(tokio::spawn(stream_one(
-                addr,
-                articles,
-                ids,
-                b.window,
-                if b.no_check {
-                    Mode::TakeThisOnly
-                } else if b.pipelined {
-                    Mode::Pipelined
-                } else {
-                    Mode::CheckFirst
-                },
-            )));
-        }
-    }
-    let mut accepted = 0;
-    for task in tasks {
-        accepted += task.await.map_err(err("streamer"))??;
-    }
-    let secs = t.elapsed().as_secs_f64();
+    let inn_rate = match &b.vs_inn {
+        Some(script) => Some(ingest_into_inn(&b, script, &dir, &articles, bytes).await?),
+        None => None,
+    };
+    let (accepted, secs) = ingest(&b, addr, &articles).await?;
     println!(
         "ingest: {accepted} accepted in {secs:.2} s: {:.0} articles/s, {:.1} MB/s",
         accepted as f64 / secs,
         bytes as f64 / secs / 1e6
     );
+    if let Some(inn) = inn_rate {
+        println!(
+            "tidings / INN: {:.2}x",
+            accepted as f64 / secs / inn.max(f64::MIN_POSITIVE)
+        );
+    }
     if let Some(s) = &server {
         if let Some(pid) = s.child.id() {
             report_rss(pid, "after ingest");
@@ -432,6 +426,95 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
+}
+
+/// Streams every article into `addr` the way `b` says, over its
+/// connections: (accepted, seconds).
+async fn ingest(
+    b: &StreamBench,
+    addr: SocketAddr,
+    articles: &Arc<Vec<(String, Vec<u8>)>>,
+) -> BenchResult<(usize, f64)> {
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..b.connections {
+        let ids: Vec<usize> = (k..b.articles).step_by(b.connections).collect();
+        let articles = articles.clone();
+        if b.ihave {
+            tasks.push(tokio::spawn(ihave_one(addr, articles, ids)));
+        } else {
+            let mode = if b.no_check {
+                Mode::TakeThisOnly
+            } else if b.pipelined {
+                Mode::Pipelined
+            } else {
+                Mode::CheckFirst
+            };
+            tasks.push(tokio::spawn(stream_one(
+                addr, articles, ids, b.window, mode,
+            )));
+        }
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += task.await.map_err(err("streamer"))??;
+    }
+    Ok((accepted, t.elapsed().as_secs_f64()))
+}
+
+/// Starts a private INN (CNFS) with `script`, streams the same load into
+/// it, stops it, and returns its rate (articles/s).
+async fn ingest_into_inn(
+    b: &StreamBench,
+    script: &std::path::Path,
+    dir: &std::path::Path,
+    articles: &Arc<Vec<(String, Vec<u8>)>>,
+    bytes: usize,
+) -> BenchResult<f64> {
+    let inn_dir = dir.join("inn");
+    let _ = std::fs::remove_dir_all(&inn_dir);
+    std::fs::create_dir_all(&inn_dir).map_err(err("INN dir"))?;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(err("free port"))?;
+        l.local_addr().map_err(err("free port"))?.port()
+    };
+    // Room for every article twice over, so CNFS never wraps mid-run.
+    let cycbuff_mb = (2 * bytes / (1 << 20)).max(64);
+    let out = tokio::process::Command::new("bash")
+        .arg(script)
+        .arg(&inn_dir)
+        .arg(port.to_string())
+        .env("INN_CYCBUFF_MB", cycbuff_mb.to_string())
+        .env("INN_ICDSYNCCOUNT", "10")
+        .env("INN_EXTRA_GROUPS", GROUP)
+        .output()
+        .await
+        .map_err(err("INN setup"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "INN setup ({}) failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let stop = script.with_file_name("stop.sh");
+    let result = async {
+        tokio::time::sleep(Duration::from_secs(b.inn_settle)).await;
+        ingest(b, ([127, 0, 0, 1], port).into(), articles).await
+    }
+    .await;
+    let _ = tokio::process::Command::new("bash")
+        .arg(&stop)
+        .arg(&inn_dir)
+        .output()
+        .await;
+    let (accepted, secs) = result?;
+    let rate = accepted as f64 / secs;
+    println!(
+        "INN (CNFS): {accepted} accepted in {secs:.2} s: {rate:.0} articles/s, {:.1} MB/s",
+        bytes as f64 / secs / 1e6
+    );
+    Ok(rate)
 }
 
 /// Pauses or resumes the bench server's feed to the sink, through the

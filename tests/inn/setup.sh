@@ -23,6 +23,8 @@
 #
 # INN_NEWSBIN: where INN's programs are (default /usr/lib/news/bin).
 # INN_CYCBUFF_MB: size of the CNFS cycbuff (default 64).
+# INN_EXTRA_GROUPS: more groups to create, space-separated (e.g. the
+# benchmark's bench.stream).
 # INN_ICDSYNCCOUNT: articles between syncs of the active file (default 1,
 # so tests see each article at once; INN's own default, 10, for benchmarks).
 # Exit status 77: INN is not installed or cannot be run here (the caller
@@ -281,7 +283,7 @@ until greeting | grep -q '^200 inn.test InterNetNews'; do
     sleep 0.1
 done
 
-for g in local.test inn.interop; do
+for g in local.test inn.interop ${INN_EXTRA_GROUPS:-}; do
     as_news "$NEWSBIN/ctlinnd -s -t 20 newgroup $g y tidings-tests"
 done
 if [ -n "$FEED" ]; then
