@@ -508,6 +508,9 @@ async fn ingest_into_inn(
         .arg(&inn_dir)
         .output()
         .await;
+    // INN never syncs: what it wrote is still on its way to the disk, and
+    // would slow the fsyncs of the tidings run that follows. Flush it first.
+    let _ = tokio::process::Command::new("sync").status().await;
     let (accepted, secs) = result?;
     let rate = accepted as f64 / secs;
     println!(
