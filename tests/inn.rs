@@ -9,7 +9,9 @@
 //!   alone): the same kinds of articles, posted to INN, arrive intact, once;
 //! - both ways at once, streaming and over IHAVE: each article once on each
 //!   side, and neither offers the other what came from it (the counters of
-//!   tidings' feeder and of innfeed, and group counts after settling).
+//!   tidings' feeder and of innfeed, and group counts after settling);
+//! - `tidings bench stream --vs-inn` runs the same load into its own INN
+//!   and reports the ratio.
 //!
 //! Each test starts its own tidings (temp SQLite database) and its own
 //! private INN instance (`tests/inn/setup.sh`: a directory in /tmp owned by
@@ -33,7 +35,7 @@
 //! Without INN (or without root) the tests print why and pass as skipped,
 //! except under CI (`CI=true`), where a missing INN fails them. A failing
 //! test shows INN's logs in its panic message (errlog, innfeed.log,
-//! innfeed.status). All five take about 15 s together (INN starts in under a
+//! innfeed.status). All six take about 16 s together (INN starts in under a
 //! second and stops in about two).
 
 mod common;
@@ -876,4 +878,44 @@ async fn tidings_catches_up_with_inn_once_it_is_up() {
     drop(ir);
     t.stop().await;
     drop(inn);
+}
+
+/// `tidings bench stream --vs-inn` (run by hand for the INN
+/// comparison) starts its own INN with tests/inn/setup.sh, streams the same
+/// articles into both and reports the ratio.
+#[tokio::test]
+async fn the_stream_bench_measures_inn_beside_tidings() {
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(["bench", "stream", "--articles", "200", "--pipelined"])
+            .arg("--vs-inn")
+            .arg(script("setup.sh"))
+            .args(["--inn-settle", "0"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("benchmark finished in time")
+    .expect("benchmark ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("cannot run here") && !in_ci() {
+        eprintln!("SKIPPED (INN interop test): {}", stderr.trim());
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "benchmark failed:\n{stdout}\n{stderr}"
+    );
+    for line in [
+        "INN (CNFS): 200 accepted",
+        "ingest: 200 accepted",
+        "tidings / INN: ",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(line)),
+            "no line starting {line:?} in:\n{stdout}"
+        );
+    }
 }

@@ -491,11 +491,12 @@ async fn ingest_into_inn(
         .await
         .map_err(err("INN setup"))?;
     if !out.status.success() {
-        return Err(format!(
-            "INN setup ({}) failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        let why = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        // The setup script's exit status 77: no INN here (or no root).
+        return Err(match out.status.code() {
+            Some(77) => format!("INN is not installed or cannot run here: {why}"),
+            _ => format!("INN setup ({}) failed: {why}", script.display()),
+        });
     }
     let stop = script.with_file_name("stop.sh");
     let result = async {

@@ -1,0 +1,109 @@
+//! The benchmark commands an operator runs by hand (`tidings bench ...`),
+//! run here as the built binary with tiny loads so that they keep working:
+//! each starts its own servers, and what it reports must add up (every
+//! article accepted, flooded, the chain measured). No timing is asserted.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn bench(args: &[&str]) -> Run {
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        Command::new(BIN)
+            .arg("bench")
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("benchmark finished in time")
+    .expect("benchmark ran");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn expect(run: &Run, lines: &[&str]) {
+    assert!(run.ok, "benchmark failed:\n{}\n{}", run.stdout, run.stderr);
+    for line in lines {
+        assert!(
+            run.stdout.lines().any(|l| l.starts_with(line)),
+            "no line starting {line:?} in:\n{}",
+            run.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_stream_bench_ingests_floods_and_times_the_chain() {
+    let run = bench(&[
+        "stream",
+        "--articles",
+        "300",
+        "--pipelined",
+        "--window",
+        "16",
+        "--flood",
+        "--chain",
+        "3",
+    ])
+    .await;
+    expect(
+        &run,
+        &[
+            "ingest: 300 accepted",
+            "flood: a backlog of 300 fed onward",
+            "chain A-B-C: post on A to readable on C: p50",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn the_stream_bench_offers_every_way_a_peer_does() {
+    for mode in ["--no-check", "--ihave", "--connections=2"] {
+        let run = bench(&["stream", "--articles", "120", mode]).await;
+        expect(&run, &["ingest: 120 accepted"]);
+    }
+}
+
+#[tokio::test]
+async fn the_reader_bench_posts_and_reads() {
+    let run = bench(&[
+        "reader",
+        "--articles",
+        "400",
+        "--groups",
+        "4",
+        "--single",
+        "100",
+        "--samples",
+        "20",
+        "--mix-seconds",
+        "1",
+        "--idle",
+        "10",
+    ])
+    .await;
+    expect(
+        &run,
+        &[
+            "POST, 1 connection:",
+            "POST, 4 connections:",
+            "read mix",
+            "server RSS with 10 idle connections",
+        ],
+    );
+}
