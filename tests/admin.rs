@@ -4,11 +4,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{TestServer, article, posted_id};
-use tokio::process::Command;
+use common::{Run, TestServer, article, posted_id, run_binary};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 
@@ -23,30 +21,10 @@ fn config_file(server: &TestServer) -> std::path::PathBuf {
     path
 }
 
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
 async fn tidings(config: &Path, args: &[&str]) -> Run {
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            .stdin(Stdio::null())
-            .output(),
-    )
-    .await
-    .expect("admin command finished in time")
-    .expect("admin command ran");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let mut all = vec![std::ffi::OsStr::new("--config"), config.as_os_str()];
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    run_binary(BIN, all, Duration::from_secs(30)).await
 }
 
 #[tokio::test]

@@ -3,37 +3,17 @@
 //! each starts its own servers, and what it reports must add up (every
 //! article accepted, flooded, the chain measured). No timing is asserted.
 
-use std::process::Stdio;
+mod common;
+
 use std::time::Duration;
 
-use tokio::process::Command;
+use common::{Run, run_binary};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
 async fn bench(args: &[&str]) -> Run {
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
-        Command::new(BIN)
-            .arg("bench")
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("benchmark finished in time")
-    .expect("benchmark ran");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let all = std::iter::once("bench").chain(args.iter().copied());
+    run_binary(BIN, all, Duration::from_secs(120)).await
 }
 
 fn expect(run: &Run, lines: &[&str]) {

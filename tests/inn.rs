@@ -885,29 +885,33 @@ async fn tidings_catches_up_with_inn_once_it_is_up() {
 /// articles into both and reports the ratio.
 #[tokio::test]
 async fn the_stream_bench_measures_inn_beside_tidings() {
-    let out = tokio::time::timeout(
+    let script = script("setup.sh");
+    let args = [
+        "bench",
+        "stream",
+        "--articles",
+        "200",
+        "--pipelined",
+        "--inn-settle",
+        "0",
+        "--vs-inn",
+    ];
+    let args = args
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain([script.as_os_str()]);
+    let run = common::run_binary(
+        env!("CARGO_BIN_EXE_tidings"),
+        args,
         Duration::from_secs(120),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
-            .args(["bench", "stream", "--articles", "200", "--pipelined"])
-            .arg("--vs-inn")
-            .arg(script("setup.sh"))
-            .args(["--inn-settle", "0"])
-            .kill_on_drop(true)
-            .output(),
     )
-    .await
-    .expect("benchmark finished in time")
-    .expect("benchmark ran");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && stderr.contains("cannot run here") && !in_ci() {
-        eprintln!("SKIPPED (INN interop test): {}", stderr.trim());
+    .await;
+    if !run.ok && run.stderr.contains("cannot run here") && !in_ci() {
+        eprintln!("SKIPPED (INN interop test): {}", run.stderr.trim());
         return;
     }
-    assert!(
-        out.status.success(),
-        "benchmark failed:\n{stdout}\n{stderr}"
-    );
+    let stdout = &run.stdout;
+    assert!(run.ok, "benchmark failed:\n{stdout}\n{}", run.stderr);
     for line in [
         "INN (CNFS): 200 accepted",
         "ingest: 200 accepted",

@@ -249,6 +249,38 @@ pub fn posted_id(status: &str) -> String {
         .to_owned()
 }
 
+/// What a run of a built binary printed, and whether it succeeded.
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the built binary `bin` with `args` and no input to completion; the
+/// test fails if it takes longer than `limit`.
+pub async fn run_binary<I, A>(bin: &str, args: I, limit: Duration) -> Run
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<std::ffi::OsStr>,
+{
+    let out = tokio::time::timeout(
+        limit,
+        tokio::process::Command::new(bin)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("command finished in time")
+    .expect("command ran");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Starts the built binary `bin` as `tidings --config CONFIG serve` and
 /// returns it with the address its "listening on" log line names. The rest
 /// of its log is drained, so it never blocks on a full pipe.
