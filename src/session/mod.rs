@@ -430,7 +430,13 @@ async fn farewell<S: AsyncRead + AsyncWrite + Unpin>(
 const MAX_PENDING: usize = 1024;
 
 /// TAKETHIS articles gathered from one burst before they are submitted.
-const MAX_STAGED: usize = 256;
+/// Small, so the writer starts on the front of a peer's burst while the
+/// rest is still being read and checked, rather than after all of it (the
+/// writer still takes everything waiting into one transaction). Medians,
+/// one connection: TAKETHIS-only 2 KiB 53.5k -> 59.6k/s and 20 KiB
+/// 13.2k -> 15.1k/s with 16 instead of 256; CHECK-first and four
+/// connections unchanged; 8 cost four connections 6%.
+const MAX_STAGED: usize = 16;
 
 /// Sends every answer at the front of `pending` that is ready. `Err` when
 /// the connection must close (a TAKETHIS could not be stored: 400 sent).
