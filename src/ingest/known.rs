@@ -27,7 +27,8 @@ use crate::store::Store;
 const BITS_PER_ID: usize = 10;
 const HASHES: u64 = 7;
 
-/// The smallest filter: a million ids in 1.25 MiB.
+/// The smallest filter: room for a million ids (2 MiB: the bit count is
+/// rounded up to a power of two).
 const MIN_CAPACITY: usize = 1 << 20;
 
 /// A fixed-size Bloom filter whose bits are set and read without a lock.
