@@ -20,7 +20,7 @@ use rustls::{ClientConfig, RootCertStore};
 use tempfile::TempDir;
 use tidings::auth::hash_password;
 use tidings::config::Config;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -150,17 +150,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Nntp<S> {
     }
 
     async fn try_line(&mut self) -> Option<String> {
-        let mut buf = Vec::new();
-        let n = tokio::time::timeout(DEADLINE, self.io.read_until(b'\n', &mut buf))
-            .await
-            .expect("server answered in time")
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        assert!(buf.ends_with(b"\r\n"), "line not CRLF-terminated: {buf:?}");
-        buf.truncate(buf.len() - 2);
-        Some(String::from_utf8_lossy(&buf).into_owned())
+        common::read_line(&mut self.io).await
     }
 
     async fn line(&mut self) -> String {
@@ -173,14 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Nntp<S> {
     }
 
     async fn block(&mut self) -> Vec<String> {
-        let mut lines = Vec::new();
-        loop {
-            let l = self.line().await;
-            if l == "." {
-                return lines;
-            }
-            lines.push(l.strip_prefix('.').map_or(l.clone(), str::to_owned));
-        }
+        common::read_block_lines(&mut self.io).await
     }
 
     async fn capabilities(&mut self) -> Vec<String> {

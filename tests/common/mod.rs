@@ -11,7 +11,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 use tidings::config::Config;
 use tidings::server::{self, Server};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -151,42 +151,17 @@ impl Client {
 
     /// Reads one line; `None` at end of stream.
     pub async fn try_line(&mut self) -> Option<String> {
-        let mut buf = Vec::new();
-        let n = tokio::time::timeout(DEADLINE, self.reader.read_until(b'\n', &mut buf))
-            .await
-            .expect("server answered in time")
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        assert!(buf.ends_with(b"\r\n"), "line not CRLF-terminated: {buf:?}");
-        buf.truncate(buf.len() - 2);
-        Some(String::from_utf8_lossy(&buf).into_owned())
+        read_line(&mut self.reader).await
     }
 
     /// Reads a dot-terminated block, un-stuffed, as raw bytes with CRLFs.
     pub async fn block_bytes(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let mut buf = Vec::new();
-            let n = tokio::time::timeout(DEADLINE, self.reader.read_until(b'\n', &mut buf))
-                .await
-                .expect("block in time")
-                .expect("read");
-            assert!(n > 0, "end of stream inside a block");
-            if buf == b".\r\n" {
-                return out;
-            }
-            let line = buf.strip_prefix(b".").unwrap_or(&buf);
-            out.extend_from_slice(line);
-        }
+        read_block(&mut self.reader).await
     }
 
     /// Reads a dot-terminated block as lines.
     pub async fn block(&mut self) -> Vec<String> {
-        let bytes = self.block_bytes().await;
-        let text = String::from_utf8_lossy(&bytes);
-        text.split_terminator("\r\n").map(str::to_owned).collect()
+        read_block_lines(&mut self.reader).await
     }
 
     /// Sends a command line and returns the status line.
@@ -229,6 +204,47 @@ impl Client {
     pub fn into_parts(self) -> (BufReader<OwnedReadHalf>, OwnedWriteHalf) {
         (self.reader, self.writer)
     }
+}
+
+/// Reads one line from a server, without its CRLF (lossy UTF-8), within
+/// the deadline; `None` at end of stream. Any stream: plain or TLS.
+pub async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> Option<String> {
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(DEADLINE, reader.read_until(b'\n', &mut buf))
+        .await
+        .expect("server answered in time")
+        .ok()?;
+    if n == 0 {
+        return None;
+    }
+    assert!(buf.ends_with(b"\r\n"), "line not CRLF-terminated: {buf:?}");
+    buf.truncate(buf.len() - 2);
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Reads a dot-terminated block, un-stuffed, as raw bytes with CRLFs.
+pub async fn read_block<R: AsyncBufRead + Unpin>(reader: &mut R) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let mut buf = Vec::new();
+        let n = tokio::time::timeout(DEADLINE, reader.read_until(b'\n', &mut buf))
+            .await
+            .expect("block in time")
+            .expect("read");
+        assert!(n > 0, "end of stream inside a block");
+        if buf == b".\r\n" {
+            return out;
+        }
+        let line = buf.strip_prefix(b".").unwrap_or(&buf);
+        out.extend_from_slice(line);
+    }
+}
+
+/// Reads a dot-terminated block as lines.
+pub async fn read_block_lines<R: AsyncBufRead + Unpin>(reader: &mut R) -> Vec<String> {
+    let bytes = read_block(reader).await;
+    let text = String::from_utf8_lossy(&bytes);
+    text.split_terminator("\r\n").map(str::to_owned).collect()
 }
 
 /// A minimal valid article for posting.
