@@ -259,10 +259,7 @@ fn tls_setup(dir: &Path) -> BenchResult<((String, SocketAddr), Arc<rustls::Clien
     let key = dir.join("bench-key.pem");
     std::fs::write(&cert, ck.cert.pem()).map_err(err("write certificate"))?;
     std::fs::write(&key, ck.signing_key.serialize_pem()).map_err(err("write key"))?;
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(err("free port"))?;
-        l.local_addr().map_err(err("free port"))?
-    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let table = format!(
         "[tls]\ncertificate = {:?}\nkey = {:?}\nlisten = [\"{addr}\"]\n",
         cert.display().to_string(),
@@ -274,6 +271,12 @@ fn tls_setup(dir: &Path) -> BenchResult<((String, SocketAddr), Arc<rustls::Clien
 
 /// Starts `tidings serve` on a fresh database `dir/{name}.db` with the
 /// given groups and extra configuration (TOML tables after [storage]).
+/// A port of 127.0.0.1 that was free a moment ago.
+pub(crate) fn free_port() -> BenchResult<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(err("free port"))?;
+    Ok(l.local_addr().map_err(err("free port"))?.port())
+}
+
 pub(crate) async fn spawn_server(
     dir: &Path,
     name: &str,
@@ -281,10 +284,7 @@ pub(crate) async fn spawn_server(
     groups: &[String],
     extra: &str,
 ) -> BenchResult<ServerProcess> {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(err("free port"))?;
-        l.local_addr().map_err(err("free port"))?.port()
-    };
+    let port = free_port()?;
     let db = dir.join(format!("{name}.db"));
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));

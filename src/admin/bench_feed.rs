@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
-use super::bench::{BenchResult, err, report_rss, spawn_server};
+use super::bench::{BenchResult, err, free_port, report_rss, spawn_server};
 
 #[derive(Args, Debug, Clone)]
 pub struct StreamBench {
@@ -474,10 +474,7 @@ async fn ingest_into_inn(
     let inn_dir = dir.join("inn");
     let _ = std::fs::remove_dir_all(&inn_dir);
     std::fs::create_dir_all(&inn_dir).map_err(err("INN dir"))?;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(err("free port"))?;
-        l.local_addr().map_err(err("free port"))?.port()
-    };
+    let port = free_port()?;
     // Room for every article twice over, so CNFS never wraps mid-run.
     let cycbuff_mb = (2 * bytes / (1 << 20)).max(64);
     let out = tokio::process::Command::new("bash")
