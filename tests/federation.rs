@@ -11,46 +11,11 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer, article, posted_id};
-use tidings::config::{Config, PeerConfig};
+use common::{Client, TestServer, article, free_port, node, peer, posted_id, reader};
 
-/// A port that was free a moment ago (servers in a loop must know each
-/// other's ports before any starts).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-fn peer(name: &str, port: Option<u16>, send: &str) -> PeerConfig {
-    let address = port
-        .map(|p| format!("address = \"127.0.0.1:{p}\"\n"))
-        .unwrap_or_default();
-    let text = format!(
-        "[[peer]]\nname = \"{name}\"\npath_identity = \"{name}.test\"\n{address}\
-         accept_from = [\"127.0.0.1\"]\nsend = \"{send}\"\n"
-    );
-    Config::parse(&text).expect("peer config").peers.remove(0)
-}
-
-/// Starts a server named `name` (path identity `name.test`) on `port`.
-async fn node(name: &str, port: u16, peers: Vec<PeerConfig>, groups: &[&str]) -> TestServer {
-    let name = name.to_owned();
-    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-    TestServer::start_with(move |c| {
-        c.server.listen = vec![SocketAddr::from(([127, 0, 0, 1], port))];
-        c.server.path_identity = format!("{name}.test").try_into().expect("identity");
-        c.peers = peers;
-        for g in groups {
-            let text = format!("[[group]]\nname = \"{g}\"\n");
-            c.groups.extend(Config::parse(&text).expect("group").groups);
-        }
-    })
-    .await
-}
-
-/// A reader connection from 127.0.0.2, which is no peer.
-async fn reader(addr: SocketAddr) -> Client {
-    Client::connect_from("127.0.0.2", addr).await
+/// 127.0.0.1:`port`.
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// Waits until `group` on `server` holds `count` articles (or fails).
@@ -97,11 +62,11 @@ async fn a_chain_carries_an_article_to_the_end_with_the_route_in_path() {
     let b = node(
         "b",
         pb,
-        vec![peer("a", None, "*"), peer("c", Some(pc), "*")],
+        vec![peer("a", None, "*"), peer("c", Some(local(pc)), "*")],
         &[],
     )
     .await;
-    let a = node("a", pa, vec![peer("b", Some(pb), "*")], &[]).await;
+    let a = node("a", pa, vec![peer("b", Some(local(pb)), "*")], &[]).await;
 
     let mut poster = reader(a.addr).await;
     let id = posted_id(
@@ -136,21 +101,30 @@ async fn a_triangle_delivers_each_article_exactly_once_everywhere() {
     let a = node(
         "a",
         pa,
-        vec![peer("b", Some(pb), "*"), peer("c", Some(pc), "*")],
+        vec![
+            peer("b", Some(local(pb)), "*"),
+            peer("c", Some(local(pc)), "*"),
+        ],
         &[],
     )
     .await;
     let b = node(
         "b",
         pb,
-        vec![peer("a", Some(pa), "*"), peer("c", Some(pc), "*")],
+        vec![
+            peer("a", Some(local(pa)), "*"),
+            peer("c", Some(local(pc)), "*"),
+        ],
         &[],
     )
     .await;
     let c = node(
         "c",
         pc,
-        vec![peer("a", Some(pa), "*"), peer("b", Some(pb), "*")],
+        vec![
+            peer("a", Some(local(pa)), "*"),
+            peer("b", Some(local(pb)), "*"),
+        ],
         &[],
     )
     .await;
@@ -193,7 +167,7 @@ async fn a_peer_gets_only_the_groups_its_pattern_allows() {
     let a = node(
         "a",
         pa,
-        vec![peer("b", Some(pb), "comp.*,!comp.secret.*")],
+        vec![peer("b", Some(local(pb)), "comp.*,!comp.secret.*")],
         &groups,
     )
     .await;
@@ -228,7 +202,7 @@ async fn a_peer_gets_only_the_groups_its_pattern_allows() {
 #[tokio::test]
 async fn a_peer_that_was_down_gets_its_whole_backlog_once() {
     let (pa, pc) = (free_port(), free_port());
-    let a = node("a", pa, vec![peer("c", Some(pc), "*")], &[]).await;
+    let a = node("a", pa, vec![peer("c", Some(local(pc)), "*")], &[]).await;
     let mut poster = reader(a.addr).await;
     for i in 0..1000 {
         let status = poster

@@ -15,59 +15,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Client, DEADLINE, TestServer, article, posted_id};
-use tidings::config::{Config, PeerConfig};
+use common::{
+    Client, DEADLINE, TestServer, article, free_port, node, peer, posted_id, reader, tcp_from,
+};
+use tidings::config::PeerConfig;
 use tidings::feeds::outbound::{self, FeedTimings};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidings");
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-fn peer(name: &str, address: Option<SocketAddr>, send: &str) -> PeerConfig {
-    let address = address
-        .map(|a| format!("address = \"{a}\"\n"))
-        .unwrap_or_default();
-    let text = format!(
-        "[[peer]]\nname = \"{name}\"\npath_identity = \"{name}.test\"\n{address}\
-         accept_from = [\"127.0.0.1\"]\nsend = \"{send}\"\n"
-    );
-    Config::parse(&text).expect("peer config").peers.remove(0)
-}
-
-/// Starts a server named `name` (path identity `name.test`) on `port`.
-async fn node(name: &str, port: u16, peers: Vec<PeerConfig>) -> TestServer {
-    let name = name.to_owned();
-    TestServer::start_with(move |c| {
-        c.server.listen = vec![SocketAddr::from(([127, 0, 0, 1], port))];
-        c.server.path_identity = format!("{name}.test").try_into().expect("identity");
-        c.peers = peers;
-    })
-    .await
-}
-
-/// A connection to `addr` from the loopback address `from`.
-async fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(IpAddr::from(from), 0))
-        .expect("bind");
-    tokio::time::timeout(DEADLINE, socket.connect(addr))
-        .await
-        .expect("connect in time")
-        .expect("connect")
-}
-
-/// A reader: from 127.0.0.2, which is no peer.
-async fn reader(addr: SocketAddr) -> Client {
-    Client::connect_from("127.0.0.2", addr).await
-}
 
 /// A peer's connection (127.0.0.1), already in streaming mode.
 async fn streaming_peer(addr: SocketAddr) -> Client {
@@ -128,8 +85,8 @@ async fn eventually<F: Future<Output = bool>>(
 
 #[tokio::test]
 async fn an_unknown_host_gets_502_for_transit_and_stores_nothing() {
-    let s = node("s", free_port(), vec![peer("p", None, "*")]).await;
-    let mut stranger = Client::from_stream(connect_from([127, 0, 0, 3], s.addr).await).await;
+    let s = node("s", free_port(), vec![peer("p", None, "*")], &[]).await;
+    let mut stranger = Client::from_stream(tcp_from("127.0.0.3", s.addr).await).await;
     assert!(
         stranger.greeting.starts_with("200"),
         "{}",
@@ -211,7 +168,7 @@ async fn burst_answers(p: &mut Client, burst: &[u8], expected: &[(&str, Option<&
 
 #[tokio::test]
 async fn garbage_from_a_streaming_peer_is_answered_in_step_and_the_stream_stays_usable() {
-    let s = node("s", free_port(), vec![peer("p", None, "*")]).await;
+    let s = node("s", free_port(), vec![peer("p", None, "*")], &[]).await;
     let mut p = streaming_peer(s.addr).await;
     let mut burst: Vec<u8> = Vec::new();
     let mut expected = Vec::new();
@@ -287,7 +244,7 @@ async fn garbage_from_a_streaming_peer_is_answered_in_step_and_the_stream_stays_
 /// taken for a command and the stream is out of step.
 #[tokio::test]
 async fn a_takethis_with_a_malformed_message_id_still_has_its_article_read() {
-    let s = node("s", free_port(), vec![peer("p", None, "*")]).await;
+    let s = node("s", free_port(), vec![peer("p", None, "*")], &[]).await;
     let mut p = streaming_peer(s.addr).await;
     p.send(format!("TAKETHIS not-an-id\r\n{}DATE\r\n", relayed("<t@x>")).as_bytes())
         .await;
@@ -326,7 +283,7 @@ async fn check_after_drop(addr: SocketAddr, id: &str) -> (String, Duration) {
 
 #[tokio::test]
 async fn a_peer_hanging_up_mid_article_leaves_nothing_and_may_offer_it_again() {
-    let s = node("s", free_port(), vec![peer("p", None, "*")]).await;
+    let s = node("s", free_port(), vec![peer("p", None, "*")], &[]).await;
     let mut r = reader(s.addr).await;
 
     // TAKETHIS: a complete article, then one cut off in its body, and the
@@ -724,7 +681,7 @@ impl TestFeeder {
 #[tokio::test]
 async fn a_peer_answering_nonsense_is_dropped_and_fed_again_after_backoff() {
     let fake = FakePeer::start(Fault::Nonsense, 2, HashSet::new()).await;
-    let a = node("a", free_port(), vec![peer("fake", None, "*")]).await;
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
     a.server().store().peer_state("fake").await.expect("state");
     let ids = post_many(&a, 20, "nonsense").await;
     let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), quick());
@@ -752,7 +709,7 @@ async fn a_peer_answering_nonsense_is_dropped_and_fed_again_after_backoff() {
 #[tokio::test]
 async fn a_peer_that_stops_answering_is_timed_out_and_fed_again() {
     let fake = FakePeer::start(Fault::Hang, 2, HashSet::new()).await;
-    let a = node("a", free_port(), vec![peer("fake", None, "*")]).await;
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
     a.server().store().peer_state("fake").await.expect("state");
     let ids = post_many(&a, 20, "hang").await;
     let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), quick());
@@ -771,7 +728,7 @@ async fn a_peer_that_stops_answering_is_timed_out_and_fed_again() {
 /// them again later, on the same connection, until they are taken.
 #[tokio::test]
 async fn articles_deferred_with_431_are_offered_again_until_taken() {
-    let a = node("a", free_port(), vec![peer("fake", None, "*")]).await;
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
     a.server().store().peer_state("fake").await.expect("state");
     let ids = post_many(&a, 30, "defer").await;
     let defer: HashSet<String> = ids.iter().step_by(3).cloned().collect();
@@ -836,7 +793,7 @@ fn flood_id(i: usize) -> String {
 
 #[tokio::test]
 async fn a_flood_of_known_ids_gets_438_each_in_bounded_time_and_memory() {
-    let s = node("s", free_port(), vec![peer("p", None, "*")]).await;
+    let s = node("s", free_port(), vec![peer("p", None, "*")], &[]).await;
     // History knows every flood id (as articles refused earlier). Written
     // straight into the database while the server is stopped: the server
     // learns history's ids when it starts (see ingest::known).
@@ -992,7 +949,7 @@ async fn raw_post(
 async fn a_feeder_killed_mid_feed_resumes_and_the_peer_gets_everything_once() {
     const N: usize = 500;
     let pb = free_port();
-    let b = node("b", pb, vec![peer("a", None, "*")]).await;
+    let b = node("b", pb, vec![peer("a", None, "*")], &[]).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("a.toml");
     std::fs::write(
@@ -1013,7 +970,7 @@ async fn a_feeder_killed_mid_feed_resumes_and_the_peer_gets_everything_once() {
     let poster = {
         let acked = acked.clone();
         tokio::spawn(async move {
-            let (r, mut w) = connect_from([127, 0, 0, 2], addr).await.into_split();
+            let (r, mut w) = tcp_from("127.0.0.2", addr).await.into_split();
             let mut r = BufReader::new(r);
             let mut greeting = String::new();
             r.read_line(&mut greeting).await.expect("greeting");
@@ -1065,7 +1022,7 @@ async fn a_feeder_killed_mid_feed_resumes_and_the_peer_gets_everything_once() {
         assert!(status.starts_with("223"), "acknowledged {i} lost: {status}");
     }
     // Post the rest (the one in flight at the kill may have made it: 441).
-    let (r, mut w) = connect_from([127, 0, 0, 2], addr).await.into_split();
+    let (r, mut w) = tcp_from("127.0.0.2", addr).await.into_split();
     let mut r = BufReader::new(r);
     let mut greeting = String::new();
     r.read_line(&mut greeting).await.expect("greeting");
@@ -1101,7 +1058,7 @@ async fn a_feeder_killed_mid_feed_resumes_and_the_peer_gets_everything_once() {
 /// every other one gets there once, and the connection is kept.
 #[tokio::test]
 async fn an_article_the_peer_answers_501_does_not_hold_up_the_feed() {
-    let a = node("a", free_port(), vec![peer("fake", None, "*")]).await;
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
     a.server().store().peer_state("fake").await.expect("state");
     let ids = post_many(&a, 20, "choke").await;
     let poison: HashSet<String> = [ids[5].clone()].into();
@@ -1122,7 +1079,7 @@ async fn an_article_the_peer_answers_501_does_not_hold_up_the_feed() {
 /// offered again later (and the operator sees the error).
 #[tokio::test]
 async fn an_article_the_peer_hangs_up_on_does_not_hold_up_the_feed() {
-    let a = node("a", free_port(), vec![peer("fake", None, "*")]).await;
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
     a.server().store().peer_state("fake").await.expect("state");
     let ids = post_many(&a, 20, "hangup").await;
     let poison: HashSet<String> = [ids[5].clone()].into();
@@ -1149,7 +1106,7 @@ async fn an_article_the_peer_hangs_up_on_does_not_hold_up_the_feed() {
 /// every article gets there once.
 #[tokio::test]
 async fn an_ihave_peer_that_hangs_up_or_defers_gets_everything_once() {
-    let a = node("a", free_port(), vec![peer("fake", None, "*")]).await;
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
     a.server().store().peer_state("fake").await.expect("state");
     let ids = post_many(&a, 20, "ihave").await;
     let defer: HashSet<String> = ids.iter().skip(1).step_by(4).cloned().collect();

@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer};
+use common::{Client, TestServer, free_port};
 use tempfile::TempDir;
 use tidings::config::Config;
 use tokio::net::TcpSocket;
@@ -57,11 +57,6 @@ const TIDINGS_ID: &str = "tidings.test";
 const INN_ID: &str = "inn.test";
 /// How long an article may take to cross from one server to the other.
 const ARRIVAL: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

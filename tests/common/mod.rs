@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tidings::config::Config;
+use tidings::config::{Config, PeerConfig};
 use tidings::server::{self, Server};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -115,15 +115,7 @@ impl Client {
     /// Connects from the loopback address `source` (e.g. "127.0.0.2"), so
     /// tests can be a client that access rules or peers treat differently.
     pub async fn connect_from(source: &str, addr: SocketAddr) -> Client {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket
-            .bind(format!("{source}:0").parse().expect("source address"))
-            .expect("bind");
-        let stream = tokio::time::timeout(DEADLINE, socket.connect(addr))
-            .await
-            .expect("connect in time")
-            .expect("connect");
-        Client::from_stream(stream).await
+        Client::from_stream(tcp_from(source, addr).await).await
     }
 
     /// A client on an already connected stream (e.g. bound to a chosen
@@ -204,6 +196,62 @@ impl Client {
     pub fn into_parts(self) -> (BufReader<OwnedReadHalf>, OwnedWriteHalf) {
         (self.reader, self.writer)
     }
+}
+
+/// A TCP connection to `addr` from the loopback address `source` (e.g.
+/// "127.0.0.2").
+pub async fn tcp_from(source: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("source address"))
+        .expect("bind");
+    tokio::time::timeout(DEADLINE, socket.connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+/// A port of 127.0.0.1 that was free a moment ago (servers that name each
+/// other as peers must know their ports before any starts).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A `[[peer]]` as an operator writes it: path identity `NAME.test`, may
+/// feed us from 127.0.0.1, gets what matches `send`; fed at `address`
+/// (absent: we only receive from it).
+pub fn peer(name: &str, address: Option<SocketAddr>, send: &str) -> PeerConfig {
+    let address = address
+        .map(|a| format!("address = \"{a}\"\n"))
+        .unwrap_or_default();
+    let text = format!(
+        "[[peer]]\nname = \"{name}\"\npath_identity = \"{name}.test\"\n{address}\
+         accept_from = [\"127.0.0.1\"]\nsend = \"{send}\"\n"
+    );
+    Config::parse(&text).expect("peer config").peers.remove(0)
+}
+
+/// A server named `name` (path identity `name.test`) on 127.0.0.1:`port`,
+/// with `peers`, carrying `groups` besides the starter groups.
+pub async fn node(name: &str, port: u16, peers: Vec<PeerConfig>, groups: &[&str]) -> TestServer {
+    let name = name.to_owned();
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    TestServer::start_with(move |c| {
+        c.server.listen = vec![SocketAddr::from(([127, 0, 0, 1], port))];
+        c.server.path_identity = format!("{name}.test").try_into().expect("identity");
+        c.peers = peers;
+        for g in groups {
+            let text = format!("[[group]]\nname = \"{g}\"\n");
+            c.groups.extend(Config::parse(&text).expect("group").groups);
+        }
+    })
+    .await
+}
+
+/// A newsreader's connection: from 127.0.0.2, which is no peer.
+pub async fn reader(addr: SocketAddr) -> Client {
+    Client::connect_from("127.0.0.2", addr).await
 }
 
 /// Reads one line from a server, without its CRLF (lossy UTF-8), within
