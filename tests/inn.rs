@@ -49,7 +49,6 @@ use std::time::{Duration, Instant};
 use common::{Client, TestServer, free_port};
 use tempfile::TempDir;
 use tidings::config::Config;
-use tokio::net::TcpSocket;
 
 /// tidings' Path identity in these tests (INN's newsfeeds site name for it).
 const TIDINGS_ID: &str = "tidings.test";
@@ -271,12 +270,7 @@ fn inn_peer(address: Option<SocketAddr>, accept: bool) -> String {
 
 /// A reader on tidings from 127.0.0.2, which is no peer.
 async fn tidings_reader(addr: SocketAddr) -> Client {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind("127.0.0.2:0".parse().expect("addr"))
-        .expect("bind");
-    let stream = socket.connect(addr).await.expect("connect");
-    let c = Client::from_stream(stream).await;
+    let c = common::reader(addr).await;
     assert!(c.greeting.starts_with("200"), "tidings: {}", c.greeting);
     c
 }
