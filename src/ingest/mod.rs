@@ -366,24 +366,21 @@ fn run_writer(
     head: watch::Sender<i64>,
     ready: oneshot::Sender<Result<(), StoreError>>,
 ) {
-    let Writer {
-        runtime,
-        path_identity,
-        limits,
-        wal,
-        ..
-    } = &writer_state;
-    let (runtime, limits, wal) = (runtime.clone(), *limits, wal.clone());
+    let runtime = &writer_state.runtime;
+    let limits = writer_state.limits;
     let (synced_tx, synced_rx) = std::sync::mpsc::channel::<Committed>();
     // The writer syncs a small batch itself when nothing else is waiting
     // (a lock-step IHAVE or POST is answered without a hand-off).
     let mut own_sync = WalSync {
-        wal: wal.clone(),
+        wal: writer_state.wal.clone(),
         file: None,
     };
     let syncer = {
         let head = head.clone();
-        let wal = WalSync { wal, file: None };
+        let wal = WalSync {
+            wal: writer_state.wal.clone(),
+            file: None,
+        };
         thread::Builder::new()
             .name("tidings-sync".into())
             .spawn(move || run_syncer(wal, synced_rx, head))
@@ -410,7 +407,7 @@ fn run_writer(
         // outlives `db` and every statement (all dropped at the end of this
         // block, statements first).
         let db = unsafe { Db::new(locked.as_raw_handle()) };
-        let mut writer = match BatchWriter::new(&db, &path_identity) {
+        let mut writer = match BatchWriter::new(&db, &writer_state.path_identity) {
             Ok(w) => w,
             Err(e) => {
                 let _ = ready.send(Err(e.into()));
