@@ -118,7 +118,8 @@ impl KnownIds {
     }
 
     /// Adds ids the writer has just committed to history. Returns whether
-    /// the filter is now fuller than it was sized for (time to rebuild).
+    /// the filter is now fuller than it was sized for and no rebuild is
+    /// under way (time to start one).
     pub fn add<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> bool {
         let Ok(filters) = self.filters.read() else {
             return false;
@@ -131,7 +132,7 @@ impl KnownIds {
                 f.insert(id);
             }
         }
-        filters.current.as_ref().is_some_and(|f| f.full())
+        filters.current.as_ref().is_some_and(|f| f.full()) && !self.building.load(Ordering::Acquire)
     }
 
     /// Builds a filter from history, sized for twice what it holds, and
@@ -258,5 +259,8 @@ mod tests {
         known.filters.write().unwrap().current = Some(Arc::new(Filter::with_capacity(3)));
         assert!(!known.add(["<1@x>", "<2@x>", "<3@x>"]));
         assert!(known.add(["<4@x>"]));
+        // Once a rebuild is under way, the writer is not asked again.
+        known.building.store(true, Ordering::Release);
+        assert!(!known.add(["<5@x>"]));
     }
 }
