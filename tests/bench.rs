@@ -60,6 +60,23 @@ async fn the_stream_bench_offers_every_way_a_peer_does() {
 }
 
 #[tokio::test]
+async fn the_stream_bench_measures_the_ceiling_beside_tidings() {
+    for mode in ["--ihave", "--pipelined"] {
+        let run = bench(&["stream", "--articles", "120", "--ceiling", mode]).await;
+        expect(
+            &run,
+            &[
+                "ceiling, nothing stored: 120 accepted",
+                "ceiling, one fdatasync per burst: 120 accepted",
+                "ingest: 120 accepted",
+                "tidings / ceiling (nothing stored):",
+                "tidings / ceiling (one fdatasync per burst):",
+            ],
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_reader_bench_posts_and_reads() {
     let run = bench(&[
         "reader",

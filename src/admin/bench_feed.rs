@@ -75,6 +75,13 @@ pub struct StreamBench {
     /// slow for a while after its spool is made).
     #[arg(long, default_value_t = 30)]
     inn_settle: u64,
+    /// Also stream the same load, in the same run, into a built-in server
+    /// that stores nothing, and into one that writes each article to a
+    /// scratch file and fdatasyncs it before answering (once per burst):
+    /// the most this client, the wire and a durable acknowledgement allow
+    /// on this machine.
+    #[arg(long, conflicts_with = "target")]
+    ceiling: bool,
 }
 
 const GROUP: &str = "bench.stream";
@@ -369,16 +376,24 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         Some(script) => Some(ingest_into_inn(&b, script, &dir, &articles, bytes).await?),
         None => None,
     };
+    let ceilings = if b.ceiling {
+        ceilings(&b, &dir, &articles).await?
+    } else {
+        Vec::new()
+    };
     let (accepted, secs) = ingest(&b, addr, &articles).await?;
+    let rate = accepted as f64 / secs;
     println!(
-        "ingest: {accepted} accepted in {secs:.2} s: {:.0} articles/s, {:.1} MB/s",
-        accepted as f64 / secs,
+        "ingest: {accepted} accepted in {secs:.2} s: {rate:.0} articles/s, {:.1} MB/s",
         bytes as f64 / secs / 1e6
     );
     if let Some(inn) = inn_rate {
+        println!("tidings / INN: {:.2}x", rate / inn.max(f64::MIN_POSITIVE));
+    }
+    for (what, ceiling) in ceilings {
         println!(
-            "tidings / INN: {:.2}x",
-            accepted as f64 / secs / inn.max(f64::MIN_POSITIVE)
+            "tidings / ceiling ({what}): {:.2}",
+            rate / ceiling.max(f64::MIN_POSITIVE)
         );
     }
     if let Some(s) = &server {
@@ -460,6 +475,30 @@ async fn ingest(
         accepted += task.await.map_err(err("streamer"))??;
     }
     Ok((accepted, t.elapsed().as_secs_f64()))
+}
+
+/// Streams the load into the built-in ceiling servers (`bench_ceiling`):
+/// one that stores nothing, one that syncs each burst to a scratch file.
+/// Returns (what, articles/s) of each.
+async fn ceilings(
+    b: &StreamBench,
+    dir: &std::path::Path,
+    articles: &Arc<Vec<(String, Vec<u8>)>>,
+) -> BenchResult<Vec<(&'static str, f64)>> {
+    let scratch = dir.join("ceiling.scratch");
+    let mut rates = Vec::new();
+    for (what, file) in [
+        ("nothing stored", None),
+        ("one fdatasync per burst", Some(scratch.as_path())),
+    ] {
+        let addr = super::bench_ceiling::start(file).map_err(err("ceiling server"))?;
+        let (accepted, secs) = ingest(b, addr, articles).await?;
+        let rate = accepted as f64 / secs;
+        println!("ceiling, {what}: {accepted} accepted in {secs:.2} s: {rate:.0} articles/s");
+        rates.push((what, rate));
+    }
+    let _ = std::fs::remove_file(&scratch);
+    Ok(rates)
 }
 
 /// Starts a private INN (CNFS) with `script`, streams the same load into

@@ -5,6 +5,7 @@
 //! default and JSON with `--json`.
 
 pub mod bench;
+pub mod bench_ceiling;
 pub mod bench_feed;
 
 use std::process::ExitCode;
