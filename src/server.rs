@@ -380,12 +380,12 @@ impl PerAddress {
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
-        if let Ok(mut open) = self.counts.open.lock() {
-            if let Some(n) = open.get_mut(&self.ip) {
-                *n -= 1;
-                if *n == 0 {
-                    open.remove(&self.ip);
-                }
+        if let Ok(mut open) = self.counts.open.lock()
+            && let Some(n) = open.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
             }
         }
     }

@@ -396,10 +396,10 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             rate / ceiling.max(f64::MIN_POSITIVE)
         );
     }
-    if let Some(s) = &server {
-        if let Some(pid) = s.child.id() {
-            report_rss(pid, "after ingest");
-        }
+    if let Some(s) = &server
+        && let Some(pid) = s.child.id()
+    {
+        report_rss(pid, "after ingest");
     }
 
     if let Some(s) = &sink {

@@ -34,16 +34,16 @@ pub fn check(peer: &PeerConfig, bytes: &[u8]) -> Result<(), Skip> {
     {
         return Err(Skip::Groups);
     }
-    if !peer.distributions.is_empty() {
-        if let Some(d) = article::header_value(bytes, "Distribution") {
-            let values: Vec<&str> = d
-                .split(',')
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .collect();
-            if !distributions_match(&peer.distributions, &values) {
-                return Err(Skip::Distribution);
-            }
+    if !peer.distributions.is_empty()
+        && let Some(d) = article::header_value(bytes, "Distribution")
+    {
+        let values: Vec<&str> = d
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        if !distributions_match(&peer.distributions, &values) {
+            return Err(Skip::Distribution);
         }
     }
     Ok(())

@@ -179,7 +179,7 @@ fn decode_plain(b64: &str) -> Option<(String, String, String)> {
 /// Standard base64 (RFC 4648 §4) with padding; `None` on anything else.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let s = s.as_bytes();
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return None;
     }
     let value = |c: u8| -> Option<u32> {

@@ -647,13 +647,12 @@ async fn drive(
                 // A TAKETHIS is followed by its article whatever we think of
                 // its arguments (RFC 4644 §2.5): read it, or the rest of the
                 // stream would be taken for commands.
-                if is_takethis(&line) {
-                    if let Err(why) =
+                if is_takethis(&line)
+                    && let Err(why) =
                         guarded(conn.read_block(max_article), idle, &mut shutdown).await
-                    {
-                        farewell(&mut conn, peer, why, false).await;
-                        return;
-                    }
+                {
+                    farewell(&mut conn, peer, why, false).await;
+                    return;
                 }
                 pending.push_back(Pending::Ready(Response::new(
                     codes::SYNTAX_ERROR,

@@ -83,7 +83,7 @@ impl Db {
                 self.handle.as_ptr(),
                 sql.as_ptr().cast(),
                 sql.len() as c_int,
-                ffi::SQLITE_PREPARE_PERSISTENT as u32,
+                ffi::SQLITE_PREPARE_PERSISTENT,
                 &mut stmt,
                 ptr::null_mut(),
             )

@@ -159,11 +159,11 @@ impl<'db> BatchWriter<'db> {
                     slots.insert(name.to_owned(), slot);
                 }
             }
-            if origin == Origin::Post {
-                if let Some(reason) = posting_refusal(article, &slots) {
-                    outcomes.push(Outcome::Refused(reason));
-                    continue;
-                }
+            if origin == Origin::Post
+                && let Some(reason) = posting_refusal(article, &slots)
+            {
+                outcomes.push(Outcome::Refused(reason));
+                continue;
             }
 
             let mut numbers = Vec::with_capacity(article.newsgroups.len());
