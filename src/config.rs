@@ -34,6 +34,7 @@ pub struct Config {
     pub limits: Limits,
     pub auth: AuthConfig,
     pub tls: TlsConfig,
+    pub expire: ExpireConfig,
     /// Groups created when the database is first created.
     #[serde(rename = "group")]
     pub groups: Vec<GroupConfig>,
@@ -509,6 +510,7 @@ impl Default for Config {
             limits: Limits::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
+            expire: ExpireConfig::default(),
             groups: vec![
                 starter("local.general", "Local general discussion"),
                 starter("local.test", "Local test postings"),
@@ -626,6 +628,7 @@ impl Config {
             return Err("server.listen must name at least one address".into());
         }
         self.tls.validate()?;
+        self.expire.validate()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.peers {
             if !names.insert(&p.name) {
@@ -645,6 +648,68 @@ impl Config {
                     "peer {}: its path_identity is our own ({})",
                     p.name.0,
                     p.path_identity.as_str()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Expiry: how long articles are kept, by newsgroup, and how often the
+/// running server expires them (INN's expire.ctl and news.daily, in one).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExpireConfig {
+    /// Seconds between the running server's expiry runs; 0 leaves expiry
+    /// to `tidings expire` (from cron, say).
+    pub interval_secs: u64,
+    /// Days an article is kept when no rule names its group; 0 keeps it
+    /// for ever.
+    pub default_days: f64,
+    /// Retention by newsgroup: the first rule whose pattern matches a
+    /// group sets its days. An article cross-posted to several groups is
+    /// kept as long as the longest of them.
+    #[serde(rename = "rule")]
+    pub rules: Vec<RetentionRule>,
+}
+
+/// How long articles of the groups matching `groups` are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    /// A wildmat of newsgroups (`!` excludes).
+    pub groups: FeedPattern,
+    /// Days; 0 keeps them for ever. Fractions are allowed (0.5: 12 hours).
+    pub days: f64,
+}
+
+impl Default for ExpireConfig {
+    fn default() -> Self {
+        ExpireConfig {
+            interval_secs: 3600,
+            default_days: 0.0,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl ExpireConfig {
+    /// Seconds articles of `group` are kept; `None`: for ever.
+    pub fn keep_secs(&self, group: &str) -> Option<i64> {
+        let days = self
+            .rules
+            .iter()
+            .find(|r| r.groups.0.matches(group))
+            .map_or(self.default_days, |r| r.days);
+        (days > 0.0).then(|| (days * 86_400.0).ceil() as i64)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let days = std::iter::once(self.default_days).chain(self.rules.iter().map(|r| r.days));
+        for d in days {
+            if !d.is_finite() || !(0.0..=36_500.0).contains(&d) {
+                return Err(format!(
+                    "expire: days must be from 0 (for ever) to 36500, not {d}"
                 ));
             }
         }
@@ -750,6 +815,45 @@ mod tests {
         assert_eq!(config.access.len(), 3);
         assert!(config.access[0].deny);
         assert!(config.access[2].login_required);
+    }
+
+    #[test]
+    fn the_documented_expire_example_parses_when_uncommented() {
+        let text = include_str!("../etc/tidings.toml");
+        let start = text.find("\n[expire]\n").expect("an expire section");
+        let end = start + text[start..].find("\n# Groups created").expect("its end");
+        let example: String = text[start..end]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .filter(|l| l.starts_with('[') || l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let config = Config::parse(&example).expect("the expire example must be valid");
+        let e = &config.expire;
+        assert_eq!(e.rules.len(), 3);
+        assert_eq!(e.keep_secs("local.general"), None);
+        assert_eq!(e.keep_secs("alt.binaries.misc"), Some(3 * 86_400));
+        assert_eq!(e.keep_secs("alt.binaries.sounds.mp3"), Some(30 * 86_400));
+        assert_eq!(e.keep_secs("comp.lang.rust"), Some(30 * 86_400));
+    }
+
+    #[test]
+    fn retention_is_the_first_matching_rule_or_the_default() {
+        let config = Config::parse(
+            "[expire]\ndefault_days = 0.5\n\
+             [[expire.rule]]\ngroups = \"comp.*\"\ndays = 0\n\
+             [[expire.rule]]\ngroups = \"*\"\ndays = 2\n",
+        )
+        .expect("valid");
+        assert_eq!(config.expire.keep_secs("comp.lang.c"), None);
+        assert_eq!(config.expire.keep_secs("misc.test"), Some(2 * 86_400));
+        let default = Config::parse("[expire]\ndefault_days = 0.5\n").expect("valid");
+        assert_eq!(default.expire.keep_secs("misc.test"), Some(43_200));
+        assert_eq!(Config::default().expire.keep_secs("misc.test"), None);
+        for bad in ["-1", "nan", "inf", "40000"] {
+            let err = Config::parse(&format!("[expire]\ndefault_days = {bad}\n")).unwrap_err();
+            assert!(err.contains("expire"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub struct Server {
     shared: Arc<Shared>,
     feeds: Feeds,
     writer: WriterThread,
+    expirer: JoinHandle<()>,
 }
 
 /// Opens the store (creating the starter groups in a new database), starts
@@ -133,6 +134,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
             ))
         })
         .collect();
+    let expirer = tokio::spawn(expire_periodically(shared.clone()));
     Ok(Server {
         addrs,
         tls_addrs,
@@ -144,7 +146,37 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         shared,
         feeds,
         writer,
+        expirer,
     })
+}
+
+/// Expires by the `[expire]` rules every `expire.interval_secs`, read again
+/// before each run so that a reload applies (INN needs a nightly cron job
+/// for this). Each run works in small transactions beside the writer.
+async fn expire_periodically(shared: Arc<Shared>) {
+    loop {
+        let every = shared.config().expire.interval_secs;
+        // 0: expiry is left to `tidings expire`; look again in a minute, in
+        // case a reload has set an interval.
+        tokio::time::sleep(Duration::from_secs(if every == 0 { 60 } else { every })).await;
+        let config = shared.config();
+        if config.expire.interval_secs == 0 {
+            continue;
+        }
+        let now = chrono::Utc::now().timestamp();
+        match shared.store.expire_by(&config, now).await {
+            Ok(r) if r.numbers > 0 || r.forgotten > 0 => info!(
+                articles = r.articles,
+                bytes = r.bytes,
+                numbers = r.numbers,
+                groups = r.groups,
+                forgotten = r.forgotten,
+                "expired"
+            ),
+            Ok(_) => {}
+            Err(e) => warn!("expiry failed, trying again next time: {e}"),
+        }
+    }
 }
 
 /// What a listener speaks.
@@ -339,6 +371,10 @@ impl Server {
             warn!("sessions still running after {grace:?}; stopping anyway");
         }
         self.feeds.stop().await;
+        // An expiry run stopped mid-way rolls its chunk back; the next run
+        // takes it up.
+        self.expirer.abort();
+        let _ = self.expirer.await;
         let store = self.shared.store.clone();
         // The last Ingest handles go with the sessions and this Arc; then the
         // writer drains its queue, commits and stops.

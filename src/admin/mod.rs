@@ -35,6 +35,16 @@ pub enum AdminCommand {
     User(UserCommand),
     /// Totals: groups, articles, bytes, history.
     Stats(JsonFlag),
+    /// Remove articles past their groups' retention ([expire] in the
+    /// configuration) and forget message-ids remembered long enough. The
+    /// running server does this itself every expire.interval_secs.
+    Expire {
+        /// Expire as of this time (Unix seconds) instead of now.
+        #[arg(long)]
+        at: Option<i64>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Make the running server re-read its configuration file (as SIGHUP).
     Reload,
     /// Benchmarks, run by hand (they start their own server).
@@ -250,6 +260,27 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
             }
             Ok(())
         }
+        AdminCommand::Expire { at, json } => {
+            let store = open(config).await?;
+            let now = at.unwrap_or_else(|| chrono::Utc::now().timestamp());
+            let r = store.expire_by(config, now).await?;
+            if json.json {
+                let v = json!({
+                    "articles": r.articles,
+                    "bytes": r.bytes,
+                    "numbers": r.numbers,
+                    "groups": r.groups,
+                    "forgotten": r.forgotten,
+                });
+                println!("{v:#}");
+            } else {
+                println!(
+                    "expired {} articles ({} bytes), {} numbers in {} groups; forgot {} message-ids",
+                    r.articles, r.bytes, r.numbers, r.groups, r.forgotten
+                );
+            }
+            Ok(())
+        }
         AdminCommand::Stats(json) => {
             let store = open(config).await?;
             let s = store.stats().await?;
@@ -287,7 +318,9 @@ async fn group(config: &Config, command: GroupCommand) -> Result<(), Failure> {
         GroupCommand::Remove { name } => {
             let name = group_name(&name)?;
             let store = open(config).await?;
-            let deleted = store.remove_group(name.as_str()).await?;
+            let remember = i64::from(config.storage.remember_days) * 86_400;
+            let until = chrono::Utc::now().timestamp() + remember;
+            let deleted = store.remove_group(name.as_str(), until).await?;
             println!("removed {name} ({deleted} articles deleted)");
         }
         GroupCommand::List(json) => {

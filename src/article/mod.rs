@@ -157,10 +157,15 @@ pub fn header_value(article: &[u8], name: &str) -> Option<String> {
 /// The `group:number` entries of a stored article's Xref header (its
 /// first word, the server's identity, left out), in header order.
 pub fn xref_entries(article: &[u8]) -> Vec<(String, u64)> {
-    let Some(xref) = header_value(article, "Xref") else {
-        return Vec::new();
-    };
-    xref.split_whitespace()
+    header_value(article, "Xref")
+        .map(|v| xref_pairs(&v))
+        .unwrap_or_default()
+}
+
+/// The `group:number` pairs of an Xref value (`host group:number ...`).
+pub fn xref_pairs(value: &str) -> Vec<(String, u64)> {
+    value
+        .split_whitespace()
         .skip(1)
         .filter_map(|e| {
             let (group, number) = e.rsplit_once(':')?;

@@ -6,6 +6,7 @@
 //! administration uses ordinary sqlx queries, safe beside a running server
 //! under WAL.
 
+pub mod expire;
 pub mod peers;
 pub mod raw;
 pub mod users;
@@ -82,6 +83,19 @@ pub struct Stats {
     pub history: i64,
     pub last_article_id: i64,
     pub database_bytes: i64,
+}
+
+/// Stores the article log's head in meta; called before articles are
+/// deleted. The writer numbers the log from the highest id it finds at
+/// start, so without this, deleting the newest articles would hand their
+/// ids out again (and feeders' cursors may be past them).
+pub(crate) async fn keep_log_head(conn: &mut SqliteConnection) -> Result<()> {
+    sqlx::query(&format!(
+        "UPDATE meta SET value = {LAST_ARTICLE_ID} WHERE key = 'last_article_id'"
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -277,9 +291,11 @@ impl Store {
 
     /// Removes a group and its article numbers. Articles that were in no
     /// other group are deleted; their message-ids stay in history (status
-    /// removed) so a peer cannot feed them back. Returns the articles deleted.
-    pub async fn remove_group(&self, name: &str) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+    /// removed) until `remember_until`, so a peer cannot feed them back
+    /// meanwhile. Returns the articles deleted.
+    pub async fn remove_group(&self, name: &str, remember_until: i64) -> Result<u64> {
+        // IMMEDIATE: it reads before it writes, beside a live writer.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM groups WHERE name = ?1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -293,14 +309,7 @@ impl Store {
         sqlx::query("DELETE FROM temp.doomed")
             .execute(&mut *tx)
             .await?;
-        // The writer numbers the log from the highest id it finds at start;
-        // keep the head in meta so deleting the newest articles does not
-        // hand their ids out again (feeders' cursors may be past them).
-        sqlx::query(&format!(
-            "UPDATE meta SET value = {LAST_ARTICLE_ID} WHERE key = 'last_article_id'"
-        ))
-        .execute(&mut *tx)
-        .await?;
+        keep_log_head(&mut tx).await?;
         sqlx::query("INSERT INTO temp.doomed SELECT article_id FROM overview WHERE group_id = ?1")
             .bind(id)
             .execute(&mut *tx)
@@ -320,9 +329,11 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE history SET status = 3, article_id = NULL \
-             WHERE article_id IN (SELECT article_id FROM temp.doomed)",
+            "UPDATE history SET status = 3, article_id = NULL, remember_until = ?1 \
+             WHERE msgid IN (SELECT msgid FROM articles \
+                             WHERE id IN (SELECT article_id FROM temp.doomed))",
         )
+        .bind(remember_until)
         .execute(&mut *tx)
         .await?;
         let deleted =

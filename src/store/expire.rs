@@ -1,0 +1,244 @@
+//! Expiry: articles past their groups' retention are removed, and
+//! message-ids past their remember time are forgotten (INN's expire and
+//! its /remember/ line). Runs beside live ingest in small transactions, so
+//! the writer never waits long for the lock.
+//!
+//! A group's articles are taken from the front of its number range while
+//! they are old enough; numbers are assigned in arrival order, so the
+//! expired ones are a prefix. An article cross-posted to several groups is
+//! deleted only when its last group lets it go: its overview line's Xref
+//! names the others.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::{Result, Store, keep_log_head};
+use crate::config::Config;
+
+/// Overview rows taken per transaction: a few milliseconds of lock.
+const CHUNK: i64 = 200;
+
+/// History rows forgotten per statement.
+const FORGET_CHUNK: i64 = 1000;
+
+/// What one expiry run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExpireReport {
+    /// Articles deleted (in none of their groups any more).
+    pub articles: u64,
+    /// Their size in bytes.
+    pub bytes: u64,
+    /// Article numbers taken out of groups (a cross-post counts once per
+    /// group).
+    pub numbers: u64,
+    /// Groups that lost at least one article number.
+    pub groups: u64,
+    /// Message-ids forgotten: refused or expired longer ago than they are
+    /// remembered, so a peer may offer them again.
+    pub forgotten: u64,
+}
+
+impl Store {
+    /// One expiry run by the configuration's `[expire]` rules and
+    /// `storage.remember_days`, as of `now`: what the server runs every
+    /// `expire.interval_secs`, and `tidings expire`.
+    pub async fn expire_by(&self, config: &Config, now: i64) -> Result<ExpireReport> {
+        let remember = i64::from(config.storage.remember_days) * 86_400;
+        self.expire(|g| config.expire.keep_secs(g), now, remember)
+            .await
+    }
+
+    /// Expires as of `now` (Unix seconds): each group keeps its articles
+    /// for `keep_secs(group)` seconds (`None`: for ever). The message-ids
+    /// of deleted articles are remembered `remember_secs` more.
+    pub async fn expire(
+        &self,
+        keep_secs: impl Fn(&str) -> Option<i64>,
+        now: i64,
+        remember_secs: i64,
+    ) -> Result<ExpireReport> {
+        let groups: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM groups")
+            .fetch_all(&self.pool)
+            .await?;
+        let ids: HashMap<String, i64> = groups.iter().map(|(id, n)| (n.clone(), *id)).collect();
+        let mut report = ExpireReport::default();
+        for (group_id, name) in &groups {
+            let Some(keep) = keep_secs(name) else {
+                continue;
+            };
+            let cutoff = now.saturating_sub(keep);
+            let mut taken = 0;
+            loop {
+                let (n, more) = self
+                    .expire_chunk(*group_id, cutoff, &ids, now + remember_secs, &mut report)
+                    .await?;
+                taken += n;
+                if !more {
+                    break;
+                }
+            }
+            if taken > 0 {
+                report.groups += 1;
+                report.numbers += taken;
+            }
+        }
+        report.forgotten = self.forget(now).await?;
+        // Offers deferred by a peer (431) of articles that are gone.
+        sqlx::query("DELETE FROM peer_retry WHERE article_id NOT IN (SELECT id FROM articles)")
+            .execute(&self.pool)
+            .await?;
+        Ok(report)
+    }
+
+    /// Takes up to `CHUNK` expired numbers from the front of one group in
+    /// one transaction. Returns how many, and whether there may be more.
+    async fn expire_chunk(
+        &self,
+        group_id: i64,
+        cutoff: i64,
+        group_ids: &HashMap<String, i64>,
+        remember_until: i64,
+        report: &mut ExpireReport,
+    ) -> Result<(u64, bool)> {
+        // IMMEDIATE: this reads, then writes; a deferred transaction could
+        // find the writer's commit in between and fail.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "SELECT number, article_id, arrived, line FROM overview \
+             WHERE group_id = ?1 ORDER BY number LIMIT ?2",
+        )
+        .bind(group_id)
+        .bind(CHUNK)
+        .fetch_all(&mut *tx)
+        .await?;
+        let full = rows.len() as i64 == CHUNK;
+        let mut last = None;
+        let mut doomed = Vec::new();
+        for row in &rows {
+            if row.get::<i64, _>("arrived") >= cutoff {
+                break;
+            }
+            let number: i64 = row.get("number");
+            last = Some(number);
+            let line: String = row.get("line");
+            doomed.push((row.get::<i64, _>("article_id"), line));
+        }
+        let Some(last) = last else {
+            tx.rollback().await?;
+            return Ok((0, false));
+        };
+        keep_log_head(&mut tx).await?;
+        sqlx::query("DELETE FROM overview WHERE group_id = ?1 AND number <= ?2")
+            .bind(group_id)
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        for (article_id, line) in &doomed {
+            // Still numbered in another group: it lives on there.
+            let mut elsewhere = false;
+            for (group, number) in overview_xref(line) {
+                let Some(&other) = group_ids.get(&group) else {
+                    continue;
+                };
+                if other == group_id {
+                    continue;
+                }
+                let found =
+                    sqlx::query("SELECT 1 FROM overview WHERE group_id = ?1 AND number = ?2")
+                        .bind(other)
+                        .bind(number as i64)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if found.is_some() {
+                    elsewhere = true;
+                    break;
+                }
+            }
+            if elsewhere {
+                continue;
+            }
+            let gone =
+                sqlx::query("DELETE FROM articles WHERE id = ?1 RETURNING msgid, length(bytes)")
+                    .bind(article_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(gone) = gone else {
+                continue;
+            };
+            let msgid: String = gone.get(0);
+            report.articles += 1;
+            report.bytes += gone.get::<i64, _>(1).max(0) as u64;
+            sqlx::query(
+                "UPDATE history SET status = 3, article_id = NULL, remember_until = ?2 \
+                 WHERE msgid = ?1",
+            )
+            .bind(&msgid)
+            .bind(remember_until)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let taken = doomed.len() as u64;
+        // An emptied group has low = high + 1 (RFC 3977 §6.1.1.2).
+        sqlx::query(
+            "UPDATE groups SET count = max(count - ?2, 0), \
+             low = coalesce((SELECT min(number) FROM overview WHERE group_id = ?1), high + 1) \
+             WHERE id = ?1",
+        )
+        .bind(group_id)
+        .bind(taken as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((taken, full && taken as i64 == CHUNK))
+    }
+
+    /// Forgets message-ids whose remember time has passed; how many.
+    async fn forget(&self, now: i64) -> Result<u64> {
+        let mut forgotten = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM history WHERE msgid IN (SELECT msgid FROM history \
+                 WHERE remember_until IS NOT NULL AND remember_until < ?1 LIMIT ?2)",
+            )
+            .bind(now)
+            .bind(FORGET_CHUNK)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            forgotten += n;
+            if n < FORGET_CHUNK as u64 {
+                return Ok(forgotten);
+            }
+        }
+    }
+}
+
+/// The (group, number) entries of the Xref field of an overview line:
+/// always the last field (`Xref: host group:number ...`), which the writer
+/// builds; an earlier field saying "Xref:" is the poster's text.
+fn overview_xref(line: &str) -> Vec<(String, u64)> {
+    line.rsplit('\t')
+        .next()
+        .and_then(|field| field.split_once(':'))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("Xref"))
+        .map(|(_, value)| crate::article::xref_pairs(value))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overview_xref;
+
+    #[test]
+    fn the_xref_of_an_overview_line_names_every_group() {
+        let line = "Subject\tFrom\tDate\t<a@b>\t\t1234\t10\tXref: news.example a.b:3 c.d:17";
+        assert_eq!(
+            overview_xref(line),
+            [("a.b".to_owned(), 3), ("c.d".to_owned(), 17)]
+        );
+        assert!(overview_xref("Subject\tFrom\tDate\t<a@b>\t\t1\t1\t").is_empty());
+        let spoof = "Xref: x e.f:1\tFrom\tDate\t<a@b>\t\t1\t1\tXref: news.example a.b:3";
+        assert_eq!(overview_xref(spoof), [("a.b".to_owned(), 3)]);
+    }
+}

@@ -1,0 +1,266 @@
+//! Expiry: articles past their groups' retention go, their message-ids are
+//! remembered for storage.remember_days and then forgotten, as are refused
+//! ones (issue 3: "expired and refused ids remembered for a configured
+//! time"). Run by `tidings expire` beside a live server, and by the server
+//! itself every expire.interval_secs.
+//!
+//! Peers connect from 127.0.0.1 (configured as peer "feeder"); readers from
+//! 127.0.0.2.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Client, Run, TestServer, article, peer, posted_id, reader, run_binary};
+use tidings::config::Config;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+const DAY: i64 = 86_400;
+
+/// `[expire]` as the tests configure it: local.test keeps articles a day,
+/// everything else for ever; the server itself does not expire.
+const RULES: &str = "[expire]\ninterval_secs = 0\n\
+                     [[expire.rule]]\ngroups = \"local.test\"\ndays = 1\n";
+
+async fn server_with(expire: &str) -> TestServer {
+    let expire = Config::parse(expire).expect("expire config").expire;
+    TestServer::start_with(move |c| {
+        c.expire = expire;
+        c.peers = vec![peer("feeder", None, "*")];
+    })
+    .await
+}
+
+/// The CLI's configuration: the server's database and the same rules.
+fn config_file(server: &TestServer) -> PathBuf {
+    let path = server.dir.path().join("admin.toml");
+    let text = format!(
+        "[storage]\ndatabase = {:?}\n{RULES}",
+        server.db_path().display().to_string()
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// `tidings expire --at AT` on `config`; its report line.
+async fn expire_at(config: &Path, at: i64) -> String {
+    let at = at.to_string();
+    let args = [
+        "--config",
+        &config.display().to_string(),
+        "expire",
+        "--at",
+        &at,
+    ];
+    let run: Run = run_binary(BIN, args, Duration::from_secs(30)).await;
+    assert!(run.ok, "expire failed: {}", run.stderr);
+    run.stdout.trim().to_owned()
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn code(line: &str) -> &str {
+    line.get(..3).unwrap_or(line)
+}
+
+/// A relayed article for IHAVE / TAKETHIS, dot-terminated.
+fn relayed(id: &str, groups: &str) -> String {
+    format!(
+        "Path: origin.test!not-for-mail\r\nFrom: a@example.com\r\nNewsgroups: {groups}\r\n\
+         Subject: again\r\nMessage-ID: {id}\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\n\
+         body\r\n.\r\n"
+    )
+}
+
+#[tokio::test]
+async fn the_cli_expires_articles_past_their_groups_retention() {
+    let server = server_with(RULES).await;
+    let config = config_file(&server);
+    let mut r = reader(server.addr).await;
+    let only_test = posted_id(&r.post(&article("local.test", "old", "a\r\n")).await);
+    let only_general = posted_id(&r.post(&article("local.general", "kept", "b\r\n")).await);
+    let both = posted_id(
+        &r.post(&article("local.test,local.general", "cross", "c\r\n"))
+            .await,
+    );
+
+    // Nothing is a day old yet.
+    let report = expire_at(&config, now()).await;
+    assert!(report.starts_with("expired 0 articles"), "{report}");
+
+    // Two days on: local.test lets both of its articles go; the cross-post
+    // lives on in local.general, the other is deleted.
+    let report = expire_at(&config, now() + 2 * DAY).await;
+    assert!(
+        report.starts_with("expired 1 articles") && report.contains(", 2 numbers in 1 groups;"),
+        "{report}"
+    );
+    assert_eq!(r.cmd("GROUP local.test").await, "211 0 3 2 local.test");
+    assert_eq!(code(&r.cmd("STAT 2").await), "423");
+    assert_eq!(
+        r.cmd("GROUP local.general").await,
+        "211 2 1 2 local.general"
+    );
+    let (_, over) = r.cmd_block("OVER 1-2", "224").await;
+    assert_eq!(over.len(), 2, "{over:?}");
+    assert_eq!(code(&r.cmd(&format!("ARTICLE {only_test}")).await), "430");
+    assert_eq!(code(&r.cmd(&format!("STAT {only_general}")).await), "223");
+    let (_, lines) = r.cmd_block(&format!("ARTICLE {both}"), "220").await;
+    assert_eq!(lines.last().map(String::as_str), Some("c"), "{lines:?}");
+
+    // Its message-id is remembered: a peer cannot feed it back.
+    let mut p = Client::connect(server.addr).await;
+    assert_eq!(code(&p.cmd(&format!("IHAVE {only_test}")).await), "435");
+
+    // Running again finds nothing more.
+    let report = expire_at(&config, now() + 2 * DAY).await;
+    assert!(
+        report.starts_with("expired 0 articles (0 bytes), 0 numbers"),
+        "{report}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn expired_and_refused_message_ids_are_forgotten_after_remember_days() {
+    let server = server_with(RULES).await;
+    let config = config_file(&server);
+    let mut r = reader(server.addr).await;
+    let old = posted_id(&r.post(&article("local.test", "old", "a\r\n")).await);
+
+    // A refused article is remembered: CHECK says 438 from then on.
+    let mut p = Client::connect(server.addr).await;
+    assert_eq!(p.cmd("MODE STREAM").await, "203 Streaming permitted");
+    p.send(b"TAKETHIS <refused@example.test>\r\nSubject: no From, no Newsgroups\r\n\r\nx\r\n.\r\n")
+        .await;
+    assert_eq!(code(&p.line().await), "439");
+    assert_eq!(
+        p.cmd("CHECK <refused@example.test>").await,
+        "438 <refused@example.test>"
+    );
+
+    let expired_at = now() + 2 * DAY;
+    let report = expire_at(&config, expired_at).await;
+    assert!(report.starts_with("expired 1 articles"), "{report}");
+    assert_eq!(p.cmd(&format!("CHECK {old}")).await, format!("438 {old}"));
+
+    // Within remember_days (11) of its expiry, still remembered ...
+    let report = expire_at(&config, expired_at + 10 * DAY).await;
+    assert!(report.ends_with("forgot 1 message-ids"), "{report}");
+    assert_eq!(
+        p.cmd("CHECK <refused@example.test>").await,
+        "238 <refused@example.test>"
+    );
+    assert_eq!(p.cmd(&format!("CHECK {old}")).await, format!("438 {old}"));
+
+    // ... and after it, forgotten: the article may be fed again.
+    let report = expire_at(&config, expired_at + 12 * DAY).await;
+    assert!(report.ends_with("forgot 1 message-ids"), "{report}");
+    assert_eq!(p.cmd(&format!("CHECK {old}")).await, format!("238 {old}"));
+    p.send(format!("TAKETHIS {old}\r\n{}", relayed(&old, "local.general")).as_bytes())
+        .await;
+    assert_eq!(p.line().await, format!("239 {old}"));
+    assert_eq!(code(&r.cmd(&format!("STAT {old}")).await), "223");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_server_expires_by_itself_every_interval() {
+    // local.test keeps articles one second; the server expires every second.
+    let rules = "[expire]\ninterval_secs = 1\n\
+                 [[expire.rule]]\ngroups = \"local.test\"\ndays = 0.0000116\n";
+    let server = server_with(rules).await;
+    let mut r = reader(server.addr).await;
+    let short = posted_id(&r.post(&article("local.test", "short", "a\r\n")).await);
+    let kept = posted_id(&r.post(&article("local.general", "kept", "b\r\n")).await);
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while code(&r.cmd(&format!("STAT {short}")).await) == "223" {
+        assert!(Instant::now() < deadline, "never expired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(code(&r.cmd(&format!("STAT {short}")).await), "430");
+    assert_eq!(r.cmd("GROUP local.test").await, "211 0 2 1 local.test");
+    assert_eq!(code(&r.cmd(&format!("STAT {kept}")).await), "223");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn expiry_beside_a_streaming_peer_loses_nothing() {
+    let server = server_with(RULES).await;
+    let config = config_file(&server);
+    let mut r = reader(server.addr).await;
+    for i in 0..300 {
+        posted_id(
+            &r.post(&article("local.test", &format!("old {i}"), "a\r\n"))
+                .await,
+        );
+    }
+
+    // A peer streams 1,000 articles into a group kept for ever while the
+    // CLI expires the 300 of local.test.
+    let addr = server.addr;
+    let feed = tokio::spawn(async move {
+        let mut p = Client::connect(addr).await;
+        assert_eq!(p.cmd("MODE STREAM").await, "203 Streaming permitted");
+        let mut accepted = 0;
+        for burst in 0..20 {
+            let mut text = String::new();
+            for i in 0..50 {
+                let id = format!("<live{burst}.{i}@example.test>");
+                text.push_str(&format!(
+                    "TAKETHIS {id}\r\n{}",
+                    relayed(&id, "local.general")
+                ));
+            }
+            p.send(text.as_bytes()).await;
+            for _ in 0..50 {
+                if code(&p.line().await) == "239" {
+                    accepted += 1;
+                }
+            }
+        }
+        accepted
+    });
+    let report = expire_at(&config, now() + 2 * DAY).await;
+    assert!(report.starts_with("expired 300 articles"), "{report}");
+    assert_eq!(feed.await.expect("feed"), 1000);
+    assert_eq!(
+        r.cmd("GROUP local.general").await,
+        "211 1000 1 1000 local.general"
+    );
+    assert_eq!(r.cmd("GROUP local.test").await, "211 0 301 300 local.test");
+    server.stop().await;
+}
+
+/// The last article id given out, from `tidings stats --json`.
+async fn log_head(config: &Path) -> i64 {
+    let args = ["--config", &config.display().to_string(), "stats", "--json"];
+    let run = run_binary(BIN, args, Duration::from_secs(30)).await;
+    assert!(run.ok, "{}", run.stderr);
+    let s: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    s["last_article_id"].as_i64().expect("last_article_id")
+}
+
+#[tokio::test]
+async fn expiring_the_newest_articles_never_hands_their_log_ids_out_again() {
+    let server = server_with(RULES).await;
+    let config = config_file(&server);
+    let mut r = reader(server.addr).await;
+    posted_id(&r.post(&article("local.test", "a", "a\r\n")).await);
+    posted_id(&r.post(&article("local.test", "b", "b\r\n")).await);
+    let report = expire_at(&config, now() + 2 * DAY).await;
+    assert!(report.starts_with("expired 2 articles"), "{report}");
+    drop(r);
+    // Every article is gone; a feeder's cursor may be at 2 already.
+    let (dir, cfg) = server.stop().await;
+    let server = TestServer::start_in(dir, cfg).await;
+    assert_eq!(log_head(&config).await, 2);
+    let mut r = reader(server.addr).await;
+    posted_id(&r.post(&article("local.general", "after", "c\r\n")).await);
+    assert_eq!(log_head(&config).await, 3);
+    server.stop().await;
+}
