@@ -10,6 +10,7 @@
 //! names the others.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
@@ -18,6 +19,9 @@ use crate::config::Config;
 
 /// Overview rows taken per transaction: a few milliseconds of lock.
 const CHUNK: i64 = 200;
+
+/// The least pause between two chunks (see `expire`).
+const PAUSE: Duration = Duration::from_millis(20);
 
 /// History rows forgotten per statement.
 const FORGET_CHUNK: i64 = 1000;
@@ -70,6 +74,7 @@ impl Store {
             let cutoff = now.saturating_sub(keep);
             let mut taken = 0;
             loop {
+                let started = Instant::now();
                 let (n, more) = self
                     .expire_chunk(*group_id, cutoff, &ids, now + remember_secs, &mut report)
                     .await?;
@@ -77,6 +82,10 @@ impl Store {
                 if !more {
                     break;
                 }
+                // Leave the lock to the writer between chunks, long enough
+                // for its busy handler's retries (1, 2, 5, 10 ms ...) to
+                // find it free: expiry takes at most a third of the time.
+                tokio::time::sleep((started.elapsed() * 2).max(PAUSE)).await;
             }
             if taken > 0 {
                 report.groups += 1;
@@ -134,49 +143,34 @@ impl Store {
             .bind(last)
             .execute(&mut *tx)
             .await?;
+        // Articles numbered in another group still live on there.
+        let mut gone = Vec::with_capacity(doomed.len());
         for (article_id, line) in &doomed {
-            // Still numbered in another group: it lives on there.
-            let mut elsewhere = false;
-            for (group, number) in overview_xref(line) {
-                let Some(&other) = group_ids.get(&group) else {
-                    continue;
-                };
-                if other == group_id {
-                    continue;
-                }
-                let found =
-                    sqlx::query("SELECT 1 FROM overview WHERE group_id = ?1 AND number = ?2")
-                        .bind(other)
-                        .bind(number as i64)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if found.is_some() {
-                    elsewhere = true;
-                    break;
-                }
+            if !numbered_elsewhere(&mut tx, line, group_id, group_ids).await? {
+                gone.push(article_id.to_string());
             }
-            if elsewhere {
-                continue;
-            }
-            let gone =
-                sqlx::query("DELETE FROM articles WHERE id = ?1 RETURNING msgid, length(bytes)")
-                    .bind(article_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some(gone) = gone else {
-                continue;
-            };
-            let msgid: String = gone.get(0);
-            report.articles += 1;
-            report.bytes += gone.get::<i64, _>(1).max(0) as u64;
+        }
+        if !gone.is_empty() {
+            // One statement each for the chunk: the ids as a JSON array.
+            let ids = format!("[{}]", gone.join(","));
             sqlx::query(
                 "UPDATE history SET status = 3, article_id = NULL, remember_until = ?2 \
-                 WHERE msgid = ?1",
+                 WHERE msgid IN (SELECT msgid FROM articles \
+                                 WHERE id IN (SELECT value FROM json_each(?1)))",
             )
-            .bind(&msgid)
+            .bind(&ids)
             .bind(remember_until)
             .execute(&mut *tx)
             .await?;
+            let sizes: Vec<i64> = sqlx::query_scalar(
+                "DELETE FROM articles WHERE id IN (SELECT value FROM json_each(?1)) \
+                 RETURNING length(bytes)",
+            )
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+            report.articles += sizes.len() as u64;
+            report.bytes += sizes.iter().map(|&b| b.max(0) as u64).sum::<u64>();
         }
         let taken = doomed.len() as u64;
         // An emptied group has low = high + 1 (RFC 3977 §6.1.1.2).
@@ -212,6 +206,33 @@ impl Store {
             }
         }
     }
+}
+
+/// Whether the article of an overview `line` of `group_id` still has a
+/// number in another group (its Xref names them).
+async fn numbered_elsewhere(
+    conn: &mut sqlx::SqliteConnection,
+    line: &str,
+    group_id: i64,
+    group_ids: &HashMap<String, i64>,
+) -> Result<bool> {
+    for (group, number) in overview_xref(line) {
+        match group_ids.get(&group) {
+            Some(&other) if other != group_id => {
+                let found =
+                    sqlx::query("SELECT 1 FROM overview WHERE group_id = ?1 AND number = ?2")
+                        .bind(other)
+                        .bind(number as i64)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                if found.is_some() {
+                    return Ok(true);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(false)
 }
 
 /// The (group, number) entries of the Xref field of an overview line:
