@@ -152,13 +152,22 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
 
 /// Expires by the `[expire]` rules every `expire.interval_secs`, read again
 /// before each run so that a reload applies (INN needs a nightly cron job
-/// for this). Each run works in small transactions beside the writer.
+/// for this). The first run comes a minute after start (sooner with a
+/// shorter interval), so a server restarted often still expires. Each run
+/// works in small transactions beside the writer.
 async fn expire_periodically(shared: Arc<Shared>) {
+    let mut first = true;
     loop {
         let every = shared.config().expire.interval_secs;
         // 0: expiry is left to `tidings expire`; look again in a minute, in
         // case a reload has set an interval.
-        tokio::time::sleep(Duration::from_secs(if every == 0 { 60 } else { every })).await;
+        let wait = match every {
+            0 => 60,
+            n if first => n.min(60),
+            n => n,
+        };
+        first = false;
+        tokio::time::sleep(Duration::from_secs(wait)).await;
         let config = shared.config();
         if config.expire.interval_secs == 0 {
             continue;
