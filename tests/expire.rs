@@ -34,9 +34,13 @@ async fn server_with(expire: &str) -> TestServer {
 
 /// The CLI's configuration: the server's database and the same rules.
 fn config_file(server: &TestServer) -> PathBuf {
+    config_file_with(server, RULES)
+}
+
+fn config_file_with(server: &TestServer, rules: &str) -> PathBuf {
     let path = server.dir.path().join("admin.toml");
     let text = format!(
-        "[storage]\ndatabase = {:?}\n{RULES}",
+        "[storage]\ndatabase = {:?}\n{rules}",
         server.db_path().display().to_string()
     );
     std::fs::write(&path, text).expect("write config");
@@ -262,5 +266,43 @@ async fn expiring_the_newest_articles_never_hands_their_log_ids_out_again() {
     let mut r = reader(server.addr).await;
     posted_id(&r.post(&article("local.general", "after", "c\r\n")).await);
     assert_eq!(log_head(&config).await, 3);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_cross_post_goes_when_its_longest_kept_group_lets_it_go() {
+    let rules = "[expire]\ninterval_secs = 0\n\
+                 [[expire.rule]]\ngroups = \"local.test\"\ndays = 1\n\
+                 [[expire.rule]]\ngroups = \"local.general\"\ndays = 3\n";
+    let server = server_with(rules).await;
+    let path = config_file_with(&server, rules);
+    let mut r = reader(server.addr).await;
+    let both = posted_id(
+        &r.post(&article("local.general,local.test", "cross", "c\r\n"))
+            .await,
+    );
+
+    let report = expire_at(&path, now() + 2 * DAY).await;
+    assert!(
+        report.starts_with("expired 0 articles (0 bytes), 1 numbers in 1 groups"),
+        "{report}"
+    );
+    assert_eq!(r.cmd("GROUP local.test").await, "211 0 2 1 local.test");
+    assert_eq!(
+        r.cmd("GROUP local.general").await,
+        "211 1 1 1 local.general"
+    );
+    assert_eq!(code(&r.cmd(&format!("STAT {both}")).await), "223");
+
+    let report = expire_at(&path, now() + 4 * DAY).await;
+    assert!(
+        report.starts_with("expired 1 articles") && report.contains(", 1 numbers in 1 groups;"),
+        "{report}"
+    );
+    assert_eq!(
+        r.cmd("GROUP local.general").await,
+        "211 0 2 1 local.general"
+    );
+    assert_eq!(code(&r.cmd(&format!("STAT {both}")).await), "430");
     server.stop().await;
 }
