@@ -187,8 +187,11 @@ fn yes() -> bool {
     true
 }
 
+/// 256: a tidings peer floods a backlog at 45-47k articles/s with 64 in
+/// flight and 61k/s with 256 (2 KiB, one connection), faster than it
+/// ingests; answers are read as they come, so a slow peer only waits.
 fn default_window() -> usize {
-    64
+    256
 }
 
 fn all_groups() -> FeedPattern {
@@ -798,7 +801,7 @@ mod tests {
             .collect();
         let config = Config::parse(&example).expect("the peer example must be valid");
         assert_eq!(config.peers.len(), 1);
-        assert_eq!(config.peers[0].window, 64);
+        assert_eq!(config.peers[0].window, 256);
     }
 
     #[test]
