@@ -82,10 +82,7 @@ impl Store {
                 if !more {
                     break;
                 }
-                // Leave the lock to the writer between chunks, long enough
-                // for its busy handler's retries (1, 2, 5, 10 ms ...) to
-                // find it free: expiry takes at most a third of the time.
-                tokio::time::sleep((started.elapsed() * 2).max(PAUSE)).await;
+                pause_after(started).await;
             }
             if taken > 0 {
                 report.groups += 1;
@@ -191,6 +188,7 @@ impl Store {
     async fn forget(&self, now: i64) -> Result<u64> {
         let mut forgotten = 0;
         loop {
+            let started = Instant::now();
             let n = sqlx::query(
                 "DELETE FROM history WHERE msgid IN (SELECT msgid FROM history \
                  WHERE remember_until IS NOT NULL AND remember_until < ?1 LIMIT ?2)",
@@ -204,8 +202,16 @@ impl Store {
             if n < FORGET_CHUNK as u64 {
                 return Ok(forgotten);
             }
+            pause_after(started).await;
         }
     }
+}
+
+/// Leaves the write lock to the writer after a chunk begun at `started`,
+/// long enough for its busy handler's retries (after 1, 2, 5, 10 ms ...)
+/// to find it free: expiry holds the lock at most a third of the time.
+async fn pause_after(started: Instant) {
+    tokio::time::sleep((started.elapsed() * 2).max(PAUSE)).await;
 }
 
 /// Whether the article of an overview `line` of `group_id` still has a
