@@ -547,6 +547,13 @@ impl Default for ServerConfig {
     }
 }
 
+impl StorageConfig {
+    /// `remember_days` in seconds.
+    pub fn remember_secs(&self) -> i64 {
+        i64::from(self.remember_days) * 86_400
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {

@@ -75,7 +75,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let limits = BatchLimits {
         articles: storage.max_batch_articles,
         bytes: storage.max_batch_bytes,
-        remember_secs: i64::from(storage.remember_days) * 86_400,
+        remember_secs: storage.remember_secs(),
     };
     let (ingest, writer) =
         Ingest::start(&store, config.server.path_identity.as_str(), limits).await?;

@@ -318,8 +318,7 @@ async fn group(config: &Config, command: GroupCommand) -> Result<(), Failure> {
         GroupCommand::Remove { name } => {
             let name = group_name(&name)?;
             let store = open(config).await?;
-            let remember = i64::from(config.storage.remember_days) * 86_400;
-            let until = chrono::Utc::now().timestamp() + remember;
+            let until = chrono::Utc::now().timestamp() + config.storage.remember_secs();
             let deleted = store.remove_group(name.as_str(), until).await?;
             println!("removed {name} ({deleted} articles deleted)");
         }

@@ -48,7 +48,7 @@ impl Store {
     /// `storage.remember_days`, as of `now`: what the server runs every
     /// `expire.interval_secs`, and `tidings expire`.
     pub async fn expire_by(&self, config: &Config, now: i64) -> Result<ExpireReport> {
-        let remember = i64::from(config.storage.remember_days) * 86_400;
+        let remember = config.storage.remember_secs();
         self.expire(|g| config.expire.keep_secs(g), now, remember)
             .await
     }
@@ -118,7 +118,6 @@ impl Store {
         .bind(CHUNK)
         .fetch_all(&mut *tx)
         .await?;
-        let full = rows.len() as i64 == CHUNK;
         let mut last = None;
         let mut doomed = Vec::new();
         for row in &rows {
@@ -181,7 +180,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok((taken, full && taken as i64 == CHUNK))
+        // A whole chunk taken: the front may go on expiring.
+        Ok((taken, taken as i64 == CHUNK))
     }
 
     /// Forgets message-ids whose remember time has passed; how many.
