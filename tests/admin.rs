@@ -3,28 +3,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
-use common::{Run, TestServer, article, posted_id, run_binary};
+use common::{TestServer, admin_config, article, log_head, posted_id, tidings};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 
-/// Writes a config file naming the test server's database.
+/// A config file naming the test server's database.
 fn config_file(server: &TestServer) -> std::path::PathBuf {
-    let path = server.dir.path().join("admin.toml");
-    let text = format!(
-        "[storage]\ndatabase = {:?}\n",
-        server.db_path().display().to_string()
-    );
-    std::fs::write(&path, text).expect("write config");
-    path
-}
-
-async fn tidings(config: &Path, args: &[&str]) -> Run {
-    let mut all = vec![std::ffi::OsStr::new("--config"), config.as_os_str()];
-    all.extend(args.iter().map(std::ffi::OsStr::new));
-    run_binary(BIN, all, Duration::from_secs(30)).await
+    admin_config(server, "")
 }
 
 #[tokio::test]
@@ -100,14 +87,6 @@ async fn group_remove_deletes_the_group_and_its_only_articles() {
         missing.stderr
     );
     server.stop().await;
-}
-
-/// The last article id given out, from `tidings stats --json`.
-async fn log_head(config: &Path) -> i64 {
-    let run = tidings(config, &["stats", "--json"]).await;
-    assert!(run.ok, "{}", run.stderr);
-    let s: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
-    s["last_article_id"].as_i64().expect("last_article_id")
 }
 
 #[tokio::test]

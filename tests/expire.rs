@@ -12,10 +12,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Client, Run, TestServer, article, peer, posted_id, reader, run_binary};
+use common::{
+    Client, TestServer, admin_config, article, log_head, peer, posted_id, reader, tidings,
+};
 use tidings::config::Config;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 const DAY: i64 = 86_400;
 
 /// `[expire]` as the tests configure it: local.test keeps articles a day,
@@ -34,30 +35,12 @@ async fn server_with(expire: &str) -> TestServer {
 
 /// The CLI's configuration: the server's database and the same rules.
 fn config_file(server: &TestServer) -> PathBuf {
-    config_file_with(server, RULES)
-}
-
-fn config_file_with(server: &TestServer, rules: &str) -> PathBuf {
-    let path = server.dir.path().join("admin.toml");
-    let text = format!(
-        "[storage]\ndatabase = {:?}\n{rules}",
-        server.db_path().display().to_string()
-    );
-    std::fs::write(&path, text).expect("write config");
-    path
+    admin_config(server, RULES)
 }
 
 /// `tidings expire --at AT` on `config`; its report line.
 async fn expire_at(config: &Path, at: i64) -> String {
-    let at = at.to_string();
-    let args = [
-        "--config",
-        &config.display().to_string(),
-        "expire",
-        "--at",
-        &at,
-    ];
-    let run: Run = run_binary(BIN, args, Duration::from_secs(30)).await;
+    let run = tidings(config, &["expire", "--at", &at.to_string()]).await;
     assert!(run.ok, "expire failed: {}", run.stderr);
     run.stdout.trim().to_owned()
 }
@@ -240,15 +223,6 @@ async fn expiry_beside_a_streaming_peer_loses_nothing() {
     server.stop().await;
 }
 
-/// The last article id given out, from `tidings stats --json`.
-async fn log_head(config: &Path) -> i64 {
-    let args = ["--config", &config.display().to_string(), "stats", "--json"];
-    let run = run_binary(BIN, args, Duration::from_secs(30)).await;
-    assert!(run.ok, "{}", run.stderr);
-    let s: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
-    s["last_article_id"].as_i64().expect("last_article_id")
-}
-
 #[tokio::test]
 async fn expiring_the_newest_articles_never_hands_their_log_ids_out_again() {
     let server = server_with(RULES).await;
@@ -275,7 +249,7 @@ async fn a_cross_post_goes_when_its_longest_kept_group_lets_it_go() {
                  [[expire.rule]]\ngroups = \"local.test\"\ndays = 1\n\
                  [[expire.rule]]\ngroups = \"local.general\"\ndays = 3\n";
     let server = server_with(rules).await;
-    let path = config_file_with(&server, rules);
+    let path = admin_config(&server, rules);
     let mut r = reader(server.addr).await;
     let both = posted_id(
         &r.post(&article("local.general,local.test", "cross", "c\r\n"))

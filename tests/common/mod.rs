@@ -375,3 +375,30 @@ pub async fn spawn_binary(
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, addr.parse().expect("addr"))
 }
+
+/// Writes `admin.toml` beside a test server: its database, then `extra`
+/// (more configuration), for the CLI to run with beside the server.
+pub fn admin_config(server: &TestServer, extra: &str) -> PathBuf {
+    let path = server.dir.path().join("admin.toml");
+    let text = format!(
+        "[storage]\ndatabase = {:?}\n{extra}",
+        server.db_path().display().to_string()
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Runs the built `tidings --config CONFIG ARGS...` to completion.
+pub async fn tidings(config: &std::path::Path, args: &[&str]) -> Run {
+    let mut all = vec![std::ffi::OsStr::new("--config"), config.as_os_str()];
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    run_binary(env!("CARGO_BIN_EXE_tidings"), all, Duration::from_secs(30)).await
+}
+
+/// The last article id given out, from `tidings stats --json`.
+pub async fn log_head(config: &std::path::Path) -> i64 {
+    let run = tidings(config, &["stats", "--json"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let s: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    s["last_article_id"].as_i64().expect("last_article_id")
+}
