@@ -360,6 +360,9 @@ pub struct StorageConfig {
     /// Days a refused or expired message-id is remembered, so a peer that
     /// offers it again is told no at once.
     pub remember_days: u32,
+    /// Microseconds the writer, and a session that is alone in waiting for
+    /// it, keep polling before they sleep; 0: sleep at once.
+    pub spin_micros: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -566,6 +569,7 @@ impl Default for StorageConfig {
             write_cache_kib: 16384,
             mmap_size: 0,
             remember_days: 11,
+            spin_micros: 400,
         }
     }
 }

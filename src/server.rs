@@ -76,6 +76,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         articles: storage.max_batch_articles,
         bytes: storage.max_batch_bytes,
         remember_secs: storage.remember_secs(),
+        spin: std::time::Duration::from_micros(storage.spin_micros.into()),
     };
     let (ingest, writer) =
         Ingest::start(&store, config.server.path_identity.as_str(), limits).await?;

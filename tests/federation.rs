@@ -304,3 +304,55 @@ async fn transit_commands_answer_with_the_rfc_codes() {
     assert!(reader.cmd("STAT <n@x>").await.starts_with("430"));
     s.stop().await;
 }
+
+/// Lock-step IHAVE peers and a poster get every answer whether the writer
+/// and a lone waiting session poll before sleeping (`storage.spin_micros`)
+/// or sleep at once, and with a spin far longer than a commit: a session
+/// polls only while it alone waits, and stops as soon as its answer is in.
+#[tokio::test]
+async fn lock_step_peers_and_posters_are_answered_with_and_without_polling() {
+    for spin in [0, 400, 50_000] {
+        let port = free_port();
+        let s = TestServer::start_with(move |c| {
+            c.server.listen = vec![local(port)];
+            c.server.path_identity = "s.test".to_owned().try_into().expect("identity");
+            c.peers = vec![peer("p", None, "*")];
+            c.storage.spin_micros = spin;
+        })
+        .await;
+        let feed = |tag: &'static str| async move {
+            let mut q = Client::connect(local(port)).await;
+            for i in 0..40 {
+                let id = format!("<{tag}{i}.{spin}@x>");
+                let offer = q.cmd(&format!("IHAVE {id}")).await;
+                assert!(offer.starts_with("335"), "{offer}");
+                q.send(
+                    format!(
+                        "Path: origin.test\r\nFrom: a@example.com\r\nNewsgroups: local.test\r\n\
+                         Subject: {tag} {i}\r\nMessage-ID: {id}\r\n\
+                         Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nbody\r\n.\r\n"
+                    )
+                    .as_bytes(),
+                )
+                .await;
+                let answer = q.line().await;
+                assert!(answer.starts_with("235"), "spin {spin}: {answer}");
+            }
+        };
+        let post = async {
+            let mut poster = reader(local(port)).await;
+            for i in 0..20 {
+                let status = poster
+                    .post(&article("local.test", &format!("post {i}"), "x\r\n"))
+                    .await;
+                assert!(status.starts_with("240"), "spin {spin}: {status}");
+            }
+        };
+        // One peer alone first (the polling path), then two peers and a
+        // poster at once (some wait together, so they sleep).
+        feed("alone").await;
+        tokio::join!(feed("a"), feed("b"), post);
+        wait_for_count(&s, "local.test", 140).await;
+        s.stop().await;
+    }
+}

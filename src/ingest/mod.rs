@@ -16,10 +16,13 @@ pub mod check;
 pub mod known;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info};
 
@@ -80,6 +83,9 @@ pub struct Ingest {
     head: watch::Receiver<i64>,
     in_flight: Arc<Mutex<HashSet<String>>>,
     known: Arc<KnownIds>,
+    /// Sessions waiting in `submit` for their article's answer.
+    waiting: Arc<AtomicUsize>,
+    spin: Duration,
 }
 
 /// A message-id being received on some connection (RFC 4644 §2.4: CHECK
@@ -94,6 +100,22 @@ impl Drop for InFlight {
         if let Ok(mut set) = self.set.lock() {
             set.remove(&self.id);
         }
+    }
+}
+
+/// Counts a session waiting for the writer while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::AcqRel);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -115,6 +137,9 @@ pub struct BatchLimits {
     pub bytes: usize,
     /// Seconds a refused message-id stays in history.
     pub remember_secs: i64,
+    /// How long the writer polls for work, and a lone submitter for its
+    /// answer, before sleeping (`storage.spin_micros`, see `spin_for`).
+    pub spin: Duration,
 }
 
 impl Ingest {
@@ -156,6 +181,8 @@ impl Ingest {
                         head,
                         in_flight: Arc::default(),
                         known,
+                        waiting: Arc::default(),
+                        spin: limits.spin,
                     },
                     WriterThread(join),
                 ))
@@ -180,7 +207,31 @@ impl Ingest {
             })
             .await
             .map_err(|_| IngestError::Closed)?;
-        answer.await.map_err(|_| IngestError::Closed)?
+        let _waiting = Waiting::enter(&self.waiting);
+        self.answer(answer)
+            .await
+            .map_err(|_| IngestError::Closed)?
+    }
+
+    /// Waits for the writer's answer. A submitter that is the only one
+    /// waiting (a lock-step IHAVE peer, a lone poster) polls for it for up
+    /// to `spin` first, yielding to the runtime's other tasks between
+    /// polls, so that its worker thread is awake when the answer comes
+    /// (see `spin_for`). When several wait, the writer answers them
+    /// together and a wake-up costs each of them little, so they sleep.
+    async fn answer<T>(
+        &self,
+        mut answer: oneshot::Receiver<T>,
+    ) -> Result<T, oneshot::error::RecvError> {
+        let started = Instant::now();
+        while self.waiting.load(Ordering::Acquire) == 1 && started.elapsed() < self.spin {
+            match answer.try_recv() {
+                Ok(outcome) => return Ok(outcome),
+                Err(oneshot::error::TryRecvError::Empty) => tokio::task::yield_now().await,
+                Err(oneshot::error::TryRecvError::Closed) => break,
+            }
+        }
+        answer.await
     }
 
     /// Submits several articles at once without waiting; each answer comes
@@ -359,6 +410,26 @@ impl Writer {
     }
 }
 
+/// The writer's next request. It polls for up to `spin` before it sleeps:
+/// on a virtual machine a sleeping thread takes tens of microseconds to be
+/// woken, which a lock-step IHAVE peer or a poster would pay on every
+/// article, twice (the writer woken for the article, the session for its
+/// answer). Measured on the 2-core test VM: lock-step IHAVE with a durable
+/// 235 went from ~3,500 to ~5,100 articles/s with both sides polling.
+/// Streaming is not slowed: there the writer seldom waits. The price is up
+/// to `spin` of CPU after each batch when no more work comes.
+fn spin_for(rx: &mut mpsc::Receiver<Request>, spin: Duration) -> Option<Request> {
+    let started = Instant::now();
+    while started.elapsed() < spin {
+        match rx.try_recv() {
+            Ok(request) => return Some(request),
+            Err(TryRecvError::Empty) => thread::yield_now(),
+            Err(TryRecvError::Disconnected) => return None,
+        }
+    }
+    rx.blocking_recv()
+}
+
 fn run_writer(
     writer_state: Writer,
     mut conn: sqlx::SqliteConnection,
@@ -427,7 +498,7 @@ fn run_writer(
             })),
             other => batch.push(other),
         };
-        while let Some(first) = rx.blocking_recv() {
+        while let Some(first) = spin_for(&mut rx, limits.spin) {
             let mut bytes = first.size();
             flatten(&mut batch, first);
             while batch.len() < limits.articles && bytes < limits.bytes {
