@@ -13,6 +13,7 @@
 //! of each commit) block.
 
 pub mod check;
+mod checkpoint;
 pub mod known;
 
 use std::collections::HashSet;
@@ -31,6 +32,7 @@ use crate::config::Synchronous;
 use crate::store::raw::Db;
 use crate::store::writer::{BatchWriter, Origin, Outcome};
 use crate::store::{Store, StoreError};
+use checkpoint::Checkpointer;
 use known::KnownIds;
 
 #[derive(Debug, Clone, Error)]
@@ -466,6 +468,16 @@ fn run_writer(
             return;
         }
     };
+    let checkpointer = match Checkpointer::start(runtime.clone(), writer_state.store.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(StoreError::Io {
+                path: "checkpoint thread".into(),
+                source: e,
+            }));
+            return;
+        }
+    };
     {
         let mut locked = match runtime.block_on(conn.lock_handle()) {
             Ok(l) => l,
@@ -557,6 +569,7 @@ fn run_writer(
                     // larger batch goes to the sync thread so that the next
                     // one is written meanwhile (a streaming peer's next
                     // burst is usually on its way).
+                    checkpointer.committed();
                     let few = committed.replies.len() + committed.rejects.len() <= SYNC_INLINE_MAX;
                     if few && rx.is_empty() {
                         let failure = own_sync.sync();
@@ -578,6 +591,7 @@ fn run_writer(
     // Every committed batch is answered before the connection closes.
     drop(synced_tx);
     let _ = syncer.join();
+    drop(checkpointer);
     if let Err(e) = runtime.block_on(sqlx::Connection::close(conn)) {
         error!("closing the writer connection: {e}");
     }

@@ -178,7 +178,8 @@ impl Store {
     /// WAL file (`wal_path`) on another thread while the next batch is
     /// written, and acknowledges only after that sync. NORMAL still syncs the
     /// WAL before every checkpoint, so a checkpoint never copies frames that
-    /// are not on disk.
+    /// are not on disk. Most frames are copied before its threshold comes
+    /// due, by the checkpoint thread (`ingest::checkpoint`).
     pub async fn writer_connection(&self) -> Result<SqliteConnection> {
         let conn = base_options(&self.path, Synchronous::Normal)
             .pragma("cache_size", format!("-{}", self.write_cache_kib))
@@ -186,6 +187,12 @@ impl Store {
             .connect()
             .await?;
         Ok(conn)
+    }
+
+    /// A connection for the checkpoint thread (`ingest::checkpoint`): it
+    /// only copies WAL frames into the database, so it needs no cache.
+    pub async fn checkpoint_connection(&self) -> Result<SqliteConnection> {
+        Ok(base_options(&self.path, Synchronous::Normal).connect().await?)
     }
 
     pub async fn close(&self) {
