@@ -199,6 +199,50 @@ async fn a_peer_gets_only_the_groups_its_pattern_allows() {
     a.stop().await;
 }
 
+/// The feeder reads the log in rounds bounded in bytes as well as in
+/// articles, so a backlog of large articles is never read into memory
+/// whole; a peer still gets every one of them, over several rounds.
+#[tokio::test]
+async fn a_backlog_of_large_articles_goes_out_in_rounds_bounded_in_bytes() {
+    let (pa, pc) = (free_port(), free_port());
+    let a = node("a", pa, vec![peer("c", Some(local(pc)), "*")], &[]).await;
+    let mut poster = reader(a.addr).await;
+    let line = "y".repeat(998) + "\r\n";
+    let body = line.repeat(600); // ~600 KB each, 40 of them: ~24 MB
+    for i in 0..40 {
+        let status = poster
+            .post(&article("local.test", &format!("big {i}"), &body))
+            .await;
+        assert!(status.starts_with("240"), "{status}");
+    }
+
+    // The store's side: a prefix whose bytes before its last article stay
+    // under the bound, and never nothing.
+    let store = a.server().store();
+    let all = store.articles_after(0, 4000, i64::MAX).await.expect("log");
+    assert_eq!(all.len(), 40);
+    let three: i64 = all[..3].iter().map(|x| x.bytes.len() as i64).sum();
+    let some = store.articles_after(0, 4000, three).await.expect("log");
+    assert_eq!(some.len(), 3, "the 4th starts at the bound, not below it");
+    let some = store.articles_after(0, 4000, three + 1).await.expect("log");
+    assert_eq!(some.len(), 4, "the 4th starts just below the bound");
+    assert_eq!(some[0].id, all[0].id);
+    let one = store.articles_after(0, 4000, 1).await.expect("log");
+    assert_eq!(one.len(), 1, "at least one article, however large");
+    let two = store.articles_after(all[5].id, 2, i64::MAX).await.expect("log");
+    assert_eq!(
+        two.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![all[6].id, all[7].id]
+    );
+
+    let c = node("c", pc, vec![peer("a", None, "*")], &[]).await;
+    wait_for_count(&c, "local.test", 40).await;
+    let state = a.server().store().peer_state("c").await.expect("state");
+    assert_eq!(state.accepted, 40);
+    c.stop().await;
+    a.stop().await;
+}
+
 #[tokio::test]
 async fn a_peer_that_was_down_gets_its_whole_backlog_once() {
     let (pa, pc) = (free_port(), free_port());

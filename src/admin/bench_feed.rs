@@ -429,6 +429,11 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             (accepted as u64 - n0) as f64 / secs,
             accepted as u64 - n0
         );
+        if let Some(s) = &server
+            && let Some(pid) = s.child.id()
+        {
+            report_rss(pid, "after flooding (the feeding server)");
+        }
     }
 
     if b.chain > 0 {

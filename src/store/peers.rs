@@ -40,6 +40,19 @@ pub struct LogArticle {
     pub bytes: Vec<u8>,
 }
 
+/// Turns rows into articles one at a time, each row dropped once copied,
+/// so a round is not held twice at its peak.
+async fn collect_articles(
+    mut rows: futures_util::stream::BoxStream<'_, sqlx::Result<sqlx::sqlite::SqliteRow>>,
+) -> Result<Vec<LogArticle>> {
+    use futures_util::TryStreamExt;
+    let mut articles = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        articles.push(log_article(&row));
+    }
+    Ok(articles)
+}
+
 fn log_article(r: &sqlx::sqlite::SqliteRow) -> LogArticle {
     LogArticle {
         id: r.get(0),
@@ -100,19 +113,34 @@ impl Store {
     }
 
     /// Articles after `cursor` in log order, at most `limit`.
-    pub async fn articles_after(&self, cursor: i64, limit: i64) -> Result<Vec<LogArticle>> {
-        let rows =
-            sqlx::query("SELECT id, msgid, bytes FROM articles WHERE id > ?1 ORDER BY id LIMIT ?2")
-                .bind(cursor)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows.iter().map(log_article).collect())
+    pub async fn articles_after(
+        &self,
+        cursor: i64,
+        limit: i64,
+        max_bytes: i64,
+    ) -> Result<Vec<LogArticle>> {
+        // The last id of the prefix that fits `max_bytes` is found from the
+        // articles' lengths alone (SQLite does not read a blob to measure
+        // it), so no more than that is ever read into memory.
+        let rows = sqlx::query(
+            "SELECT id, msgid, bytes FROM articles WHERE id > ?1 AND id <= (                  SELECT max(id) FROM (                      SELECT id, sum(length(bytes)) OVER (                          ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING                      ) AS before                      FROM articles WHERE id > ?1 ORDER BY id LIMIT ?2                  ) WHERE coalesce(before, 0) < ?3              ) ORDER BY id",
+        )
+        .bind(cursor)
+        .bind(limit)
+        .bind(max_bytes)
+        .fetch(&self.pool);
+        collect_articles(rows).await
     }
 
     /// Articles of `peer` due for another offer (their retry time passed),
     /// at most `limit`. Articles deleted since are skipped and forgotten.
-    pub async fn due_retries(&self, peer: &str, now: i64, limit: i64) -> Result<Vec<LogArticle>> {
+    pub async fn due_retries(
+        &self,
+        peer: &str,
+        now: i64,
+        limit: i64,
+        max_bytes: i64,
+    ) -> Result<Vec<LogArticle>> {
         // Forget retries of articles deleted since; a write, so only when
         // there are retries at all (this runs every round of a feeder).
         let waiting: Option<i64> =
@@ -129,16 +157,25 @@ impl Store {
             .execute(&self.pool)
             .await?;
         }
+        // Bounded in bytes as `articles_after` is.
         let rows = sqlx::query(
             "SELECT a.id, a.msgid, a.bytes FROM peer_retry r JOIN articles a ON a.id = r.article_id \
-             WHERE r.peer = ?1 AND r.retry_at <= ?2 ORDER BY r.article_id LIMIT ?3",
+             WHERE r.peer = ?1 AND r.retry_at <= ?2 AND r.article_id <= ( \
+                 SELECT max(id) FROM ( \
+                     SELECT q.article_id AS id, sum(length(b.bytes)) OVER ( \
+                         ORDER BY q.article_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING \
+                     ) AS before \
+                     FROM peer_retry q JOIN articles b ON b.id = q.article_id \
+                     WHERE q.peer = ?1 AND q.retry_at <= ?2 ORDER BY q.article_id LIMIT ?3 \
+                 ) WHERE coalesce(before, 0) < ?4 \
+             ) ORDER BY r.article_id",
         )
         .bind(peer)
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(log_article).collect())
+        .bind(max_bytes)
+        .fetch(&self.pool);
+        collect_articles(rows).await
     }
 
     /// When the next retry of `peer` falls due, if any is waiting.
