@@ -237,8 +237,16 @@ async fn a_backlog_of_large_articles_goes_out_in_rounds_bounded_in_bytes() {
 
     let c = node("c", pc, vec![peer("a", None, "*")], &[]).await;
     wait_for_count(&c, "local.test", 40).await;
-    let state = a.server().store().peer_state("c").await.expect("state");
-    assert_eq!(state.accepted, 40);
+    // A records a round once its last answer is in, just after C has it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = a.server().store().peer_state("c").await.expect("state");
+        if state.accepted == 40 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A recorded {} accepted", state.accepted);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     c.stop().await;
     a.stop().await;
 }
