@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::filter;
 use crate::config::PeerConfig;
-use crate::store::peers::{FeedCounts, LogArticle};
+use crate::store::peers::{FeedCounts, FeedRound, LogArticle};
 use crate::store::{Store, StoreError};
 use crate::wire::dot;
 
@@ -438,30 +438,26 @@ async fn feed(
         if !again_now.is_empty() {
             // Recorded before the cursor moves past them: a crash between
             // the two only means they are offered twice.
-            store
-                .save_feed_round(
-                    name,
-                    state.cursor,
-                    FeedCounts::default(),
-                    state.rate,
-                    &again_now,
-                    now(),
-                    &[],
-                )
-                .await?;
+            let again = FeedRound {
+                cursor: state.cursor,
+                counts: FeedCounts::default(),
+                rate: state.rate,
+                retry: &again_now,
+                retry_at: now(),
+                retried: &[],
+            };
+            store.save_feed_round(name, again).await?;
         }
         let secs = started.elapsed().as_secs_f64().max(1e-6);
-        store
-            .save_feed_round(
-                name,
-                new_cursor,
-                counts,
-                counts.accepted as f64 / secs,
-                &retry,
-                now() + timings.retry_delay.as_secs() as i64,
-                &done,
-            )
-            .await?;
+        let outcome = FeedRound {
+            cursor: new_cursor,
+            counts,
+            rate: counts.accepted as f64 / secs,
+            retry: &retry,
+            retry_at: now() + timings.retry_delay.as_secs() as i64,
+            retried: &done,
+        };
+        store.save_feed_round(name, outcome).await?;
         debug!(peer = %name, cursor = new_cursor, ?counts, "round done");
         if let Some(e) = round.error {
             return Err(e);

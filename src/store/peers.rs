@@ -32,6 +32,21 @@ pub struct FeedCounts {
     pub deferred: i64,
 }
 
+/// The outcome of a feeder's round, to record.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedRound<'a> {
+    /// The new cursor (it never moves back).
+    pub cursor: i64,
+    pub counts: FeedCounts,
+    /// Accepted articles per second in the round.
+    pub rate: f64,
+    /// Articles to offer again at `retry_at` (431/436).
+    pub retry: &'a [i64],
+    pub retry_at: i64,
+    /// Articles whose retry is done.
+    pub retried: &'a [i64],
+}
+
 /// An article as a feeder needs it.
 #[derive(Debug, Clone)]
 pub struct LogArticle {
@@ -188,18 +203,16 @@ impl Store {
         Ok(at)
     }
 
-    /// Records the outcome of a round: the new cursor, counters, articles to
-    /// offer again at `retry_at` (431/436), and articles whose retry is done.
-    pub async fn save_feed_round(
-        &self,
-        peer: &str,
-        cursor: i64,
-        counts: FeedCounts,
-        rate: f64,
-        retry: &[i64],
-        retry_at: i64,
-        retried: &[i64],
-    ) -> Result<()> {
+    /// Records the outcome of a round of `peer`'s feed in one transaction.
+    pub async fn save_feed_round(&self, peer: &str, round: FeedRound<'_>) -> Result<()> {
+        let FeedRound {
+            cursor,
+            counts,
+            rate,
+            retry,
+            retry_at,
+            retried,
+        } = round;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE peers SET cursor = max(cursor, ?2), offered = offered + ?3, \
