@@ -25,10 +25,11 @@ use crate::wire::dot;
 /// Articles read from the log per round, and their bytes at most (but at
 /// least one article). The feeder holds a round and the next one, read
 /// ahead, so 2 x ROUND_BYTES bounds its memory whatever the article sizes.
-/// A round's end drains the window, so rounds are long: with 1,000 the
-/// flood of a 2 KiB backlog fell behind ingest (56-57k against 60-62k/s),
-/// with 4,000 it keeps ahead (62-67k against 58-66k/s).
-const ROUND: i64 = 4000;
+/// A round's end drains the window, so rounds are long. Flooding a 2 KiB
+/// backlog against ingesting it, means of five runs: 59.4k against 61.0k/s
+/// with 4,000 (1,000 was worse still), 61.5k against 59.3k/s with 8,000
+/// (the feeding server then peaks at 101-108 MiB RSS).
+const ROUND: i64 = 8000;
 const ROUND_BYTES: i64 = 16 << 20;
 
 /// The feeder's clocks. The server runs every feeder on the defaults;
