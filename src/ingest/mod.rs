@@ -448,33 +448,30 @@ fn run_writer(
         wal: writer_state.wal.clone(),
         file: None,
     };
-    let syncer = {
+    let helpers = {
         let head = head.clone();
         let wal = WalSync {
             wal: writer_state.wal.clone(),
             file: None,
         };
+        let thread_failed = |what: &str| {
+            let path = what.into();
+            move |source| StoreError::Io { path, source }
+        };
         thread::Builder::new()
             .name("tidings-sync".into())
             .spawn(move || run_syncer(wal, synced_rx, head))
+            .map_err(thread_failed("sync thread"))
+            .and_then(|syncer| {
+                Checkpointer::start(runtime.clone(), writer_state.store.clone())
+                    .map(|checkpointer| (syncer, checkpointer))
+                    .map_err(thread_failed("checkpoint thread"))
+            })
     };
-    let syncer = match syncer {
-        Ok(s) => s,
+    let (syncer, checkpointer) = match helpers {
+        Ok(h) => h,
         Err(e) => {
-            let _ = ready.send(Err(StoreError::Io {
-                path: "sync thread".into(),
-                source: e,
-            }));
-            return;
-        }
-    };
-    let checkpointer = match Checkpointer::start(runtime.clone(), writer_state.store.clone()) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = ready.send(Err(StoreError::Io {
-                path: "checkpoint thread".into(),
-                source: e,
-            }));
+            let _ = ready.send(Err(e));
             return;
         }
     };
