@@ -20,7 +20,7 @@ async fn committed_articles_are_copied_into_the_database_file_soon() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = size();
     let body = "x".repeat(70) + "\r\n";
-    let body = body.repeat(30); // ~2 KiB
+    let body = body.repeat(115); // ~8 KiB
     let mut poster = reader(s.addr).await;
     for i in 0..200 {
         let status = poster
@@ -28,10 +28,11 @@ async fn committed_articles_are_copied_into_the_database_file_soon() {
             .await;
         assert!(status.starts_with("240"), "{status}");
     }
-    // 200 posts of ~2 KiB are ~1,000 WAL frames, far below the writer's
-    // threshold of 5,000: only the checkpoint thread copies them now.
+    // 200 posts of ~8 KiB (1.6 MB: the thread is nudged once, after the
+    // first MiB) are ~1,500 WAL frames, far below the writer's threshold
+    // of 5,000: only the checkpoint thread copies (the first MiB of) them.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while size() < before + 400_000 {
+    while size() < before + 1_000_000 {
         assert!(
             Instant::now() < deadline,
             "database file grew from {before} to {} bytes only",

@@ -4,32 +4,38 @@
 //! threshold: left to itself the writer would copy ~40 MiB of frames into
 //! the database between two batches, while streaming peers wait for their
 //! answers. This thread runs a passive checkpoint (it never blocks the
-//! writer or a reader) shortly after commits, so by the time the writer's
-//! own checkpoint comes due only the last few frames are left to copy, and
+//! writer or a reader) after every MiB of articles committed, so by the
+//! time the writer's own checkpoint comes due only the last frames are
+//! left to copy, and
 //! the WAL still restarts from its beginning at the writer's next
 //! transaction (a WAL that only grows makes every sync slower).
 //!
 //! Measured on the 2-core test VM, one connection of pipelined
-//! CHECK/TAKETHIS: 54.7k / 60.8k / 59.0k -> 57.4k / 64.2k / 61.1k articles/s
-//! in interleaved runs; lock-step IHAVE and four connections unchanged.
+//! CHECK/TAKETHIS, means of interleaved runs: 57.6k -> 63.3k articles/s
+//! (five each), 50.8k -> 53.0k (four each, on a slower day); lock-step
+//! IHAVE and four connections unchanged.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread;
-use std::time::Duration;
 
 use tracing::{debug, warn};
 
 use crate::store::Store;
 
-/// How long after a commit the checkpoint runs: commits arriving meanwhile
-/// share it, so a busy writer causes at most one checkpoint per interval
-/// and an idle server none.
-const GATHER: Duration = Duration::from_millis(10);
+/// Article bytes committed between two checkpoints of the thread: about
+/// 450 articles of 2 KiB, a seventh of the writer's own threshold when
+/// they stream in (~1.5 WAL frames each), a half when a lock-step peer
+/// sends them one per commit (~5 frames each). Checkpointing every 10 ms
+/// instead made some lock-step IHAVE runs a quarter slower (its syncs
+/// queue behind the checkpoint's).
+const NUDGE_BYTES: usize = 1 << 20;
 
 /// The writer's side: `committed` after each commit.
 pub(super) struct Checkpointer {
     nudge: Option<SyncSender<()>>,
     thread: Option<thread::JoinHandle<()>>,
+    /// Article bytes committed since the last nudge.
+    since: usize,
 }
 
 impl Checkpointer {
@@ -45,12 +51,19 @@ impl Checkpointer {
         Ok(Checkpointer {
             nudge: Some(nudge),
             thread: Some(thread),
+            since: 0,
         })
     }
 
-    /// Tells the thread that the WAL grew. Never blocks: one nudge waiting
-    /// is enough.
-    pub(super) fn committed(&self) {
+    /// Counts `bytes` of articles committed, and tells the thread once
+    /// they add up to `NUDGE_BYTES`. Never blocks: one nudge waiting is
+    /// enough.
+    pub(super) fn committed(&mut self, bytes: usize) {
+        self.since += bytes;
+        if self.since < NUDGE_BYTES {
+            return;
+        }
+        self.since = 0;
         if let Some(nudge) = &self.nudge
             && let Err(TrySendError::Disconnected(())) = nudge.try_send(())
         {
@@ -79,8 +92,6 @@ fn run(runtime: tokio::runtime::Handle, store: Store, rx: Receiver<()>) {
         }
     };
     while rx.recv().is_ok() {
-        thread::sleep(GATHER);
-        while rx.try_recv().is_ok() {}
         let done: Result<(i64, i64, i64), sqlx::Error> = runtime.block_on(
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut conn),
         );

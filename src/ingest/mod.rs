@@ -468,7 +468,7 @@ fn run_writer(
                     .map_err(thread_failed("checkpoint thread"))
             })
     };
-    let (syncer, checkpointer) = match helpers {
+    let (syncer, mut checkpointer) = match helpers {
         Ok(h) => h,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -566,7 +566,7 @@ fn run_writer(
                     // larger batch goes to the sync thread so that the next
                     // one is written meanwhile (a streaming peer's next
                     // burst is usually on its way).
-                    checkpointer.committed();
+                    checkpointer.committed(bytes);
                     let few = committed.replies.len() + committed.rejects.len() <= SYNC_INLINE_MAX;
                     if few && rx.is_empty() {
                         let failure = own_sync.sync();
