@@ -42,6 +42,26 @@ async fn wait_for_count(server: &TestServer, group: &str, count: u64) {
     }
 }
 
+/// Waits until `server` has recorded `count` articles accepted by `peer`
+/// (or fails). A feeder records a round once its last answer is in, just
+/// after the peer has the article.
+async fn wait_for_accepted(server: &TestServer, peer: &str, count: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = server.server().store().peer_state(peer).await.expect("state");
+        if state.accepted >= count {
+            assert_eq!(state.accepted, count, "more accepted than offered");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} recorded accepted",
+            state.accepted
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn head_of(c: &mut Client, id: &str) -> Vec<String> {
     let (status, lines) = c.cmd_block(&format!("HEAD {id}"), "221").await;
     assert!(status.starts_with("221"), "HEAD {id}: {status}");
@@ -237,16 +257,7 @@ async fn a_backlog_of_large_articles_goes_out_in_rounds_bounded_in_bytes() {
 
     let c = node("c", pc, vec![peer("a", None, "*")], &[]).await;
     wait_for_count(&c, "local.test", 40).await;
-    // A records a round once its last answer is in, just after C has it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let state = a.server().store().peer_state("c").await.expect("state");
-        if state.accepted == 40 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "A recorded {} accepted", state.accepted);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_accepted(&a, "c", 40).await;
     c.stop().await;
     a.stop().await;
 }
@@ -269,8 +280,7 @@ async fn a_peer_that_was_down_gets_its_whole_backlog_once() {
     wait_for_count(&c, "local.test", 1000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     wait_for_count(&c, "local.test", 1000).await;
-    let state = a.server().store().peer_state("c").await.expect("state");
-    assert_eq!(state.accepted, 1000);
+    wait_for_accepted(&a, "c", 1000).await;
     c.stop().await;
     a.stop().await;
 }
