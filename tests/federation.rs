@@ -48,7 +48,12 @@ async fn wait_for_count(server: &TestServer, group: &str, count: u64) {
 async fn wait_for_accepted(server: &TestServer, peer: &str, count: i64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let state = server.server().store().peer_state(peer).await.expect("state");
+        let state = server
+            .server()
+            .store()
+            .peer_state(peer)
+            .await
+            .expect("state");
         if state.accepted >= count {
             assert_eq!(state.accepted, count, "more accepted than offered");
             return;
@@ -249,7 +254,10 @@ async fn a_backlog_of_large_articles_goes_out_in_rounds_bounded_in_bytes() {
     assert_eq!(some[0].id, all[0].id);
     let one = store.articles_after(0, 4000, 1).await.expect("log");
     assert_eq!(one.len(), 1, "at least one article, however large");
-    let two = store.articles_after(all[5].id, 2, i64::MAX).await.expect("log");
+    let two = store
+        .articles_after(all[5].id, 2, i64::MAX)
+        .await
+        .expect("log");
     assert_eq!(
         two.iter().map(|x| x.id).collect::<Vec<_>>(),
         vec![all[6].id, all[7].id]

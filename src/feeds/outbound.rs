@@ -345,7 +345,11 @@ async fn feed(
         let retries = store.due_retries(name, now(), ROUND, ROUND_BYTES).await?;
         let fresh = match prefetched.take() {
             Some((after, articles)) if after == state.cursor => articles,
-            _ => store.articles_after(state.cursor, ROUND, ROUND_BYTES).await?,
+            _ => {
+                store
+                    .articles_after(state.cursor, ROUND, ROUND_BYTES)
+                    .await?
+            }
         };
         if retries.is_empty() && fresh.is_empty() {
             // Nothing to do: wait for the writer, a retry falling due, or

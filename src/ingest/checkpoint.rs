@@ -92,9 +92,8 @@ fn run(runtime: tokio::runtime::Handle, store: Store, rx: Receiver<()>) {
         }
     };
     while rx.recv().is_ok() {
-        let done: Result<(i64, i64, i64), sqlx::Error> = runtime.block_on(
-            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut conn),
-        );
+        let done: Result<(i64, i64, i64), sqlx::Error> =
+            runtime.block_on(sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut conn));
         match done {
             Ok((busy, frames, copied)) => debug!(busy, frames, copied, "checkpoint"),
             Err(e) => warn!("checkpoint failed (the writer's own will catch up): {e}"),

@@ -210,9 +210,7 @@ impl Ingest {
             .await
             .map_err(|_| IngestError::Closed)?;
         let _waiting = Waiting::enter(&self.waiting);
-        self.answer(answer)
-            .await
-            .map_err(|_| IngestError::Closed)?
+        self.answer(answer).await.map_err(|_| IngestError::Closed)?
     }
 
     /// Waits for the writer's answer. A submitter that is the only one

@@ -192,7 +192,9 @@ impl Store {
     /// A connection for the checkpoint thread (`ingest::checkpoint`): it
     /// only copies WAL frames into the database, so it needs no cache.
     pub async fn checkpoint_connection(&self) -> Result<SqliteConnection> {
-        Ok(base_options(&self.path, Synchronous::Normal).connect().await?)
+        Ok(base_options(&self.path, Synchronous::Normal)
+            .connect()
+            .await?)
     }
 
     pub async fn close(&self) {
