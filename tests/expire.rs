@@ -280,3 +280,65 @@ async fn a_cross_post_goes_when_its_longest_kept_group_lets_it_go() {
     assert_eq!(code(&r.cmd(&format!("STAT {both}")).await), "430");
     server.stop().await;
 }
+
+/// `tidings expire --dry-run` reports exactly what the real run then does
+/// (a cross-post between groups kept 1 and 3 days, ids forgotten after
+/// remember_days) and changes nothing.
+#[tokio::test]
+async fn a_dry_run_reports_what_expiry_then_does_and_changes_nothing() {
+    let rules = "[expire]\ninterval_secs = 0\n\
+                 [[expire.rule]]\ngroups = \"local.test\"\ndays = 1\n\
+                 [[expire.rule]]\ngroups = \"local.general\"\ndays = 3\n";
+    let server = server_with(rules).await;
+    let path = admin_config(&server, rules);
+    let mut r = reader(server.addr).await;
+    for (groups, subject) in [
+        ("local.test", "only test"),
+        ("local.general", "only general"),
+        ("local.general,local.test", "cross"),
+        ("local.announce", "kept for ever"),
+    ] {
+        let status = r.post(&article(groups, subject, "x\r\n")).await;
+        assert!(status.starts_with("240"), "{status}");
+    }
+    let state = async |r: &mut Client| {
+        let mut s = Vec::new();
+        for g in ["local.test", "local.general", "local.announce"] {
+            s.push(r.cmd(&format!("GROUP {g}")).await);
+        }
+        s
+    };
+    let json = async |args: &[&str]| {
+        let run = tidings(&path, args).await;
+        assert!(run.ok, "{args:?}: {}", run.stderr);
+        let mut v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+        v.as_object_mut()
+            .expect("object")
+            .remove("dry_run")
+            .expect("dry_run key");
+        v
+    };
+    // Now; two days on (local.test's front goes, the cross-post stays in
+    // local.general); four days on (local.general's go, the cross-post
+    // with them); twenty days on (their ids are forgotten).
+    let mut seen_work = 0;
+    for days in [0, 2, 4, 20] {
+        let at = (now() + days * DAY).to_string();
+        let before = state(&mut r).await;
+        let dry = json(&["expire", "--dry-run", "--json", "--at", &at]).await;
+        assert_eq!(state(&mut r).await, before, "the dry run changed groups");
+        let real = json(&["expire", "--json", "--at", &at]).await;
+        assert_eq!(dry, real, "day {days}");
+        if real["numbers"].as_u64() != Some(0) || real["forgotten"].as_u64() != Some(0) {
+            seen_work += 1;
+        }
+    }
+    assert_eq!(seen_work, 3, "days 2, 4 and 20 each had something to do");
+    let text = tidings(&path, &["expire", "--dry-run"]).await;
+    assert!(
+        text.stdout.starts_with("would expire 0 articles"),
+        "{}",
+        text.stdout
+    );
+    server.stop().await;
+}

@@ -42,6 +42,9 @@ pub enum AdminCommand {
         /// Expire as of this time (Unix seconds) instead of now.
         #[arg(long)]
         at: Option<i64>,
+        /// Only report what would be expired and forgotten; change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -260,12 +263,17 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
             }
             Ok(())
         }
-        AdminCommand::Expire { at, json } => {
+        AdminCommand::Expire { at, dry_run, json } => {
             let store = open(config).await?;
             let now = at.unwrap_or_else(|| chrono::Utc::now().timestamp());
-            let r = store.expire_by(config, now).await?;
+            let r = if dry_run {
+                store.expire_preview_by(config, now).await?
+            } else {
+                store.expire_by(config, now).await?
+            };
             if json.json {
                 let v = json!({
+                    "dry_run": dry_run,
                     "articles": r.articles,
                     "bytes": r.bytes,
                     "numbers": r.numbers,
@@ -274,8 +282,13 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
                 });
                 println!("{v:#}");
             } else {
+                let (expired, forgot) = if dry_run {
+                    ("would expire", "would forget")
+                } else {
+                    ("expired", "forgot")
+                };
                 println!(
-                    "expired {} articles ({} bytes), {} numbers in {} groups; forgot {} message-ids",
+                    "{expired} {} articles ({} bytes), {} numbers in {} groups; {forgot} {} message-ids",
                     r.articles, r.bytes, r.numbers, r.groups, r.forgotten
                 );
             }

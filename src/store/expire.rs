@@ -97,6 +97,102 @@ impl Store {
         Ok(report)
     }
 
+    /// What `expire_by` would do as of `now`, from reads alone: nothing is
+    /// changed (`tidings expire --dry-run`).
+    pub async fn expire_preview_by(&self, config: &Config, now: i64) -> Result<ExpireReport> {
+        self.expire_preview(|g| config.expire.keep_secs(g), now)
+            .await
+    }
+
+    /// What `expire` would report as of `now`, changing nothing: each
+    /// group's expired front (the numbers before its first article young
+    /// enough to stay), and the articles that no other group keeps.
+    pub async fn expire_preview(
+        &self,
+        keep_secs: impl Fn(&str) -> Option<i64>,
+        now: i64,
+    ) -> Result<ExpireReport> {
+        let groups: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM groups")
+            .fetch_all(&self.pool)
+            .await?;
+        let ids: HashMap<String, i64> = groups.iter().map(|(id, n)| (n.clone(), *id)).collect();
+        let mut report = ExpireReport::default();
+        // Group id -> the last number of its expired front.
+        let mut fronts: HashMap<i64, i64> = HashMap::new();
+        for (group_id, name) in &groups {
+            let Some(keep) = keep_secs(name) else {
+                continue;
+            };
+            let (numbers, last): (i64, Option<i64>) = sqlx::query_as(
+                "SELECT count(*), max(number) FROM overview WHERE group_id = ?1 AND number < \
+                 coalesce((SELECT min(number) FROM overview \
+                           WHERE group_id = ?1 AND arrived >= ?2), 9223372036854775807)",
+            )
+            .bind(group_id)
+            .bind(now.saturating_sub(keep))
+            .fetch_one(&self.pool)
+            .await?;
+            if let Some(last) = last {
+                fronts.insert(*group_id, last);
+                report.groups += 1;
+                report.numbers += numbers.max(0) as u64;
+            }
+        }
+        // An article goes when none of its groups keeps a number for it,
+        // as `numbered_elsewhere` decides; each is counted once.
+        let mut counted = std::collections::HashSet::new();
+        let mut conn = self.pool.acquire().await?;
+        for (&group_id, &last) in &fronts {
+            let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+                "SELECT o.article_id, o.line, length(a.bytes) FROM overview o \
+                 JOIN articles a ON a.id = o.article_id \
+                 WHERE o.group_id = ?1 AND o.number <= ?2",
+            )
+            .bind(group_id)
+            .bind(last)
+            .fetch_all(&mut *conn)
+            .await?;
+            for (article_id, line, bytes) in rows {
+                if counted.contains(&article_id) {
+                    continue;
+                }
+                let mut kept = false;
+                for (group, number) in overview_xref(&line) {
+                    let Some(&other) = ids.get(&group) else {
+                        continue;
+                    };
+                    if other == group_id || fronts.get(&other).is_some_and(|&l| number as i64 <= l)
+                    {
+                        continue;
+                    }
+                    let found =
+                        sqlx::query("SELECT 1 FROM overview WHERE group_id = ?1 AND number = ?2")
+                            .bind(other)
+                            .bind(number as i64)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                    if found.is_some() {
+                        kept = true;
+                        break;
+                    }
+                }
+                if !kept {
+                    counted.insert(article_id);
+                    report.articles += 1;
+                    report.bytes += bytes.max(0) as u64;
+                }
+            }
+        }
+        let forgotten: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM history WHERE remember_until IS NOT NULL AND remember_until < ?1",
+        )
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+        report.forgotten = forgotten.max(0) as u64;
+        Ok(report)
+    }
+
     /// Takes up to `CHUNK` expired numbers from the front of one group in
     /// one transaction. Returns how many, and whether there may be more.
     async fn expire_chunk(
