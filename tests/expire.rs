@@ -24,6 +24,11 @@ const DAY: i64 = 86_400;
 const RULES: &str = "[expire]\ninterval_secs = 0\n\
                      [[expire.rule]]\ngroups = \"local.test\"\ndays = 1\n";
 
+/// local.test keeps articles a day, local.general three, the rest for ever.
+const ONE_AND_THREE_DAYS: &str = "[expire]\ninterval_secs = 0\n\
+                                  [[expire.rule]]\ngroups = \"local.test\"\ndays = 1\n\
+                                  [[expire.rule]]\ngroups = \"local.general\"\ndays = 3\n";
+
 async fn server_with(expire: &str) -> TestServer {
     let expire = Config::parse(expire).expect("expire config").expire;
     TestServer::start_with(move |c| {
@@ -245,11 +250,8 @@ async fn expiring_the_newest_articles_never_hands_their_log_ids_out_again() {
 
 #[tokio::test]
 async fn a_cross_post_goes_when_its_longest_kept_group_lets_it_go() {
-    let rules = "[expire]\ninterval_secs = 0\n\
-                 [[expire.rule]]\ngroups = \"local.test\"\ndays = 1\n\
-                 [[expire.rule]]\ngroups = \"local.general\"\ndays = 3\n";
-    let server = server_with(rules).await;
-    let path = admin_config(&server, rules);
+    let server = server_with(ONE_AND_THREE_DAYS).await;
+    let path = admin_config(&server, ONE_AND_THREE_DAYS);
     let mut r = reader(server.addr).await;
     let both = posted_id(
         &r.post(&article("local.general,local.test", "cross", "c\r\n"))
@@ -286,11 +288,8 @@ async fn a_cross_post_goes_when_its_longest_kept_group_lets_it_go() {
 /// remember_days) and changes nothing.
 #[tokio::test]
 async fn a_dry_run_reports_what_expiry_then_does_and_changes_nothing() {
-    let rules = "[expire]\ninterval_secs = 0\n\
-                 [[expire.rule]]\ngroups = \"local.test\"\ndays = 1\n\
-                 [[expire.rule]]\ngroups = \"local.general\"\ndays = 3\n";
-    let server = server_with(rules).await;
-    let path = admin_config(&server, rules);
+    let server = server_with(ONE_AND_THREE_DAYS).await;
+    let path = admin_config(&server, ONE_AND_THREE_DAYS);
     let mut r = reader(server.addr).await;
     for (groups, subject) in [
         ("local.test", "only test"),

@@ -62,10 +62,7 @@ impl Store {
         now: i64,
         remember_secs: i64,
     ) -> Result<ExpireReport> {
-        let groups: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM groups")
-            .fetch_all(&self.pool)
-            .await?;
-        let ids: HashMap<String, i64> = groups.iter().map(|(id, n)| (n.clone(), *id)).collect();
+        let (groups, ids) = self.groups_by_id().await?;
         let mut report = ExpireReport::default();
         for (group_id, name) in &groups {
             let Some(keep) = keep_secs(name) else {
@@ -112,10 +109,7 @@ impl Store {
         keep_secs: impl Fn(&str) -> Option<i64>,
         now: i64,
     ) -> Result<ExpireReport> {
-        let groups: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM groups")
-            .fetch_all(&self.pool)
-            .await?;
-        let ids: HashMap<String, i64> = groups.iter().map(|(id, n)| (n.clone(), *id)).collect();
+        let (groups, ids) = self.groups_by_id().await?;
         let mut report = ExpireReport::default();
         // Group id -> the last number of its expired front.
         let mut fronts: HashMap<i64, i64> = HashMap::new();
@@ -191,6 +185,15 @@ impl Store {
         .await?;
         report.forgotten = forgotten.max(0) as u64;
         Ok(report)
+    }
+
+    /// Every group as (id, name), and the ids by name.
+    async fn groups_by_id(&self) -> Result<(Vec<(i64, String)>, HashMap<String, i64>)> {
+        let groups: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM groups")
+            .fetch_all(&self.pool)
+            .await?;
+        let ids = groups.iter().map(|(id, n)| (n.clone(), *id)).collect();
+        Ok((groups, ids))
     }
 
     /// Takes up to `CHUNK` expired numbers from the front of one group in
