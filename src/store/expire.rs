@@ -159,13 +159,7 @@ impl Store {
                     {
                         continue;
                     }
-                    let found =
-                        sqlx::query("SELECT 1 FROM overview WHERE group_id = ?1 AND number = ?2")
-                            .bind(other)
-                            .bind(number as i64)
-                            .fetch_optional(&mut *conn)
-                            .await?;
-                    if found.is_some() {
+                    if has_number(&mut conn, other, number).await? {
                         kept = true;
                         break;
                     }
@@ -322,22 +316,24 @@ async fn numbered_elsewhere(
     group_ids: &HashMap<String, i64>,
 ) -> Result<bool> {
     for (group, number) in overview_xref(line) {
-        match group_ids.get(&group) {
-            Some(&other) if other != group_id => {
-                let found =
-                    sqlx::query("SELECT 1 FROM overview WHERE group_id = ?1 AND number = ?2")
-                        .bind(other)
-                        .bind(number as i64)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                if found.is_some() {
-                    return Ok(true);
-                }
-            }
-            _ => {}
+        if let Some(&other) = group_ids.get(&group)
+            && other != group_id
+            && has_number(conn, other, number).await?
+        {
+            return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// Whether `group_id` still has article `number`.
+async fn has_number(conn: &mut sqlx::SqliteConnection, group_id: i64, number: u64) -> Result<bool> {
+    let found = sqlx::query("SELECT 1 FROM overview WHERE group_id = ?1 AND number = ?2")
+        .bind(group_id)
+        .bind(number as i64)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
 }
 
 /// The (group, number) entries of the Xref field of an overview line:
