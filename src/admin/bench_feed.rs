@@ -107,8 +107,17 @@ enum Sent {
     TakeThis,
 }
 
+/// Article `i` of the run. Its message-id starts with a hash of `i`: a
+/// real feed's ids come from many servers and newsreaders and arrive in no
+/// key order, and ids numbered in order would flatter the history index
+/// (consecutive ids share its pages; measured, 63-67k against 33-37k
+/// articles/s on one pipelined connection when every id was indexed as it
+/// was stored).
 fn make_article(run: &str, i: usize, size: usize) -> (String, Vec<u8>) {
-    let id = format!("<s{i}.{run}@bench.invalid>");
+    let id = format!(
+        "<{:016x}.s{i}.{run}@bench.invalid>",
+        crate::ingest::known::splitmix(i as u64)
+    );
     let mut a = format!(
         "Path: origin.invalid!not-for-mail\r\nFrom: Bench <bench@bench.invalid>\r\n\
          Newsgroups: {GROUP}\r\nSubject: streamed article {i}\r\nMessage-ID: {id}\r\n\
