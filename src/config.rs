@@ -363,6 +363,10 @@ pub struct StorageConfig {
     /// Microseconds the writer, and a session that is alone in waiting for
     /// it, keep polling before they sleep; 0: sleep at once.
     pub spin_micros: u32,
+    /// Message-ids of new articles the writer keeps in memory before it
+    /// merges them into the history index in message-id order (see
+    /// `store::tail`).
+    pub history_tail_ids: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -570,6 +574,7 @@ impl Default for StorageConfig {
             mmap_size: 0,
             remember_days: 11,
             spin_micros: 400,
+            history_tail_ids: 16_384,
         }
     }
 }
@@ -633,10 +638,13 @@ impl Config {
         if l.max_connections == 0 {
             return Err("limits.max_connections must be at least 1".into());
         }
-        if self.storage.max_batch_articles == 0 || self.storage.read_connections == 0 {
-            return Err(
-                "storage.max_batch_articles and storage.read_connections must be at least 1".into(),
-            );
+        if self.storage.max_batch_articles == 0
+            || self.storage.read_connections == 0
+            || self.storage.history_tail_ids == 0
+        {
+            return Err("storage.max_batch_articles, storage.read_connections and \
+                 storage.history_tail_ids must be at least 1"
+                .into());
         }
         if self.server.listen.is_empty() {
             return Err("server.listen must name at least one address".into());

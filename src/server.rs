@@ -77,6 +77,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         bytes: storage.max_batch_bytes,
         remember_secs: storage.remember_secs(),
         spin: std::time::Duration::from_micros(storage.spin_micros.into()),
+        merge_at: storage.history_tail_ids,
     };
     let (ingest, writer) =
         Ingest::start(&store, config.server.path_identity.as_str(), limits).await?;

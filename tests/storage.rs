@@ -44,3 +44,154 @@ async fn committed_articles_are_copied_into_the_database_file_soon() {
     assert!(status.starts_with("211 200 "), "{status}");
     s.stop().await;
 }
+
+/// Where history stands in the database at `db`: (history_through, the
+/// newest article id, history rows of stored articles).
+async fn history_state(db: &std::path::Path) -> (i64, i64, i64) {
+    let url = format!("sqlite://{}", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
+    let row: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT value FROM meta WHERE key = 'history_through'), \
+                (SELECT coalesce(max(id), 0) FROM articles), \
+                (SELECT count(*) FROM history WHERE status = 0)",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("read history state");
+    pool.close().await;
+    row
+}
+
+/// Waits until every stored article has its history row (the writer
+/// merges its in-memory tail when idle, within a second or so).
+async fn wait_for_merged(db: &std::path::Path, articles: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (through, head, rows) = history_state(db).await;
+        if through == head && rows == articles {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "history through {through} of {head}, {rows} rows for {articles} articles"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// New articles' message-ids reach the history index in bulk (see
+/// `store::tail`): while they wait in the writer's memory, and while a
+/// merge runs beside ingest, every one of them is still found by
+/// message-id and refused when offered again; in the end history holds a
+/// row for each.
+#[tokio::test]
+async fn new_message_ids_are_known_before_and_after_they_are_merged_into_history() {
+    // A short tail: merges start after 40 ids and run beside the posts.
+    let s = TestServer::start_with(|c| {
+        c.storage.history_tail_ids = 40;
+        c.peers = vec![common::peer("p", None, "*")];
+    })
+    .await;
+    let db = s.db_path();
+    let mut poster = reader(s.addr).await;
+    let mut peer = s.client().await;
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        let status = poster
+            .post(&article("local.test", &format!("tail {i}"), "body\r\n"))
+            .await;
+        let id = common::posted_id(&status);
+        // At once, from the tail or from history, wherever it is now.
+        assert!(
+            peer.cmd(&format!("IHAVE {id}")).await.starts_with("435"),
+            "{id} offered again was wanted"
+        );
+        if i % 7 == 0 {
+            let (status, _) = poster.cmd_block(&format!("HEAD {id}"), "221").await;
+            assert!(status.contains(&id), "{status}");
+        }
+        ids.push(id);
+    }
+    let (through, head, _) = history_state(&db).await;
+    assert!(
+        through > 0,
+        "no merge ran beside 300 posts ({head} articles)"
+    );
+    wait_for_merged(&db, 300).await;
+    for id in &ids {
+        assert!(peer.cmd(&format!("IHAVE {id}")).await.starts_with("435"));
+        assert!(poster.cmd(&format!("STAT {id}")).await.starts_with("223"));
+    }
+    s.stop().await;
+}
+
+/// A server killed before it merged its tail into history loses none of
+/// it: the admin CLI finds those articles by message-id with the server
+/// down, and the restarted server reads the tail back, refuses the ids
+/// when offered again, and merges them.
+#[tokio::test]
+async fn a_killed_server_reads_its_unmerged_message_ids_back() {
+    const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let config = dir.path().join("t.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\npath_identity = \"t.test\"\n\
+             [storage]\ndatabase = {:?}\n\
+             [[peer]]\nname = \"p\"\npath_identity = \"p.test\"\naccept_from = [\"127.0.0.1\"]\n\
+             [[group]]\nname = \"local.test\"\n",
+            db.display().to_string()
+        ),
+    )
+    .expect("write config");
+    // Posts, then SIGKILL at once; the writer merges when idle (about
+    // once a second), so the last post is nearly always still in memory:
+    // try again in the rare case it was merged.
+    let mut ids = Vec::new();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let (mut server, addr) = common::spawn_binary(BIN, &config).await;
+        let mut poster = reader(addr).await;
+        for i in 0..20 {
+            let status = poster
+                .post(&article("local.test", &format!("kill {i}"), "body\r\n"))
+                .await;
+            ids.push(common::posted_id(&status));
+        }
+        server.start_kill().expect("SIGKILL");
+        let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+        let (through, head, _) = history_state(&db).await;
+        if through < head {
+            break;
+        }
+        assert!(
+            attempts < 5,
+            "every attempt's tail was merged before the kill"
+        );
+    }
+    let last = ids.last().expect("posted").clone();
+
+    // The server is down: the CLI finds the unmerged article in SQL.
+    let run = common::tidings(&config, &["article", "show", &last]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(run.stdout.contains(&last), "{}", run.stdout);
+
+    let (mut server, addr) = common::spawn_binary(BIN, &config).await;
+    let mut c = reader(addr).await;
+    let mut p = common::Client::connect(addr).await;
+    for id in &ids {
+        assert!(
+            c.cmd(&format!("STAT {id}")).await.starts_with("223"),
+            "{id}"
+        );
+        assert!(
+            p.cmd(&format!("IHAVE {id}")).await.starts_with("435"),
+            "{id} wanted again after the restart"
+        );
+    }
+    wait_for_merged(&db, ids.len() as i64).await;
+    let _ = server.kill().await;
+}

@@ -168,7 +168,12 @@ impl KnownIds {
             filters.next = Some(filter.clone());
         }
         // Read history only after `next` is installed (see the module
-        // comment), in chunks so no read holds a snapshot for long.
+        // comment), in chunks so no read holds a snapshot for long. The
+        // tail first: an id leaves it only after history has it, so read
+        // in this order none slips between the two.
+        for id in store.tail().ids() {
+            filter.insert(&id);
+        }
         let mut after = String::new();
         loop {
             let chunk = store.history_ids_after(&after, 20_000).await?;

@@ -55,6 +55,8 @@ enum Request {
     Reject(String, oneshot::Sender<()>),
     /// Several articles sent as one message, so they land in one batch.
     Articles(Vec<Submission>),
+    /// Merge the history tail if nothing else is waiting (`tick_merges`).
+    MergeTail,
 }
 
 /// An article handed to the writer with the channel for its outcome.
@@ -73,6 +75,7 @@ impl Request {
                 .iter()
                 .map(|s| s.article.head.len() + s.article.body.len())
                 .sum(),
+            Request::MergeTail => 0,
         }
     }
 }
@@ -142,6 +145,9 @@ pub struct BatchLimits {
     /// How long the writer polls for work, and a lone submitter for its
     /// answer, before sleeping (`storage.spin_micros`, see `spin_for`).
     pub spin: Duration,
+    /// How long the history tail grows before it is merged while ingest
+    /// goes on (`storage.history_tail_ids`, see `store::tail`).
+    pub merge_at: usize,
 }
 
 impl Ingest {
@@ -177,6 +183,7 @@ impl Ingest {
         match ready_rx.await {
             Ok(Ok(())) => {
                 tokio::spawn(known.clone().rebuild(store.clone()));
+                tokio::spawn(tick_merges(tx.downgrade(), store.tail().clone()));
                 Ok((
                     Ingest {
                         tx,
@@ -401,7 +408,7 @@ impl Writer {
         let ids = batch.iter().filter_map(|r| match r {
             Request::Article { article, .. } => Some(article.message_id.as_str()),
             Request::Reject(id, _) => Some(id.as_str()),
-            Request::Articles(_) => None,
+            Request::Articles(_) | Request::MergeTail => None,
         });
         if self.known.add(ids) {
             self.runtime
@@ -428,6 +435,50 @@ fn spin_for(rx: &mut mpsc::Receiver<Request>, spin: Duration) -> Option<Request>
         }
     }
     rx.blocking_recv()
+}
+
+/// How often the writer is asked to merge the history tail
+/// (`store::tail`) whatever its length, when it has nothing else to do:
+/// a quiet server's history is whole within a second or so, and its next
+/// start reads little back.
+const MERGE_TICK: Duration = Duration::from_secs(1);
+
+/// Asks the writer to merge the tail every `MERGE_TICK` while it is not
+/// empty; ends with the writer (it holds only a weak handle).
+async fn tick_merges(tx: mpsc::WeakSender<Request>, tail: Arc<crate::store::tail::Tail>) {
+    let mut tick = tokio::time::interval(MERGE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(tx) = tx.upgrade() else { return };
+        if !tail.is_empty() {
+            // A full queue means a busy writer: the next tick will do.
+            let _ = tx.try_send(Request::MergeTail);
+        }
+    }
+}
+
+/// One step of merging the history tail (`BatchWriter::merge_tail`);
+/// whether there is more to do.
+fn merge_tail(writer: &mut BatchWriter<'_>) -> bool {
+    let started = Instant::now();
+    match writer.merge_tail() {
+        Ok(step) => {
+            if step.written > 0 {
+                debug!(
+                    ids = step.written,
+                    more = step.more,
+                    micros = started.elapsed().as_micros() as u64,
+                    "history tail merged"
+                );
+            }
+            step.more
+        }
+        Err(e) => {
+            error!("merging the history tail into history: {e}");
+            false
+        }
+    }
 }
 
 fn run_writer(
@@ -485,7 +536,13 @@ fn run_writer(
         // outlives `db` and every statement (all dropped at the end of this
         // block, statements first).
         let db = unsafe { Db::new(locked.as_raw_handle()) };
-        let mut writer = match BatchWriter::new(&db, &writer_state.path_identity) {
+        let tail = writer_state.store.tail().clone();
+        let mut writer = match BatchWriter::new(
+            &db,
+            &writer_state.path_identity,
+            tail.clone(),
+            limits.merge_at,
+        ) {
             Ok(w) => w,
             Err(e) => {
                 let _ = ready.send(Err(e.into()));
@@ -503,9 +560,16 @@ fn run_writer(
                 origin: s.origin,
                 reply: s.reply,
             })),
+            // A merge is for idle moments, and this is not one.
+            Request::MergeTail => {}
             other => batch.push(other),
         };
         while let Some(first) = spin_for(&mut rx, limits.spin) {
+            if let Request::MergeTail = first {
+                // A slice at a time, as long as nothing else comes.
+                while rx.is_empty() && merge_tail(&mut writer) {}
+                continue;
+            }
             let mut bytes = first.size();
             flatten(&mut batch, first);
             while batch.len() < limits.articles && bytes < limits.bytes {
@@ -525,7 +589,7 @@ fn run_writer(
                         article, origin, ..
                     } => articles.push((article, *origin)),
                     Request::Reject(id, _) => rejected.push(id),
-                    Request::Articles(_) => {}
+                    Request::Articles(_) | Request::MergeTail => {}
                 }
             }
             let now = chrono::Utc::now().timestamp();
@@ -543,7 +607,7 @@ fn run_writer(
                 match r {
                     Request::Article { reply, .. } => replies.push(reply),
                     Request::Reject(_, reply) => reject_replies.push(reply),
-                    Request::Articles(_) => {}
+                    Request::Articles(_) | Request::MergeTail => {}
                 }
             }
             match result {
@@ -551,6 +615,7 @@ fn run_writer(
                     debug!(
                         articles = outcomes.len(),
                         bytes,
+                        merged = writer.last_merge().written,
                         micros = took.as_micros() as u64,
                         "batch committed"
                     );
@@ -581,6 +646,9 @@ fn run_writer(
                 }
             }
         }
+        // A clean stop leaves history whole.
+        while merge_tail(&mut writer) {}
+        tail.stop();
         info!("writer stopped at article {}", writer.last_id());
     }
     // Every committed batch is answered before the connection closes.

@@ -242,11 +242,10 @@ impl Store {
         if !gone.is_empty() {
             // One statement each for the chunk: the ids as a JSON array.
             let ids = format!("[{}]", gone.join(","));
-            sqlx::query(
-                "UPDATE history SET status = 3, article_id = NULL, remember_until = ?2 \
-                 WHERE msgid IN (SELECT msgid FROM articles \
-                                 WHERE id IN (SELECT value FROM json_each(?1)))",
-            )
+            sqlx::query(&super::remember_removed(
+                "SELECT value FROM json_each(?1)",
+                "?2",
+            ))
             .bind(&ids)
             .bind(remember_until)
             .execute(&mut *tx)

@@ -9,10 +9,12 @@
 pub mod expire;
 pub mod peers;
 pub mod raw;
+pub mod tail;
 pub mod users;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -104,6 +106,9 @@ pub struct Store {
     path: PathBuf,
     synchronous: Synchronous,
     write_cache_kib: u32,
+    /// The message-ids not yet in history (`tail`), live while this
+    /// process runs the writer.
+    tail: Arc<tail::Tail>,
 }
 
 /// Connection options every connection shares.
@@ -128,6 +133,25 @@ fn base_options(path: &Path, synchronous: Synchronous) -> SqliteConnectOptions {
 /// newest article, or what `meta` kept when the newest were deleted.
 pub(crate) const LAST_ARTICLE_ID: &str = "max((SELECT value FROM meta WHERE key = 'last_article_id'), \
      coalesce((SELECT max(id) FROM articles), 0))";
+
+/// SQL that marks the articles whose ids `ids` selects as removed in
+/// history, remembered until `until`. An upsert: an article of the tail
+/// has no history row yet (and the merge that writes one later leaves the
+/// row made here alone).
+pub(crate) fn remember_removed(ids: &str, until: &str) -> String {
+    format!(
+        "INSERT INTO history (msgid, article_id, status, remember_until) \
+         SELECT msgid, NULL, 3, {until} FROM articles WHERE id IN ({ids}) \
+         ON CONFLICT (msgid) DO UPDATE SET status = 3, article_id = NULL, \
+         remember_until = excluded.remember_until"
+    )
+}
+
+/// The articles of the history tail (`tail`), in SQL: those after
+/// `history_through`. A range of the log's key, so a scan of it reads only
+/// the newest articles.
+pub(crate) const TAIL_ARTICLES: &str =
+    "articles WHERE id > (SELECT value FROM meta WHERE key = 'history_through')";
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and applies the
@@ -164,6 +188,7 @@ impl Store {
                 path: path.to_owned(),
                 synchronous,
                 write_cache_kib: config.write_cache_kib,
+                tail: Arc::default(),
             },
             created,
         ))
@@ -337,11 +362,10 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE history SET status = 3, article_id = NULL, remember_until = ?1 \
-             WHERE msgid IN (SELECT msgid FROM articles \
-                             WHERE id IN (SELECT article_id FROM temp.doomed))",
-        )
+        sqlx::query(&remember_removed(
+            "SELECT article_id FROM temp.doomed",
+            "?1",
+        ))
         .bind(remember_until)
         .execute(&mut *tx)
         .await?;
@@ -380,13 +404,33 @@ impl Store {
     }
 
     pub async fn article_by_msgid(&self, msgid: &MessageId) -> Result<Option<StoredArticle>> {
-        let row = sqlx::query(
-            "SELECT a.id, a.msgid, a.bytes FROM history h JOIN articles a ON a.id = h.article_id \
-             WHERE h.msgid = ?1 AND h.status = 0",
-        )
-        .bind(msgid.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        const IN_HISTORY: &str = "SELECT a.id, a.msgid, a.bytes FROM history h \
+             JOIN articles a ON a.id = h.article_id WHERE h.msgid = ?1 AND h.status = 0";
+        // The tail first: an id leaves it only once history has it.
+        let row = if !self.tail.is_live() {
+            sqlx::query(&format!(
+                "{IN_HISTORY} UNION ALL SELECT id, msgid, bytes FROM {TAIL_ARTICLES} \
+                 AND msgid = ?1 LIMIT 1"
+            ))
+            .bind(msgid.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+        } else {
+            match self.tail_stored(msgid.as_str()).await? {
+                Some(id) => {
+                    sqlx::query("SELECT id, msgid, bytes FROM articles WHERE id = ?1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?
+                }
+                None => {
+                    sqlx::query(IN_HISTORY)
+                        .bind(msgid.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?
+                }
+            }
+        };
         Ok(row.map(|r| StoredArticle {
             id: r.get(0),
             msgid: r.get(1),
@@ -409,28 +453,64 @@ impl Store {
 
     /// Whether a message-id names an article we store.
     pub async fn has_article(&self, msgid: &MessageId) -> Result<bool> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM history WHERE msgid = ?1 AND status = 0")
-                .bind(msgid.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(found.is_some())
-    }
-
-    /// Whether a message-id is known at all (stored, refused or expired).
-    pub async fn seen(&self, msgid: &MessageId) -> Result<bool> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM history WHERE msgid = ?1")
+        const IN_HISTORY: &str = "SELECT 1 FROM history WHERE msgid = ?1 AND status = 0";
+        let query = if !self.tail.is_live() {
+            format!("{IN_HISTORY} UNION ALL SELECT 1 FROM {TAIL_ARTICLES} AND msgid = ?1 LIMIT 1")
+        } else if self.tail_stored(msgid.as_str()).await?.is_some() {
+            return Ok(true);
+        } else {
+            IN_HISTORY.to_owned()
+        };
+        let found: Option<i64> = sqlx::query_scalar(&query)
             .bind(msgid.as_str())
             .fetch_optional(&self.pool)
             .await?;
         Ok(found.is_some())
     }
 
-    /// How many message-ids history holds.
+    /// Whether a message-id is known at all (stored, refused or expired).
+    pub async fn seen(&self, msgid: &MessageId) -> Result<bool> {
+        const IN_HISTORY: &str = "SELECT 1 FROM history WHERE msgid = ?1";
+        let query = if !self.tail.is_live() {
+            format!("{IN_HISTORY} UNION ALL SELECT 1 FROM {TAIL_ARTICLES} AND msgid = ?1 LIMIT 1")
+        } else if self.tail_stored(msgid.as_str()).await?.is_some() {
+            return Ok(true);
+        } else {
+            IN_HISTORY.to_owned()
+        };
+        let found: Option<i64> = sqlx::query_scalar(&query)
+            .bind(msgid.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// How many message-ids history holds, its tail included.
     pub async fn history_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM history")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT (SELECT count(*) FROM history) + (SELECT count(*) FROM {TAIL_ARTICLES})"
+        ))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The history tail of this process (see `tail`).
+    pub fn tail(&self) -> &Arc<tail::Tail> {
+        &self.tail
+    }
+
+    /// The log id of `msgid` if it is in the live tail and still stored.
+    /// An expiry (in this process or the admin CLI) may have removed it
+    /// since; it then wrote the id's history row, so look there.
+    async fn tail_stored(&self, msgid: &str) -> Result<Option<i64>> {
+        let Some(id) = self.tail.get(msgid) else {
+            return Ok(None);
+        };
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM articles WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found)
     }
 
     /// Up to `limit` message-ids of history after `after`, in key order (a
@@ -583,7 +663,7 @@ impl Store {
             "SELECT (SELECT count(*) FROM groups), \
                     (SELECT count(*) FROM articles), \
                     (SELECT coalesce(sum(length(bytes)), 0) FROM articles), \
-                    (SELECT count(*) FROM history), \
+                    (SELECT count(*) FROM history) + (SELECT count(*) FROM {TAIL_ARTICLES}), \
                     {LAST_ARTICLE_ID}, \
                     (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())"
         );
@@ -632,16 +712,35 @@ impl Store {
     /// Which of `ids` history knows (stored, refused or expired): one
     /// statement for a whole batch of CHECKs.
     pub async fn seen_many(&self, ids: &[String]) -> Result<std::collections::HashSet<String>> {
+        let live = self.tail.is_live();
         let mut known = std::collections::HashSet::new();
-        for chunk in ids.chunks(500) {
-            let mut sql = String::from("SELECT msgid FROM history WHERE msgid IN (");
+        if live {
+            for id in ids {
+                if self.tail_stored(id).await?.is_some() {
+                    known.insert(id.clone());
+                }
+            }
+        }
+        let asked: Vec<String> = ids
+            .iter()
+            .filter(|id| !known.contains(*id))
+            .cloned()
+            .collect();
+        for chunk in asked.chunks(500) {
+            let mut list = String::new();
             for i in 0..chunk.len() {
                 if i > 0 {
-                    sql.push(',');
+                    list.push(',');
                 }
-                sql.push('?');
+                // Numbered, so the tail's list binds the same values.
+                list.push_str(&format!("?{}", i + 1));
             }
-            sql.push(')');
+            let mut sql = format!("SELECT msgid FROM history WHERE msgid IN ({list})");
+            if !live {
+                sql.push_str(&format!(
+                    " UNION SELECT msgid FROM {TAIL_ARTICLES} AND msgid IN ({list})"
+                ));
+            }
             let mut q = sqlx::query_scalar::<_, String>(&sql);
             for id in chunk {
                 q = q.bind(id);

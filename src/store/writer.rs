@@ -2,10 +2,12 @@
 //! assigned, rows written, one commit (DESIGN.md "Ingest: one writer, group
 //! commit"). Synchronous: it runs on the ingest thread, never on the runtime.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::LAST_ARTICLE_ID;
 use super::raw::{Db, RawError, Step, Stmt};
+use super::tail::{self, Tail};
 use crate::article::Prepared;
 
 /// What became of one article of a batch.
@@ -40,12 +42,59 @@ pub struct BatchWriter<'db> {
     find_group: Stmt<'db>,
     insert_article: Stmt<'db>,
     insert_overview: Stmt<'db>,
-    insert_history: Stmt<'db>,
+    merge_history: Stmt<'db>,
+    set_through: Stmt<'db>,
+    article_exists: Stmt<'db>,
     update_group: Stmt<'db>,
     remember: Stmt<'db>,
     last_id: i64,
     path_identity: String,
+    /// The message-ids not yet in history (see `tail`), shared with the
+    /// store's readers.
+    tail: Arc<Tail>,
+    /// The ids the transaction under way stores, with their log ids: they
+    /// join the tail once it commits.
+    fresh: Vec<(String, i64)>,
+    fresh_ids: HashSet<String>,
+    /// A merge of the tail into history under way.
+    merging: Option<Merge>,
+    /// What the last batch's transaction merged (for the writer's log).
+    last_merge: MergeStep,
+    /// A tail this long is merged into history while ingest goes on; a
+    /// shorter one waits for the writer to be idle. At the default 16,384
+    /// ids the tail holds ~2 MiB, and a merge into a history of 100,000
+    /// ids writes each of its ~800 leaves about once, where storing the ids
+    /// one batch at a time wrote some 16,000 leaves.
+    merge_at: usize,
 }
+
+/// A merge of the tail into history, done a slice per transaction.
+struct Merge {
+    /// The last log id it covers: `history_through` once it is done.
+    through: i64,
+    /// The tail's entries up to `through`, in message-id order.
+    entries: Vec<(String, i64)>,
+    /// How many are written.
+    done: usize,
+}
+
+/// What a call of `merge_tail` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeStep {
+    /// Ids written to history (some may have been there already).
+    pub written: usize,
+    /// Whether the merge goes on (call again).
+    pub more: bool,
+}
+
+/// Ids merged per transaction of its own (an idle writer's): bounds how
+/// long a merge keeps an article that arrives meanwhile waiting.
+const MERGE_SLICE: usize = 2048;
+
+/// Ids merged per article of a batch, while a merge is under way: the
+/// merge must outrun the tail's growth to end, and small slices spread its
+/// cost over the batches instead of stalling one of them.
+const MERGE_PER_ARTICLE: usize = 4;
 
 /// A group touched by the batch: where its numbering stands.
 struct Slot {
@@ -57,13 +106,28 @@ struct Slot {
 }
 
 impl<'db> BatchWriter<'db> {
-    pub fn new(db: &'db Db, path_identity: &str) -> Result<BatchWriter<'db>, RawError> {
+    /// Prepares the statements and reads the history tail (the articles
+    /// after `history_through`) into `tail`, which is live from then on.
+    pub fn new(
+        db: &'db Db,
+        path_identity: &str,
+        tail: Arc<Tail>,
+        merge_at: usize,
+    ) -> Result<BatchWriter<'db>, RawError> {
         let mut last = db.prepare(&format!("SELECT {LAST_ARTICLE_ID}"))?;
         let last_id = match last.step()? {
             Step::Row => last.column_i64(0),
             Step::Done => 0,
         };
         drop(last);
+        let mut unmerged =
+            db.prepare(&format!("SELECT msgid, id FROM {}", super::TAIL_ARTICLES))?;
+        let mut entries = Vec::new();
+        while unmerged.step()? == Step::Row {
+            entries.push((unmerged.column_text(0), unmerged.column_i64(1)));
+        }
+        drop(unmerged);
+        tail.start(entries);
         Ok(BatchWriter {
             db,
             find_history: db.prepare("SELECT status FROM history WHERE msgid = ?1")?,
@@ -75,10 +139,19 @@ impl<'db> BatchWriter<'db> {
                 "INSERT INTO overview (group_id, number, article_id, arrived, line) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?,
-            insert_history: db.prepare(
+            // Only for an article still stored: an expiry that removed a
+            // tail article wrote its row itself (which may even be
+            // forgotten already).
+            merge_history: db.prepare(
                 "INSERT INTO history (msgid, article_id, status, remember_until) \
-                 VALUES (?1, ?2, 0, NULL)",
+                 SELECT ?1, ?2, 0, NULL WHERE EXISTS (SELECT 1 FROM articles WHERE id = ?2) \
+                 ON CONFLICT (msgid) DO NOTHING",
             )?,
+            article_exists: db.prepare("SELECT 1 FROM articles WHERE id = ?1")?,
+            set_through: db.prepare(&format!(
+                "UPDATE meta SET value = ?1 WHERE key = '{}'",
+                tail::THROUGH
+            ))?,
             update_group: db.prepare(
                 "UPDATE groups SET high = ?2, count = count + ?3, \
                  low = CASE WHEN count = 0 THEN ?4 ELSE low END WHERE id = ?1",
@@ -89,6 +162,12 @@ impl<'db> BatchWriter<'db> {
             )?,
             last_id,
             path_identity: path_identity.to_owned(),
+            tail,
+            fresh: Vec::new(),
+            fresh_ids: HashSet::new(),
+            merging: None,
+            last_merge: MergeStep::default(),
+            merge_at,
         })
     }
 
@@ -117,18 +196,133 @@ impl<'db> BatchWriter<'db> {
                 Ok(outcomes)
             })
             .and_then(|outcomes| {
+                // A merge under way goes on in every batch, faster than
+                // the tail grows, so it ends; its rows join the batch's
+                // commit instead of needing one of their own.
+                // It covers the tail as committed before this batch.
+                let step =
+                    self.merge_rows(MERGE_PER_ARTICLE * batch.len().max(1), false, saved_last_id)?;
                 self.db.exec("COMMIT")?;
-                Ok(outcomes)
+                Ok((outcomes, step))
             });
-        if result.is_err() {
-            // Best effort: if COMMIT failed the transaction may already be gone.
-            let _ = self.db.exec("ROLLBACK");
-            self.last_id = saved_last_id;
+        self.fresh_ids.clear();
+        match result {
+            Ok((outcomes, step)) => {
+                self.tail.add(self.fresh.drain(..));
+                self.merged(step);
+                self.last_merge = step;
+                Ok(outcomes)
+            }
+            Err(e) => {
+                // Best effort: if COMMIT failed the transaction may already be gone.
+                let _ = self.db.exec("ROLLBACK");
+                self.last_id = saved_last_id;
+                self.fresh.clear();
+                self.last_merge = MergeStep::default();
+                Err(e)
+            }
         }
-        result
+    }
+
+    /// Whether `msgid` is stored and not yet in history: earlier in the
+    /// transaction under way, or in the tail and not removed since (by an
+    /// expiry, which then wrote its history row).
+    fn in_tail(&mut self, msgid: &str) -> Result<bool, RawError> {
+        if self.fresh_ids.contains(msgid) {
+            return Ok(true);
+        }
+        let Some(id) = self.tail.get(msgid) else {
+            return Ok(false);
+        };
+        let s = &mut self.article_exists;
+        s.bind_i64(1, id)?;
+        let found = s.step();
+        s.reset();
+        Ok(found? == Step::Row)
+    }
+
+    /// Merges a slice of the tail into history in a transaction of its
+    /// own (the writer is idle, or stopping): whatever the tail holds.
+    pub fn merge_tail(&mut self) -> Result<MergeStep, RawError> {
+        self.db.exec("BEGIN IMMEDIATE")?;
+        let step = self
+            .merge_rows(MERGE_SLICE, true, self.last_id)
+            .and_then(|step| self.db.exec("COMMIT").map(|()| step));
+        match step {
+            Ok(step) => {
+                self.merged(step);
+                Ok(step)
+            }
+            Err(e) => {
+                let _ = self.db.exec("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes up to `max` ids of the tail to history in the transaction
+    /// under way, starting a merge when the tail is `merge_at` long (or,
+    /// with `all`, not empty). `merged` applies the step once committed.
+    /// A merge started here covers the tail up to log id `committed`: the
+    /// articles of the transaction under way join the tail only once it
+    /// commits, so a later merge takes them.
+    fn merge_rows(&mut self, max: usize, all: bool, committed: i64) -> Result<MergeStep, RawError> {
+        if self.merging.is_none() {
+            let waiting = self.tail.len();
+            if waiting == 0 || (!all && waiting < self.merge_at) {
+                return Ok(MergeStep::default());
+            }
+            let through = committed;
+            self.merging = Some(Merge {
+                through,
+                entries: self.tail.sorted_through(through),
+                done: 0,
+            });
+        }
+        let Some(merge) = self.merging.as_ref() else {
+            return Ok(MergeStep::default());
+        };
+        let end = (merge.done + max).min(merge.entries.len());
+        for (msgid, id) in &merge.entries[merge.done..end] {
+            let s = &mut self.merge_history;
+            s.bind_text(1, msgid)?;
+            s.bind_i64(2, *id)?;
+            s.execute()?;
+        }
+        let last = end == merge.entries.len();
+        if last {
+            self.set_through.bind_i64(1, merge.through)?;
+            self.set_through.execute()?;
+        }
+        Ok(MergeStep {
+            written: end - merge.done,
+            more: !last,
+        })
+    }
+
+    /// Records a committed merge step; a finished merge's ids leave the
+    /// tail (history has them now).
+    fn merged(&mut self, step: MergeStep) {
+        let Some(merge) = self.merging.as_mut() else {
+            return;
+        };
+        merge.done += step.written;
+        if !step.more {
+            self.tail.forget_through(merge.through);
+            self.merging = None;
+        }
+    }
+
+    /// What the last batch's transaction merged.
+    pub fn last_merge(&self) -> MergeStep {
+        self.last_merge
     }
 
     fn remember_rejected(&mut self, msgid: &str, until: i64) -> Result<(), RawError> {
+        if self.in_tail(msgid)? {
+            // Stored already; its history row is on its way.
+            return Ok(());
+        }
         self.remember.bind_text(1, msgid)?;
         self.remember.bind_i64(2, until)?;
         self.remember.execute()
@@ -144,6 +338,10 @@ impl<'db> BatchWriter<'db> {
         let mut outcomes = Vec::with_capacity(batch.len());
         for &(article, origin) in batch {
             let msgid = article.message_id.as_str();
+            if self.in_tail(msgid)? {
+                outcomes.push(Outcome::Duplicate);
+                continue;
+            }
             self.find_history.bind_text(1, msgid)?;
             let seen = self.find_history.step();
             self.find_history.reset();
@@ -215,10 +413,8 @@ impl<'db> BatchWriter<'db> {
                 s.execute()?;
             }
 
-            let s = &mut self.insert_history;
-            s.bind_text(1, msgid)?;
-            s.bind_i64(2, id)?;
-            s.execute()?;
+            self.fresh.push((msgid.to_owned(), id));
+            self.fresh_ids.insert(msgid.to_owned());
 
             outcomes.push(Outcome::Stored {
                 article_id: id,
