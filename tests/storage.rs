@@ -95,6 +95,8 @@ async fn new_message_ids_are_known_before_and_after_they_are_merged_into_history
     let db = s.db_path();
     let mut poster = reader(s.addr).await;
     let mut peer = s.client().await;
+    let mut streamer = s.client().await;
+    assert_eq!(streamer.cmd("MODE STREAM").await, "203 Streaming permitted");
     let mut ids = Vec::new();
     for i in 0..300 {
         let status = poster
@@ -105,6 +107,10 @@ async fn new_message_ids_are_known_before_and_after_they_are_merged_into_history
         assert!(
             peer.cmd(&format!("IHAVE {id}")).await.starts_with("435"),
             "{id} offered again was wanted"
+        );
+        assert_eq!(
+            streamer.cmd(&format!("CHECK {id}")).await,
+            format!("438 {id}")
         );
         if i % 7 == 0 {
             let (status, _) = poster.cmd_block(&format!("HEAD {id}"), "221").await;
@@ -120,6 +126,10 @@ async fn new_message_ids_are_known_before_and_after_they_are_merged_into_history
     wait_for_merged(&db, 300).await;
     for id in &ids {
         assert!(peer.cmd(&format!("IHAVE {id}")).await.starts_with("435"));
+        assert_eq!(
+            streamer.cmd(&format!("CHECK {id}")).await,
+            format!("438 {id}")
+        );
         assert!(poster.cmd(&format!("STAT {id}")).await.starts_with("223"));
     }
     s.stop().await;

@@ -715,10 +715,30 @@ impl Store {
         let live = self.tail.is_live();
         let mut known = std::collections::HashSet::new();
         if live {
-            for id in ids {
-                if self.tail_stored(id).await?.is_some() {
-                    known.insert(id.clone());
-                }
+            // Tail hits still stored, one statement for them all (a peer
+            // re-offering what another peer just sent hits the tail).
+            let hits: Vec<(&String, i64)> = ids
+                .iter()
+                .filter_map(|m| self.tail.get(m).map(|id| (m, id)))
+                .collect();
+            if !hits.is_empty() {
+                let list = hits
+                    .iter()
+                    .map(|(_, id)| id.to_string())
+                    .collect::<Vec<_>>();
+                let stored: std::collections::HashSet<i64> = sqlx::query_scalar(
+                    "SELECT id FROM articles WHERE id IN (SELECT value FROM json_each(?1))",
+                )
+                .bind(format!("[{}]", list.join(",")))
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .collect();
+                known.extend(
+                    hits.into_iter()
+                        .filter(|(_, id)| stored.contains(id))
+                        .map(|(m, _)| m.clone()),
+                );
             }
         }
         let asked: Vec<String> = ids
