@@ -205,3 +205,51 @@ async fn a_killed_server_reads_its_unmerged_message_ids_back() {
     wait_for_merged(&db, ids.len() as i64).await;
     let _ = server.kill().await;
 }
+
+/// A pipelined feed keeps the writer busy: a merge of the tail then runs a
+/// few ids at a time between batches, spread over many of them, and each
+/// id still reaches history once. (A first version took a batch that
+/// merged nothing for the end of the merge under way and dropped the rest
+/// of its ids from the tail unwritten.)
+#[tokio::test]
+async fn a_merge_spread_over_a_pipelined_feed_writes_every_message_id() {
+    const N: usize = 3000;
+    const WINDOW: usize = 64;
+    let s = TestServer::start_with(|c| {
+        c.storage.history_tail_ids = 100;
+        c.peers = vec![common::peer("p", None, "*")];
+    })
+    .await;
+    let mut feed = s.client().await;
+    assert_eq!(feed.cmd("MODE STREAM").await, "203 Streaming permitted");
+    let id = |i: usize| {
+        format!(
+            "<{:x}.{i}@spread.test>",
+            (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        )
+    };
+    let mut answered = 0;
+    for i in 0..N {
+        let text = format!(
+            "TAKETHIS {m}\r\nPath: origin.test!not-for-mail\r\nFrom: a@example.com\r\n\
+             Newsgroups: local.test\r\nSubject: spread {i}\r\nMessage-ID: {m}\r\n\
+             Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nbody\r\n.\r\n",
+            m = id(i)
+        );
+        feed.send(text.as_bytes()).await;
+        if i + 1 - answered >= WINDOW {
+            assert!(feed.line().await.starts_with("239"));
+            answered += 1;
+        }
+    }
+    while answered < N {
+        assert!(feed.line().await.starts_with("239"));
+        answered += 1;
+    }
+    wait_for_merged(&s.db_path(), N as i64).await;
+    for i in (0..N).step_by(97) {
+        let m = id(i);
+        assert_eq!(feed.cmd(&format!("CHECK {m}")).await, format!("438 {m}"));
+    }
+    s.stop().await;
+}

@@ -30,7 +30,8 @@ use tracing::{debug, error, info};
 use crate::article::Prepared;
 use crate::config::Synchronous;
 use crate::store::raw::Db;
-use crate::store::writer::{BatchWriter, Origin, Outcome};
+use crate::store::raw::RawError;
+use crate::store::writer::{BatchWriter, MergeStep, Origin, Outcome};
 use crate::store::{Store, StoreError};
 use checkpoint::Checkpointer;
 use known::KnownIds;
@@ -458,19 +459,13 @@ async fn tick_merges(tx: mpsc::WeakSender<Request>, tail: Arc<crate::store::tail
     }
 }
 
-/// One step of merging the history tail (`BatchWriter::merge_tail`);
-/// whether there is more to do.
-fn merge_tail(writer: &mut BatchWriter<'_>) -> bool {
-    let started = Instant::now();
-    match writer.merge_tail() {
+/// Logs a step of merging the history tail (`BatchWriter::merge_tail`,
+/// `merge_idle`); whether there is more to do.
+fn merge_step(step: Result<MergeStep, RawError>) -> bool {
+    match step {
         Ok(step) => {
             if step.written > 0 {
-                debug!(
-                    ids = step.written,
-                    more = step.more,
-                    micros = started.elapsed().as_micros() as u64,
-                    "history tail merged"
-                );
+                debug!(ids = step.written, more = step.more, "history tail merged");
             }
             step.more
         }
@@ -567,7 +562,7 @@ fn run_writer(
         while let Some(first) = spin_for(&mut rx, limits.spin) {
             if let Request::MergeTail = first {
                 // A slice at a time, as long as nothing else comes.
-                while rx.is_empty() && merge_tail(&mut writer) {}
+                while rx.is_empty() && merge_step(writer.merge_tail()) {}
                 continue;
             }
             let mut bytes = first.size();
@@ -616,6 +611,7 @@ fn run_writer(
                         articles = outcomes.len(),
                         bytes,
                         merged = writer.last_merge().written,
+                        tail = tail.len(),
                         micros = took.as_micros() as u64,
                         "batch committed"
                     );
@@ -645,9 +641,11 @@ fn run_writer(
                     }
                 }
             }
+            // Nothing waiting: time to merge a little of the tail.
+            while rx.is_empty() && merge_step(writer.merge_idle()) {}
         }
         // A clean stop leaves history whole.
-        while merge_tail(&mut writer) {}
+        while merge_step(writer.merge_tail()) {}
         tail.stop();
         info!("writer stopped at article {}", writer.last_id());
     }

@@ -91,6 +91,10 @@ pub struct MergeStep {
 /// long a merge keeps an article that arrives meanwhile waiting.
 const MERGE_SLICE: usize = 2048;
 
+/// Ids merged per transaction in the writer's short idle moments: ~32
+/// B-tree inserts, some 100 µs.
+const IDLE_SLICE: usize = 32;
+
 /// Ids merged per article of a batch, while a merge is under way: the
 /// merge must outrun the tail's growth to end, and small slices spread its
 /// cost over the batches instead of stalling one of them.
@@ -196,12 +200,15 @@ impl<'db> BatchWriter<'db> {
                 Ok(outcomes)
             })
             .and_then(|outcomes| {
-                // A merge under way goes on in every batch, faster than
-                // the tail grows, so it ends; its rows join the batch's
-                // commit instead of needing one of their own.
-                // It covers the tail as committed before this batch.
-                let step =
-                    self.merge_rows(MERGE_PER_ARTICLE * batch.len().max(1), false, saved_last_id)?;
+                // A writer never idle long enough to merge (`merge_idle`)
+                // merges in its batches once the tail is twice its length,
+                // faster than the tail grows, so the merge ends. It covers
+                // the tail as committed before this batch.
+                let step = if self.tail.len() >= 2 * self.merge_at {
+                    self.merge_rows(MERGE_PER_ARTICLE * batch.len().max(1), false, saved_last_id)?
+                } else {
+                    None
+                };
                 self.db.exec("COMMIT")?;
                 Ok((outcomes, step))
             });
@@ -209,8 +216,10 @@ impl<'db> BatchWriter<'db> {
         match result {
             Ok((outcomes, step)) => {
                 self.tail.add(self.fresh.drain(..));
-                self.merged(step);
-                self.last_merge = step;
+                if let Some(step) = step {
+                    self.merged(step);
+                }
+                self.last_merge = step.unwrap_or_default();
                 Ok(outcomes)
             }
             Err(e) => {
@@ -242,17 +251,35 @@ impl<'db> BatchWriter<'db> {
     }
 
     /// Merges a slice of the tail into history in a transaction of its
-    /// own (the writer is idle, or stopping): whatever the tail holds.
+    /// own, whatever the tail holds: the writer has had nothing to do for
+    /// a while, or is stopping.
     pub fn merge_tail(&mut self) -> Result<MergeStep, RawError> {
+        self.merge_slice(MERGE_SLICE, true)
+    }
+
+    /// Between two batches, when no article is waiting: goes on with a
+    /// merge, or starts one once the tail is `merge_at` long, a few ids at
+    /// a time, so an article arriving meanwhile waits little. Under a
+    /// pipelined feed the writer waits for the next batch about half the
+    /// time; this puts the merge there instead of in the batches' commits.
+    pub fn merge_idle(&mut self) -> Result<MergeStep, RawError> {
+        if self.merging.is_none() && self.tail.len() < self.merge_at {
+            return Ok(MergeStep::default());
+        }
+        self.merge_slice(IDLE_SLICE, false)
+    }
+
+    fn merge_slice(&mut self, max: usize, all: bool) -> Result<MergeStep, RawError> {
         self.db.exec("BEGIN IMMEDIATE")?;
         let step = self
-            .merge_rows(MERGE_SLICE, true, self.last_id)
+            .merge_rows(max, all, self.last_id)
             .and_then(|step| self.db.exec("COMMIT").map(|()| step));
         match step {
-            Ok(step) => {
+            Ok(Some(step)) => {
                 self.merged(step);
                 Ok(step)
             }
+            Ok(None) => Ok(MergeStep::default()),
             Err(e) => {
                 let _ = self.db.exec("ROLLBACK");
                 Err(e)
@@ -262,15 +289,21 @@ impl<'db> BatchWriter<'db> {
 
     /// Writes up to `max` ids of the tail to history in the transaction
     /// under way, starting a merge when the tail is `merge_at` long (or,
-    /// with `all`, not empty). `merged` applies the step once committed.
+    /// with `all`, not empty); `None` when no merge is due. `merged`
+    /// applies the step once committed.
     /// A merge started here covers the tail up to log id `committed`: the
     /// articles of the transaction under way join the tail only once it
     /// commits, so a later merge takes them.
-    fn merge_rows(&mut self, max: usize, all: bool, committed: i64) -> Result<MergeStep, RawError> {
+    fn merge_rows(
+        &mut self,
+        max: usize,
+        all: bool,
+        committed: i64,
+    ) -> Result<Option<MergeStep>, RawError> {
         if self.merging.is_none() {
             let waiting = self.tail.len();
             if waiting == 0 || (!all && waiting < self.merge_at) {
-                return Ok(MergeStep::default());
+                return Ok(None);
             }
             let through = committed;
             self.merging = Some(Merge {
@@ -280,7 +313,7 @@ impl<'db> BatchWriter<'db> {
             });
         }
         let Some(merge) = self.merging.as_ref() else {
-            return Ok(MergeStep::default());
+            return Ok(None);
         };
         let end = (merge.done + max).min(merge.entries.len());
         for (msgid, id) in &merge.entries[merge.done..end] {
@@ -294,10 +327,10 @@ impl<'db> BatchWriter<'db> {
             self.set_through.bind_i64(1, merge.through)?;
             self.set_through.execute()?;
         }
-        Ok(MergeStep {
+        Ok(Some(MergeStep {
             written: end - merge.done,
             more: !last,
-        })
+        }))
     }
 
     /// Records a committed merge step; a finished merge's ids leave the
