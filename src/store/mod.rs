@@ -453,30 +453,28 @@ impl Store {
 
     /// Whether a message-id names an article we store.
     pub async fn has_article(&self, msgid: &MessageId) -> Result<bool> {
-        const IN_HISTORY: &str = "SELECT 1 FROM history WHERE msgid = ?1 AND status = 0";
-        let query = if !self.tail.is_live() {
-            format!("{IN_HISTORY} UNION ALL SELECT 1 FROM {TAIL_ARTICLES} AND msgid = ?1 LIMIT 1")
-        } else if self.tail_stored(msgid.as_str()).await?.is_some() {
-            return Ok(true);
-        } else {
-            IN_HISTORY.to_owned()
-        };
-        let found: Option<i64> = sqlx::query_scalar(&query)
-            .bind(msgid.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(found.is_some())
+        self.stored_or_in(
+            msgid,
+            "SELECT 1 FROM history WHERE msgid = ?1 AND status = 0",
+        )
+        .await
     }
 
     /// Whether a message-id is known at all (stored, refused or expired).
     pub async fn seen(&self, msgid: &MessageId) -> Result<bool> {
-        const IN_HISTORY: &str = "SELECT 1 FROM history WHERE msgid = ?1";
+        self.stored_or_in(msgid, "SELECT 1 FROM history WHERE msgid = ?1")
+            .await
+    }
+
+    /// Whether `msgid` is stored in the tail, or else found by
+    /// `in_history` (a query of history with the id as ?1).
+    async fn stored_or_in(&self, msgid: &MessageId, in_history: &str) -> Result<bool> {
         let query = if !self.tail.is_live() {
-            format!("{IN_HISTORY} UNION ALL SELECT 1 FROM {TAIL_ARTICLES} AND msgid = ?1 LIMIT 1")
+            format!("{in_history} UNION ALL SELECT 1 FROM {TAIL_ARTICLES} AND msgid = ?1 LIMIT 1")
         } else if self.tail_stored(msgid.as_str()).await?.is_some() {
             return Ok(true);
         } else {
-            IN_HISTORY.to_owned()
+            in_history.to_owned()
         };
         let found: Option<i64> = sqlx::query_scalar(&query)
             .bind(msgid.as_str())
