@@ -31,7 +31,7 @@ use crate::article::Prepared;
 use crate::config::Synchronous;
 use crate::store::raw::Db;
 use crate::store::raw::RawError;
-use crate::store::writer::{BatchWriter, MergeStep, Origin, Outcome};
+use crate::store::writer::{BatchWriter, MergeSlices, MergeStep, Origin, Outcome};
 use crate::store::{Store, StoreError};
 use checkpoint::Checkpointer;
 use known::KnownIds;
@@ -561,8 +561,9 @@ fn run_writer(
         };
         while let Some(first) = spin_for(&mut rx, limits.spin) {
             if let Request::MergeTail = first {
-                // A slice at a time, as long as nothing else comes.
-                while rx.is_empty() && merge_step(writer.merge_tail()) {}
+                // Short slices, as long as nothing else comes: the tick
+                // also comes while a feed is running.
+                while rx.is_empty() && merge_step(writer.merge_tail(MergeSlices::Short)) {}
                 continue;
             }
             let mut bytes = first.size();
@@ -645,7 +646,7 @@ fn run_writer(
             while rx.is_empty() && merge_step(writer.merge_idle()) {}
         }
         // A clean stop leaves history whole.
-        while merge_step(writer.merge_tail()) {}
+        while merge_step(writer.merge_tail(MergeSlices::Long)) {}
         tail.stop();
         info!("writer stopped at article {}", writer.last_id());
     }

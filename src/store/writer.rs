@@ -78,6 +78,15 @@ struct Merge {
     done: usize,
 }
 
+/// How much of the tail `merge_tail` writes per transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeSlices {
+    /// `IDLE_SLICE`: an article arriving meanwhile waits little.
+    Short,
+    /// `MERGE_SLICE`: nothing else will come (shutdown).
+    Long,
+}
+
 /// What a call of `merge_tail` did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MergeStep {
@@ -87,8 +96,7 @@ pub struct MergeStep {
     pub more: bool,
 }
 
-/// Ids merged per transaction of its own (an idle writer's): bounds how
-/// long a merge keeps an article that arrives meanwhile waiting.
+/// Ids merged per transaction at shutdown, when nothing else can come.
 const MERGE_SLICE: usize = 2048;
 
 /// Ids merged per transaction in the writer's short idle moments: ~32
@@ -253,8 +261,11 @@ impl<'db> BatchWriter<'db> {
     /// Merges a slice of the tail into history in a transaction of its
     /// own, whatever the tail holds: the writer has had nothing to do for
     /// a while, or is stopping.
-    pub fn merge_tail(&mut self) -> Result<MergeStep, RawError> {
-        self.merge_slice(MERGE_SLICE, true)
+    pub fn merge_tail(&mut self, slices: MergeSlices) -> Result<MergeStep, RawError> {
+        match slices {
+            MergeSlices::Short => self.merge_slice(IDLE_SLICE, true),
+            MergeSlices::Long => self.merge_slice(MERGE_SLICE, true),
+        }
     }
 
     /// Between two batches, when no article is waiting: goes on with a
