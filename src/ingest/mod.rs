@@ -590,7 +590,14 @@ fn run_writer(
             }
             let now = chrono::Utc::now().timestamp();
             let started = std::time::Instant::now();
-            let result = writer.write(&articles, &rejected, now, now + limits.remember_secs);
+            let surely_new = |msgid: &str| writer_state.known.surely_new(msgid);
+            let result = writer.write(
+                &articles,
+                &rejected,
+                now,
+                now + limits.remember_secs,
+                &surely_new,
+            );
             let took = started.elapsed();
             drop(articles);
             drop(rejected);

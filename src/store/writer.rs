@@ -190,17 +190,21 @@ impl<'db> BatchWriter<'db> {
     /// (malformed, unwanted): they are remembered until `remember_until` so
     /// a peer that offers them again is told 438/435 at once. Relayed
     /// articles that carry none of our groups are remembered the same way.
+    ///
+    /// `surely_new` tells ids certainly not stored nor remembered (see
+    /// `is_duplicate`); `|_| false` makes every id be looked up.
     pub fn write(
         &mut self,
         batch: &[(&Prepared, Origin)],
         rejected: &[&str],
         now: i64,
         remember_until: i64,
+        surely_new: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<Outcome>, RawError> {
         let saved_last_id = self.last_id;
         self.db.exec("BEGIN IMMEDIATE")?;
         let result = self
-            .write_rows(batch, now, remember_until)
+            .write_rows(batch, now, remember_until, surely_new)
             .and_then(|outcomes| {
                 for id in rejected {
                     self.remember_rejected(id, remember_until)?;
@@ -372,24 +376,43 @@ impl<'db> BatchWriter<'db> {
         self.remember.execute()
     }
 
+    /// Whether `msgid` is stored already (in this transaction, the tail or
+    /// history) or remembered as refused. `surely_new` says an id is
+    /// certainly neither in the tail nor in history (the message-id
+    /// filter): then only this transaction's ids are looked at, which
+    /// spares a read of a random leaf of history per new article.
+    fn is_duplicate(
+        &mut self,
+        msgid: &str,
+        surely_new: &dyn Fn(&str) -> bool,
+    ) -> Result<bool, RawError> {
+        if self.fresh_ids.contains(msgid) {
+            return Ok(true);
+        }
+        if surely_new(msgid) {
+            return Ok(false);
+        }
+        if self.in_tail(msgid)? {
+            return Ok(true);
+        }
+        self.find_history.bind_text(1, msgid)?;
+        let seen = self.find_history.step();
+        self.find_history.reset();
+        Ok(seen? == Step::Row)
+    }
+
     fn write_rows(
         &mut self,
         batch: &[(&Prepared, Origin)],
         now: i64,
         remember_until: i64,
+        surely_new: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<Outcome>, RawError> {
         let mut slots: HashMap<String, Option<Slot>> = HashMap::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         for &(article, origin) in batch {
             let msgid = article.message_id.as_str();
-            if self.in_tail(msgid)? {
-                outcomes.push(Outcome::Duplicate);
-                continue;
-            }
-            self.find_history.bind_text(1, msgid)?;
-            let seen = self.find_history.step();
-            self.find_history.reset();
-            if seen? == Step::Row {
+            if self.is_duplicate(msgid, surely_new)? {
                 outcomes.push(Outcome::Duplicate);
                 continue;
             }
