@@ -1,7 +1,9 @@
-//! A Bloom filter over every message-id in history, so that CHECK and IHAVE
-//! for an id never seen before (nearly all of a live feed) are answered
-//! without reading SQLite. "Maybe known" still goes to history, which stays
-//! the one authority; the filter only ever saves a look-up.
+//! A Bloom filter over every message-id in history and its in-memory tail
+//! (`store::tail`), so that CHECK and IHAVE for an id never seen before
+//! (nearly all of a live feed) are answered without reading SQLite, and the
+//! writer stores such an article without looking it up. "Maybe known" still
+//! goes to the tail and history, which stay the authority; the filter only
+//! ever saves a look-up.
 //!
 //! The writer adds the ids of each batch right after its commit and before
 //! it answers anyone, so at every moment an id being received is either in
