@@ -13,7 +13,8 @@
 //! Measured on the 2-core test VM, one connection of pipelined
 //! CHECK/TAKETHIS, means of interleaved runs: 57.6k -> 63.3k articles/s
 //! (five each), 50.8k -> 53.0k (four each, on a slower day); lock-step
-//! IHAVE and four connections unchanged.
+//! IHAVE and four connections unchanged. (Those runs used message-ids in
+//! key order; see `store::tail` for what ids in no order cost.)
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread;
