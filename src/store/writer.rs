@@ -2,7 +2,7 @@
 //! assigned, rows written, one commit (DESIGN.md "Ingest: one writer, group
 //! commit"). Synchronous: it runs on the ingest thread, never on the runtime.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::LAST_ARTICLE_ID;
@@ -54,8 +54,7 @@ pub struct BatchWriter<'db> {
     tail: Arc<Tail>,
     /// The ids the transaction under way stores, with their log ids: they
     /// join the tail once it commits.
-    fresh: Vec<(String, i64)>,
-    fresh_ids: HashSet<String>,
+    fresh: HashMap<String, i64>,
     /// A merge of the tail into history under way.
     merging: Option<Merge>,
     /// What the last batch's transaction merged (for the writer's log).
@@ -175,8 +174,7 @@ impl<'db> BatchWriter<'db> {
             last_id,
             path_identity: path_identity.to_owned(),
             tail,
-            fresh: Vec::new(),
-            fresh_ids: HashSet::new(),
+            fresh: HashMap::new(),
             merging: None,
             last_merge: MergeStep::default(),
             merge_at,
@@ -224,10 +222,9 @@ impl<'db> BatchWriter<'db> {
                 self.db.exec("COMMIT")?;
                 Ok((outcomes, step))
             });
-        self.fresh_ids.clear();
         match result {
             Ok((outcomes, step)) => {
-                self.tail.add(self.fresh.drain(..));
+                self.tail.add(self.fresh.drain());
                 if let Some(step) = step {
                     self.merged(step);
                 }
@@ -249,7 +246,7 @@ impl<'db> BatchWriter<'db> {
     /// transaction under way, or in the tail and not removed since (by an
     /// expiry, which then wrote its history row).
     fn in_tail(&mut self, msgid: &str) -> Result<bool, RawError> {
-        if self.fresh_ids.contains(msgid) {
+        if self.fresh.contains_key(msgid) {
             return Ok(true);
         }
         let Some(id) = self.tail.get(msgid) else {
@@ -320,10 +317,9 @@ impl<'db> BatchWriter<'db> {
             if waiting == 0 || (!all && waiting < self.merge_at) {
                 return Ok(None);
             }
-            let through = committed;
             self.merging = Some(Merge {
-                through,
-                entries: self.tail.sorted_through(through),
+                through: committed,
+                entries: self.tail.sorted_through(committed),
                 done: 0,
             });
         }
@@ -386,11 +382,8 @@ impl<'db> BatchWriter<'db> {
         msgid: &str,
         surely_new: &dyn Fn(&str) -> bool,
     ) -> Result<bool, RawError> {
-        if self.fresh_ids.contains(msgid) {
-            return Ok(true);
-        }
         if surely_new(msgid) {
-            return Ok(false);
+            return Ok(self.fresh.contains_key(msgid));
         }
         if self.in_tail(msgid)? {
             return Ok(true);
@@ -480,8 +473,7 @@ impl<'db> BatchWriter<'db> {
                 s.execute()?;
             }
 
-            self.fresh.push((msgid.to_owned(), id));
-            self.fresh_ids.insert(msgid.to_owned());
+            self.fresh.insert(msgid.to_owned(), id);
 
             outcomes.push(Outcome::Stored {
                 article_id: id,
