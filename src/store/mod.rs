@@ -416,13 +416,19 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
         } else {
-            match self.tail_stored(msgid.as_str()).await? {
+            // A tail hit is read by its log id straight away; gone (an
+            // expiry took it), history says what became of it.
+            let in_tail = match self.tail.get(msgid.as_str()) {
                 Some(id) => {
                     sqlx::query("SELECT id, msgid, bytes FROM articles WHERE id = ?1")
                         .bind(id)
                         .fetch_optional(&self.pool)
                         .await?
                 }
+                None => None,
+            };
+            match in_tail {
+                Some(row) => Some(row),
                 None => {
                     sqlx::query(IN_HISTORY)
                         .bind(msgid.as_str())
