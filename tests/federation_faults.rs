@@ -951,17 +951,13 @@ async fn a_feeder_killed_mid_feed_resumes_and_the_peer_gets_everything_once() {
     let pb = free_port();
     let b = node("b", pb, vec![peer("a", None, "*")], &[]).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("a.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\npath_identity = \"a.test\"\n\
-             [storage]\ndatabase = {:?}\n\
-             [[peer]]\nname = \"b\"\npath_identity = \"b.test\"\naddress = \"127.0.0.1:{pb}\"\n",
-            dir.path().join("a.db").display().to_string()
+    let config = common::binary_config(
+        dir.path(),
+        "a",
+        &format!(
+            "[[peer]]\nname = \"b\"\npath_identity = \"b.test\"\naddress = \"127.0.0.1:{pb}\"\n"
         ),
-    )
-    .expect("write config");
+    );
     let (mut a, addr) = common::spawn_binary(BIN, &config).await;
 
     // Post from a task; kill A with SIGKILL once B has some of them (the

@@ -144,18 +144,12 @@ async fn a_killed_server_reads_its_unmerged_message_ids_back() {
     const BIN: &str = env!("CARGO_BIN_EXE_tidings");
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("t.db");
-    let config = dir.path().join("t.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\npath_identity = \"t.test\"\n\
-             [storage]\ndatabase = {:?}\n\
-             [[peer]]\nname = \"p\"\npath_identity = \"p.test\"\naccept_from = [\"127.0.0.1\"]\n\
-             [[group]]\nname = \"local.test\"\n",
-            db.display().to_string()
-        ),
-    )
-    .expect("write config");
+    let config = common::binary_config(
+        dir.path(),
+        "t",
+        "[[peer]]\nname = \"p\"\npath_identity = \"p.test\"\naccept_from = [\"127.0.0.1\"]\n\
+         [[group]]\nname = \"local.test\"\n",
+    );
     // Posts, then SIGKILL at once; the writer merges when idle (about
     // once a second), so the last post is nearly always still in memory:
     // try again in the rare case it was merged.

@@ -345,6 +345,20 @@ where
     }
 }
 
+/// Writes `dir/NAME.toml` for `spawn_binary`: a server with path identity
+/// `NAME.test` on 127.0.0.1:0 and its database `dir/NAME.db`, then `extra`
+/// (more configuration). Returns the file's path.
+pub fn binary_config(dir: &std::path::Path, name: &str, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\npath_identity = \"{name}.test\"\n\
+         [storage]\ndatabase = {:?}\n{extra}",
+        dir.join(format!("{name}.db")).display().to_string()
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
 /// Starts the built binary `bin` as `tidings --config CONFIG serve` and
 /// returns it with the address its "listening on" log line names. The rest
 /// of its log is drained, so it never blocks on a full pipe.
