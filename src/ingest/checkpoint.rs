@@ -6,9 +6,9 @@
 //! answers. This thread runs a passive checkpoint (it never blocks the
 //! writer or a reader) after every MiB of articles committed, so by the
 //! time the writer's own checkpoint comes due only the last frames are
-//! left to copy, and
-//! the WAL still restarts from its beginning at the writer's next
-//! transaction (a WAL that only grows makes every sync slower).
+//! left to copy, and the WAL still restarts from its beginning at the
+//! writer's next transaction (a WAL that only grows makes every sync
+//! slower).
 //!
 //! Measured on the 2-core test VM, one connection of pipelined
 //! CHECK/TAKETHIS, means of interleaved runs: 57.6k -> 63.3k articles/s
