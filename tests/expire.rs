@@ -228,6 +228,108 @@ async fn expiry_beside_a_streaming_peer_loses_nothing() {
     server.stop().await;
 }
 
+/// Waits until the server's history merge has passed article `id` (its
+/// message-id is in history, no longer only in the writer's tail).
+async fn wait_for_history_through(db: &Path, id: i64) {
+    let url = format!("sqlite://{}", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let through: i64 =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'history_through'")
+                .fetch_one(&pool)
+                .await
+                .expect("read history_through");
+        if through >= id {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "history through {through}, not {id}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pool.close().await;
+}
+
+/// An article removed before the writer merged its message-id into
+/// history (within a second of its arrival) is remembered and forgotten
+/// like any other, and may then be fed again: the merge that comes later
+/// must not write its row back as stored.
+#[tokio::test]
+async fn a_message_id_removed_before_its_history_merge_is_forgotten_in_time() {
+    let server = server_with(RULES).await;
+    let config = config_file(&server);
+    let mut r = reader(server.addr).await;
+    let start = now();
+    let mut ids = Vec::new();
+    // Posted, removed and past its remember time within a moment, so the
+    // merge mostly comes after the expiry that forgets it.
+    for round in 0..3 {
+        let id = posted_id(
+            &r.post(&article("local.test", &format!("brief {round}"), "x\r\n"))
+                .await,
+        );
+        let report = expire_at(&config, start + 2 * DAY).await;
+        assert!(report.starts_with("expired 1 articles"), "{report}");
+        expire_at(&config, start + 14 * DAY).await;
+        ids.push(id);
+    }
+    assert_forgotten_after_the_merge(&server, &config, &ids, start + 14 * DAY).await;
+    server.stop().await;
+}
+
+/// The same for articles whose group is removed the moment they arrive.
+#[tokio::test]
+async fn a_message_id_whose_group_went_before_its_history_merge_is_forgotten_in_time() {
+    let server = server_with(RULES).await;
+    let config = config_file(&server);
+    let mut r = reader(server.addr).await;
+    let start = now();
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        let group = format!("local.brief{round}");
+        let run = tidings(&config, &["group", "add", &group]).await;
+        assert!(run.ok, "{}", run.stderr);
+        let id = posted_id(&r.post(&article(&group, "brief", "x\r\n")).await);
+        let run = tidings(&config, &["group", "remove", &group]).await;
+        assert!(
+            run.stdout.contains("(1 articles deleted)"),
+            "{}{}",
+            run.stdout,
+            run.stderr
+        );
+        expire_at(&config, start + 14 * DAY).await;
+        ids.push(id);
+    }
+    assert_forgotten_after_the_merge(&server, &config, &ids, start + 14 * DAY).await;
+    server.stop().await;
+}
+
+/// Once the history merge has passed every article, `ids` (removed and
+/// past their remember time at `at`) are forgotten: CHECK wants them, and
+/// the first may be fed again.
+async fn assert_forgotten_after_the_merge(
+    server: &TestServer,
+    config: &Path,
+    ids: &[String],
+    at: i64,
+) {
+    wait_for_history_through(&server.db_path(), log_head(config).await).await;
+    let report = expire_at(config, at).await;
+    assert!(report.ends_with("forgot 0 message-ids"), "{report}");
+
+    let mut p = Client::connect(server.addr).await;
+    assert_eq!(p.cmd("MODE STREAM").await, "203 Streaming permitted");
+    for id in ids {
+        assert_eq!(p.cmd(&format!("CHECK {id}")).await, format!("238 {id}"));
+    }
+    let first = &ids[0];
+    let takethis = format!("TAKETHIS {first}\r\n{}", relayed(first, "local.general"));
+    p.send(takethis.as_bytes()).await;
+    assert_eq!(p.line().await, format!("239 {first}"));
+}
+
 #[tokio::test]
 async fn expiring_the_newest_articles_never_hands_their_log_ids_out_again() {
     let server = server_with(RULES).await;

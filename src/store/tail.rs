@@ -31,6 +31,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// The meta key of the last article id whose history row is written.
 pub(crate) const THROUGH: &str = "history_through";
 
+/// The `meta` key of the newest article removed (`note_removed`).
+pub(crate) const REMOVED_THROUGH: &str = "removed_through";
+
 /// The message-ids of the articles after `history_through`, with their log
 /// ids, kept by the process that runs the writer.
 #[derive(Default)]

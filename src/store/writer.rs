@@ -43,11 +43,15 @@ pub struct BatchWriter<'db> {
     insert_article: Stmt<'db>,
     insert_overview: Stmt<'db>,
     merge_history: Stmt<'db>,
+    merge_history_checked: Stmt<'db>,
+    removed_through: Stmt<'db>,
     set_through: Stmt<'db>,
     article_exists: Stmt<'db>,
     update_group: Stmt<'db>,
     remember: Stmt<'db>,
     last_id: i64,
+    /// The last log id whose history row is written (`history_through`).
+    through: i64,
     path_identity: String,
     /// The message-ids not yet in history (see `tail`), shared with the
     /// store's readers.
@@ -69,6 +73,8 @@ pub struct BatchWriter<'db> {
 
 /// A merge of the tail into history, done a slice per transaction.
 struct Merge {
+    /// `history_through` when it started: it covers the ids after this.
+    after: i64,
     /// The last log id it covers: `history_through` once it is done.
     through: i64,
     /// The tail's entries up to `through`, in message-id order.
@@ -131,6 +137,15 @@ impl<'db> BatchWriter<'db> {
             Step::Done => 0,
         };
         drop(last);
+        let mut merged = db.prepare(&format!(
+            "SELECT value FROM meta WHERE key = '{}'",
+            tail::THROUGH
+        ))?;
+        let through = match merged.step()? {
+            Step::Row => merged.column_i64(0),
+            Step::Done => 0,
+        };
+        drop(merged);
         let mut unmerged =
             db.prepare(&format!("SELECT msgid, id FROM {}", super::TAIL_ARTICLES))?;
         let mut entries = Vec::new();
@@ -150,14 +165,24 @@ impl<'db> BatchWriter<'db> {
                 "INSERT INTO overview (group_id, number, article_id, arrived, line) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?,
+            merge_history: db.prepare(
+                "INSERT INTO history (msgid, article_id, status, remember_until) \
+                 VALUES (?1, ?2, 0, NULL) ON CONFLICT (msgid) DO NOTHING",
+            )?,
             // Only for an article still stored: an expiry that removed a
             // tail article wrote its row itself (which may even be
-            // forgotten already).
-            merge_history: db.prepare(
+            // forgotten already). The look-up is a random read of the
+            // article log, so it is made only when some tail article was
+            // removed (`removed_through`).
+            merge_history_checked: db.prepare(
                 "INSERT INTO history (msgid, article_id, status, remember_until) \
                  SELECT ?1, ?2, 0, NULL WHERE EXISTS (SELECT 1 FROM articles WHERE id = ?2) \
                  ON CONFLICT (msgid) DO NOTHING",
             )?,
+            removed_through: db.prepare(&format!(
+                "SELECT value FROM meta WHERE key = '{}'",
+                tail::REMOVED_THROUGH
+            ))?,
             article_exists: db.prepare("SELECT 1 FROM articles WHERE id = ?1")?,
             set_through: db.prepare(&format!(
                 "UPDATE meta SET value = ?1 WHERE key = '{}'",
@@ -172,6 +197,7 @@ impl<'db> BatchWriter<'db> {
                  VALUES (?1, NULL, 1, ?2) ON CONFLICT (msgid) DO NOTHING",
             )?,
             last_id,
+            through,
             path_identity: path_identity.to_owned(),
             tail,
             fresh: HashMap::new(),
@@ -318,6 +344,7 @@ impl<'db> BatchWriter<'db> {
                 return Ok(None);
             }
             self.merging = Some(Merge {
+                after: self.through,
                 through: committed,
                 entries: self.tail.sorted_through(committed),
                 done: 0,
@@ -327,8 +354,23 @@ impl<'db> BatchWriter<'db> {
             return Ok(None);
         };
         let end = (merge.done + max).min(merge.entries.len());
+        // Read in this transaction: a removal that commits later writes
+        // its history row over the one merged here.
+        let removed = &mut self.removed_through;
+        let newest_removed = match removed.step() {
+            Ok(Step::Row) => Ok(removed.column_i64(0)),
+            // No key: as if anything may have been removed.
+            Ok(Step::Done) => Ok(i64::MAX),
+            Err(e) => Err(e),
+        };
+        removed.reset();
+        let check = newest_removed? > merge.after;
         for (msgid, id) in &merge.entries[merge.done..end] {
-            let s = &mut self.merge_history;
+            let s = if check {
+                &mut self.merge_history_checked
+            } else {
+                &mut self.merge_history
+            };
             s.bind_text(1, msgid)?;
             s.bind_i64(2, *id)?;
             s.execute()?;
@@ -352,6 +394,7 @@ impl<'db> BatchWriter<'db> {
         };
         merge.done += step.written;
         if !step.more {
+            self.through = merge.through;
             self.tail.forget_through(merge.through);
             self.merging = None;
         }
