@@ -75,6 +75,20 @@ pub struct StreamBench {
     /// slow for a while after its spool is made).
     #[arg(long, default_value_t = 30)]
     inn_settle: u64,
+    /// Measure the ingest this many times, each with new message-ids, and
+    /// report the medians: with --vs-inn, INN and tidings take turns, so a
+    /// machine whose speed drifts during the run (a VM) slows both alike.
+    #[arg(long, default_value_t = 1, conflicts_with = "flood")]
+    rounds: usize,
+    /// MiB of a scratch file written and deleted before the measurements,
+    /// so that the page cache the servers grow into comes from memory the
+    /// machine has handed out before (default with --vs-inn: three times
+    /// the articles' bytes, else 0). On a VM a page of memory touched for
+    /// the first time can cost ~7 us (4 GiB: 6.9 s here), about what
+    /// writing it costs: a database that grows pays that per page, while
+    /// INN writes its whole CNFS buffer while it is set up, untimed.
+    #[arg(long, value_name = "MIB")]
+    warm: Option<usize>,
     /// Also stream the same load, in the same run, into a built-in server
     /// that stores nothing, and into one that writes each article to a
     /// scratch file and fdatasyncs it before answering (once per burst):
@@ -359,14 +373,20 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         pause_sink(&dir, true).await?;
     }
 
-    let articles: Arc<Vec<(String, Vec<u8>)>> = Arc::new(
-        (0..b.articles)
-            .map(|i| make_article(&run_id, i, b.size))
-            .collect(),
-    );
+    let rounds = b.rounds.max(1);
+    // Each round's message-ids are new to both servers.
+    let load = |round: usize| -> Arc<Vec<(String, Vec<u8>)>> {
+        let run = if rounds == 1 {
+            run_id.clone()
+        } else {
+            format!("{run_id}r{round}")
+        };
+        Arc::new((0..b.articles).map(|i| make_article(&run, i, b.size)).collect())
+    };
+    let mut articles = load(0);
     let bytes: usize = articles.iter().map(|(_, a)| a.len()).sum();
     println!(
-        "tidings stream benchmark: {} articles of ~{} bytes, {} connection(s), synchronous={}, {}",
+        "tidings stream benchmark: {} articles of ~{} bytes, {} connection(s), synchronous={}, {}{}",
         b.articles,
         b.size,
         b.connections,
@@ -379,31 +399,102 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             format!("CHECK+TAKETHIS back to back, window {}", b.window)
         } else {
             format!("CHECK/TAKETHIS window {}", b.window)
+        },
+        if rounds > 1 {
+            format!(", {rounds} rounds")
+        } else {
+            String::new()
         }
     );
-    let inn_rate = match &b.vs_inn {
-        Some(script) => Some(ingest_into_inn(&b, script, &dir, &articles, bytes).await?),
+    let inn = match &b.vs_inn {
+        Some(script) => Some(Inn::start(&b, script, &dir, bytes * rounds).await?),
         None => None,
     };
+    let warm = b.warm.unwrap_or(if inn.is_some() {
+        3 * bytes * rounds / (1 << 20)
+    } else {
+        0
+    });
+    if warm > 0 {
+        let t = Instant::now();
+        if let Err(e) = warm_page_cache(&dir, warm).await {
+            if let Some(inn) = &inn {
+                inn.stop().await;
+            }
+            return Err(e);
+        }
+        println!(
+            "page cache warmed: {warm} MiB written and deleted in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     let ceilings = if b.ceiling {
         ceilings(&b, &dir, &articles).await?
     } else {
         Vec::new()
     };
-    let (accepted, secs) = ingest(&b, addr, &articles).await?;
-    let rate = accepted as f64 / secs;
-    println!(
-        "ingest: {accepted} accepted in {secs:.2} s: {rate:.0} articles/s, {:.1} MB/s",
-        bytes as f64 / secs / 1e6
-    );
-    if let Some(inn) = inn_rate {
-        println!("tidings / INN: {:.2}x", rate / inn.max(f64::MIN_POSITIVE));
-    }
-    for (what, ceiling) in ceilings {
+    let (mut rates, mut inn_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut accepted = 0;
+    for round in 0..rounds {
+        if round > 0 {
+            articles = load(round);
+        }
+        let inn_rate = match &inn {
+            Some(inn) => match inn.ingest(&b, &articles, bytes).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    inn.stop().await;
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        let (n, secs) = ingest(&b, addr, &articles).await?;
+        accepted += n;
+        let rate = n as f64 / secs;
         println!(
-            "tidings / ceiling ({what}): {:.2}",
-            rate / ceiling.max(f64::MIN_POSITIVE)
+            "ingest: {n} accepted in {secs:.2} s: {rate:.0} articles/s, {:.1} MB/s",
+            bytes as f64 / secs / 1e6
         );
+        rates.push(rate);
+        if let Some(inn) = inn_rate {
+            let ratio = rate / inn.max(f64::MIN_POSITIVE);
+            println!("tidings / INN: {ratio:.2}x");
+            inn_rates.push(inn);
+            ratios.push(ratio);
+        }
+        if round == 0 {
+            for (what, ceiling) in &ceilings {
+                println!(
+                    "tidings / ceiling ({what}): {:.2}",
+                    rate / ceiling.max(f64::MIN_POSITIVE)
+                );
+            }
+        }
+    }
+    if let Some(inn) = inn {
+        inn.stop().await;
+    }
+    if rounds > 1 {
+        let each = |v: &[f64], digits: usize| {
+            v.iter()
+                .map(|x| format!("{x:.digits$}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "median of {rounds} rounds: {:.0} articles/s (each: {})",
+            median(rates.clone()),
+            each(&rates, 0)
+        );
+        if !ratios.is_empty() {
+            println!(
+                "median of {rounds} rounds: INN {:.0} articles/s, tidings / INN {:.2}x (each: {})",
+                median(inn_rates.clone()),
+                median(ratios.clone()),
+                each(&ratios, 2)
+            );
+        }
     }
     if let Some(s) = &server
         && let Some(pid) = s.child.id()
@@ -515,60 +606,116 @@ async fn ceilings(
     Ok(rates)
 }
 
-/// Starts a private INN (CNFS) with `script`, streams the same load into
-/// it, stops it, and returns its rate (articles/s).
-async fn ingest_into_inn(
-    b: &StreamBench,
-    script: &std::path::Path,
-    dir: &std::path::Path,
-    articles: &Arc<Vec<(String, Vec<u8>)>>,
-    bytes: usize,
-) -> BenchResult<f64> {
-    let inn_dir = dir.join("inn");
-    let _ = std::fs::remove_dir_all(&inn_dir);
-    std::fs::create_dir_all(&inn_dir).map_err(err("INN dir"))?;
-    let port = free_port()?;
-    // Room for every article twice over, so CNFS never wraps mid-run.
-    let cycbuff_mb = (2 * bytes / (1 << 20)).max(64);
-    let out = tokio::process::Command::new("bash")
-        .arg(script)
-        .arg(&inn_dir)
-        .arg(port.to_string())
-        .env("INN_CYCBUFF_MB", cycbuff_mb.to_string())
-        .env("INN_ICDSYNCCOUNT", "10")
-        .env("INN_EXTRA_GROUPS", GROUP)
-        .output()
-        .await
-        .map_err(err("INN setup"))?;
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        // The setup script's exit status 77: no INN here (or no root).
-        return Err(match out.status.code() {
-            Some(77) => format!("INN is not installed or cannot run here: {why}"),
-            _ => format!("INN setup ({}) failed: {why}", script.display()),
-        });
-    }
-    let stop = script.with_file_name("stop.sh");
-    let result = async {
+/// A private INN (CNFS) started by the project's setup script.
+struct Inn {
+    addr: SocketAddr,
+    dir: PathBuf,
+    stop: PathBuf,
+}
+
+impl Inn {
+    /// Starts INN with `script`, with room for `bytes` of articles, and
+    /// leaves it alone for `--inn-settle` seconds.
+    async fn start(
+        b: &StreamBench,
+        script: &std::path::Path,
+        dir: &std::path::Path,
+        bytes: usize,
+    ) -> BenchResult<Inn> {
+        let inn_dir = dir.join("inn");
+        let _ = std::fs::remove_dir_all(&inn_dir);
+        std::fs::create_dir_all(&inn_dir).map_err(err("INN dir"))?;
+        let port = free_port()?;
+        // Room for every article twice over, so CNFS never wraps mid-run.
+        let cycbuff_mb = (2 * bytes / (1 << 20)).max(64);
+        let out = tokio::process::Command::new("bash")
+            .arg(script)
+            .arg(&inn_dir)
+            .arg(port.to_string())
+            .env("INN_CYCBUFF_MB", cycbuff_mb.to_string())
+            .env("INN_ICDSYNCCOUNT", "10")
+            .env("INN_EXTRA_GROUPS", GROUP)
+            .output()
+            .await
+            .map_err(err("INN setup"))?;
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            // The setup script's exit status 77: no INN here (or no root).
+            return Err(match out.status.code() {
+                Some(77) => format!("INN is not installed or cannot run here: {why}"),
+                _ => format!("INN setup ({}) failed: {why}", script.display()),
+            });
+        }
+        let inn = Inn {
+            addr: ([127, 0, 0, 1], port).into(),
+            dir: inn_dir,
+            stop: script.with_file_name("stop.sh"),
+        };
         tokio::time::sleep(Duration::from_secs(b.inn_settle)).await;
-        ingest(b, ([127, 0, 0, 1], port).into(), articles).await
+        Ok(inn)
     }
-    .await;
-    let _ = tokio::process::Command::new("bash")
-        .arg(&stop)
-        .arg(&inn_dir)
-        .output()
-        .await;
-    // INN never syncs: what it wrote is still on its way to the disk, and
-    // would slow the fsyncs of the tidings run that follows. Flush it first.
-    let _ = tokio::process::Command::new("sync").status().await;
-    let (accepted, secs) = result?;
-    let rate = accepted as f64 / secs;
-    println!(
-        "INN (CNFS): {accepted} accepted in {secs:.2} s: {rate:.0} articles/s, {:.1} MB/s",
-        bytes as f64 / secs / 1e6
-    );
-    Ok(rate)
+
+    /// Streams `articles` into INN: its rate (articles/s).
+    async fn ingest(
+        &self,
+        b: &StreamBench,
+        articles: &Arc<Vec<(String, Vec<u8>)>>,
+        bytes: usize,
+    ) -> BenchResult<f64> {
+        let result = ingest(b, self.addr, articles).await;
+        // INN never syncs: what it wrote is still on its way to the disk,
+        // and would slow the fsyncs of the tidings run that follows.
+        // Flush it first.
+        let _ = tokio::process::Command::new("sync").status().await;
+        let (accepted, secs) = result?;
+        let rate = accepted as f64 / secs;
+        println!(
+            "INN (CNFS): {accepted} accepted in {secs:.2} s: {rate:.0} articles/s, {:.1} MB/s",
+            bytes as f64 / secs / 1e6
+        );
+        Ok(rate)
+    }
+
+    async fn stop(&self) {
+        let _ = tokio::process::Command::new("bash")
+            .arg(&self.stop)
+            .arg(&self.dir)
+            .output()
+            .await;
+    }
+}
+
+/// Writes `mib` MiB to a scratch file in `dir`, syncs and deletes it: the
+/// page cache it took is free again, in memory the machine has backed.
+async fn warm_page_cache(dir: &std::path::Path, mib: usize) -> BenchResult<()> {
+    let path = dir.join("warm.scratch");
+    let written = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&path)?;
+            let chunk = vec![0x5a_u8; 1 << 20];
+            for _ in 0..mib {
+                f.write_all(&chunk)?;
+            }
+            f.sync_all()
+        }
+    })
+    .await
+    .map_err(err("warming the page cache"))?;
+    let removed = std::fs::remove_file(&path);
+    written.map_err(err("warming the page cache"))?;
+    removed.map_err(err("removing the scratch file"))
+}
+
+/// The median of `v` (0 when empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 /// Pauses or resumes the bench server's feed to the sink, through the

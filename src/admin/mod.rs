@@ -60,7 +60,7 @@ pub enum BenchCommand {
     /// Posting and reading as newsreaders do (issue 2's targets).
     Reader(bench::ReaderBench),
     /// Peers streaming into a server, flooding onward, chain latency.
-    Stream(bench_feed::StreamBench),
+    Stream(Box<bench_feed::StreamBench>),
 }
 
 #[derive(Args)]
@@ -230,7 +230,7 @@ fn status_text(status: char) -> &'static str {
 async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> {
     match command {
         AdminCommand::Bench(BenchCommand::Reader(b)) => bench::run(b).await.map_err(Failure),
-        AdminCommand::Bench(BenchCommand::Stream(b)) => bench_feed::run(b).await.map_err(Failure),
+        AdminCommand::Bench(BenchCommand::Stream(b)) => bench_feed::run(*b).await.map_err(Failure),
         AdminCommand::Group(g) => group(config, g).await,
         AdminCommand::Peer(p) => peer(config, p).await,
         AdminCommand::User(u) => user(config, u).await,
