@@ -253,9 +253,9 @@ async fn wait_for_history_through(db: &Path, id: i64) {
 }
 
 /// An article removed before the writer merged its message-id into
-/// history (within a second of its arrival) is remembered and forgotten
-/// like any other, and may then be fed again: the merge that comes later
-/// must not write its row back as stored.
+/// history (within a second of its arrival), by expiry or with its group,
+/// is remembered and forgotten like any other, and may then be fed again:
+/// the merge that comes later must not write its row back as stored.
 #[tokio::test]
 async fn a_message_id_removed_before_its_history_merge_is_forgotten_in_time() {
     let server = server_with(RULES).await;
@@ -266,41 +266,20 @@ async fn a_message_id_removed_before_its_history_merge_is_forgotten_in_time() {
     // Posted, removed and past its remember time within a moment, so the
     // merge mostly comes after the expiry that forgets it.
     for round in 0..3 {
-        let id = posted_id(
-            &r.post(&article("local.test", &format!("brief {round}"), "x\r\n"))
-                .await,
-        );
-        let report = expire_at(&config, start + 2 * DAY).await;
-        assert!(report.starts_with("expired 1 articles"), "{report}");
-        expire_at(&config, start + 14 * DAY).await;
-        ids.push(id);
-    }
-    assert_forgotten_after_the_merge(&server, &config, &ids, start + 14 * DAY).await;
-    server.stop().await;
-}
-
-/// The same for articles whose group is removed the moment they arrive.
-#[tokio::test]
-async fn a_message_id_whose_group_went_before_its_history_merge_is_forgotten_in_time() {
-    let server = server_with(RULES).await;
-    let config = config_file(&server);
-    let mut r = reader(server.addr).await;
-    let start = now();
-    let mut ids = Vec::new();
-    for round in 0..3 {
         let group = format!("local.brief{round}");
         let run = tidings(&config, &["group", "add", &group]).await;
         assert!(run.ok, "{}", run.stderr);
-        let id = posted_id(&r.post(&article(&group, "brief", "x\r\n")).await);
+        let expired = posted_id(&r.post(&article("local.test", "brief", "x\r\n")).await);
+        let with_group = posted_id(&r.post(&article(&group, "brief", "y\r\n")).await);
+
+        let report = expire_at(&config, start + 2 * DAY).await;
+        assert!(report.starts_with("expired 1 articles"), "{report}");
         let run = tidings(&config, &["group", "remove", &group]).await;
-        assert!(
-            run.stdout.contains("(1 articles deleted)"),
-            "{}{}",
-            run.stdout,
-            run.stderr
-        );
-        expire_at(&config, start + 14 * DAY).await;
-        ids.push(id);
+        let removed = run.stdout.contains("(1 articles deleted)");
+        assert!(removed, "{}{}", run.stdout, run.stderr);
+        let report = expire_at(&config, start + 14 * DAY).await;
+        assert!(report.ends_with("forgot 2 message-ids"), "{report}");
+        ids.extend([expired, with_group]);
     }
     assert_forgotten_after_the_merge(&server, &config, &ids, start + 14 * DAY).await;
     server.stop().await;

@@ -381,7 +381,11 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         } else {
             format!("{run_id}r{round}")
         };
-        Arc::new((0..b.articles).map(|i| make_article(&run, i, b.size)).collect())
+        Arc::new(
+            (0..b.articles)
+                .map(|i| make_article(&run, i, b.size))
+                .collect(),
+        )
     };
     let mut articles = load(0);
     let bytes: usize = articles.iter().map(|(_, a)| a.len()).sum();
