@@ -484,8 +484,9 @@ fn run_writer(
     let runtime = &writer_state.runtime;
     let limits = writer_state.limits;
     let (synced_tx, synced_rx) = std::sync::mpsc::channel::<Committed>();
-    // The writer syncs a small batch itself when nothing else is waiting
-    // (a lock-step IHAVE or POST is answered without a hand-off).
+    // The writer syncs a batch itself when nothing else is waiting and no
+    // sync is under way (see below): a lock-step IHAVE or POST is answered
+    // without a hand-off.
     let mut own_sync = WalSync {
         wal: writer_state.wal.clone(),
         file: None,
