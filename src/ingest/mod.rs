@@ -47,11 +47,7 @@ pub enum IngestError {
 }
 
 enum Request {
-    Article {
-        article: Prepared,
-        origin: Origin,
-        reply: oneshot::Sender<Result<Outcome, IngestError>>,
-    },
+    Article(Submission),
     /// Remember a refused message-id; the reply comes after the commit.
     Reject(String, oneshot::Sender<()>),
     /// Several articles sent as one message, so they land in one batch.
@@ -67,16 +63,44 @@ pub struct Submission {
     pub reply: oneshot::Sender<Result<Outcome, IngestError>>,
 }
 
+impl Submission {
+    fn size(&self) -> usize {
+        self.article.head.len() + self.article.body.len()
+    }
+}
+
 impl Request {
     fn size(&self) -> usize {
         match self {
-            Request::Article { article, .. } => article.head.len() + article.body.len(),
+            Request::Article(s) => s.size(),
             Request::Reject(id, _) => id.len(),
-            Request::Articles(v) => v
-                .iter()
-                .map(|s| s.article.head.len() + s.article.body.len())
-                .sum(),
+            Request::Articles(v) => v.iter().map(Submission::size).sum(),
             Request::MergeTail => 0,
+        }
+    }
+}
+
+/// What the writer takes into one transaction: articles, and refused
+/// message-ids to remember, each with its reply.
+#[derive(Default)]
+struct Batch {
+    articles: Vec<Submission>,
+    rejects: Vec<(String, oneshot::Sender<()>)>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.articles.len() + self.rejects.len()
+    }
+
+    /// Adds what `r` brings; a merge request brings nothing (merging is
+    /// for idle moments, and a batch is not one).
+    fn take(&mut self, r: Request) {
+        match r {
+            Request::Article(s) => self.articles.push(s),
+            Request::Articles(v) => self.articles.extend(v),
+            Request::Reject(id, reply) => self.rejects.push((id, reply)),
+            Request::MergeTail => {}
         }
     }
 }
@@ -210,11 +234,11 @@ impl Ingest {
     pub async fn submit(&self, article: Prepared, origin: Origin) -> Result<Outcome, IngestError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Request::Article {
+            .send(Request::Article(Submission {
                 article,
                 origin,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| IngestError::Closed)?;
         let _waiting = Waiting::enter(&self.waiting);
@@ -403,12 +427,10 @@ struct Writer {
 impl Writer {
     /// Adds the message-ids of a committed batch to the filter, and has it
     /// rebuilt larger when it is full.
-    fn remember_ids(&self, batch: &[Request]) {
-        let ids = batch.iter().filter_map(|r| match r {
-            Request::Article { article, .. } => Some(article.message_id.as_str()),
-            Request::Reject(id, _) => Some(id.as_str()),
-            Request::Articles(_) | Request::MergeTail => None,
-        });
+    fn remember_ids(&self, batch: &Batch) {
+        let ids = (batch.articles.iter())
+            .map(|s| s.article.message_id.as_str())
+            .chain(batch.rejects.iter().map(|(id, _)| id.as_str()));
         if self.known.add(ids) {
             self.runtime
                 .spawn(self.known.clone().rebuild(self.store.clone()));
@@ -550,17 +572,7 @@ fn run_writer(
         let _ = ready.send(Ok(()));
         info!("writer started at article {}", writer.last_id());
 
-        let mut batch: Vec<Request> = Vec::with_capacity(limits.articles);
-        let flatten = |batch: &mut Vec<Request>, r: Request| match r {
-            Request::Articles(v) => batch.extend(v.into_iter().map(|s| Request::Article {
-                article: s.article,
-                origin: s.origin,
-                reply: s.reply,
-            })),
-            // A merge is for idle moments, and this is not one.
-            Request::MergeTail => {}
-            other => batch.push(other),
-        };
+        let mut batch = Batch::default();
         while let Some(first) = spin_for(&mut rx, limits.spin) {
             if let Request::MergeTail = first {
                 // Short slices, as long as nothing else comes: the tick
@@ -569,27 +581,20 @@ fn run_writer(
                 continue;
             }
             let mut bytes = first.size();
-            flatten(&mut batch, first);
+            batch.take(first);
             while batch.len() < limits.articles && bytes < limits.bytes {
                 match rx.try_recv() {
                     Ok(r) => {
                         bytes += r.size();
-                        flatten(&mut batch, r);
+                        batch.take(r);
                     }
                     Err(_) => break,
                 }
             }
-            let mut articles: Vec<(&Prepared, Origin)> = Vec::with_capacity(batch.len());
-            let mut rejected: Vec<&str> = Vec::new();
-            for r in &batch {
-                match r {
-                    Request::Article {
-                        article, origin, ..
-                    } => articles.push((article, *origin)),
-                    Request::Reject(id, _) => rejected.push(id),
-                    Request::Articles(_) | Request::MergeTail => {}
-                }
-            }
+            let articles: Vec<(&Prepared, Origin)> = (batch.articles.iter())
+                .map(|s| (&s.article, s.origin))
+                .collect();
+            let rejected: Vec<&str> = batch.rejects.iter().map(|(id, _)| id.as_str()).collect();
             let now = chrono::Utc::now().timestamp();
             let started = std::time::Instant::now();
             let surely_new = |msgid: &str| writer_state.known.surely_new(msgid);
@@ -606,15 +611,8 @@ fn run_writer(
             if result.is_ok() {
                 writer_state.remember_ids(&batch);
             }
-            let mut replies = Vec::with_capacity(batch.len());
-            let mut reject_replies = Vec::new();
-            for r in batch.drain(..) {
-                match r {
-                    Request::Article { reply, .. } => replies.push(reply),
-                    Request::Reject(_, reply) => reject_replies.push(reply),
-                    Request::Articles(_) | Request::MergeTail => {}
-                }
-            }
+            let replies: Vec<_> = batch.articles.drain(..).map(|s| s.reply).collect();
+            let reject_replies: Vec<_> = batch.rejects.drain(..).map(|(_, r)| r).collect();
             match result {
                 Ok(outcomes) => {
                     debug!(
