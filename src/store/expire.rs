@@ -250,10 +250,6 @@ impl Store {
             .bind(remember_until)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(&super::note_removed("SELECT value FROM json_each(?1)"))
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?;
             let sizes: Vec<i64> = sqlx::query_scalar(
                 "DELETE FROM articles WHERE id IN (SELECT value FROM json_each(?1)) \
                  RETURNING length(bytes)",

@@ -147,19 +147,6 @@ pub(crate) fn remember_removed(ids: &str, until: &str) -> String {
     )
 }
 
-/// SQL that moves `meta.removed_through` on to the newest of the articles
-/// `ids` selects, before they are deleted: the history merge looks up
-/// whether an article is still stored only for ids after the merged part
-/// of history when some article there was removed (`BatchWriter`).
-pub(crate) fn note_removed(ids: &str) -> String {
-    format!(
-        "UPDATE meta SET value = max(value, \
-         coalesce((SELECT max(id) FROM articles WHERE id IN ({ids})), 0)) \
-         WHERE key = '{}'",
-        tail::REMOVED_THROUGH
-    )
-}
-
 /// The articles of the history tail (`tail`), in SQL: those after
 /// `history_through`. A range of the log's key, so a scan of it reads only
 /// the newest articles.
@@ -382,9 +369,6 @@ impl Store {
         .bind(remember_until)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(&note_removed("SELECT article_id FROM temp.doomed"))
-            .execute(&mut *tx)
-            .await?;
         let deleted =
             sqlx::query("DELETE FROM articles WHERE id IN (SELECT article_id FROM temp.doomed)")
                 .execute(&mut *tx)

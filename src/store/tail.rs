@@ -31,7 +31,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// The meta key of the last article id whose history row is written.
 pub(crate) const THROUGH: &str = "history_through";
 
-/// The `meta` key of the newest article removed (`note_removed`).
+/// The `meta` key of the newest article deleted (kept by a trigger on
+/// `articles`, migration 0006).
 pub(crate) const REMOVED_THROUGH: &str = "removed_through";
 
 /// The message-ids of the articles after `history_through`, with their log
