@@ -199,6 +199,18 @@ impl Stmt<'_> {
         }
     }
 
+    /// Runs a query one step and resets it: the first row's column 0 as an
+    /// integer, `None` when there is no row.
+    pub fn first_i64(&mut self) -> Result<Option<i64>, RawError> {
+        let r = match self.step() {
+            Ok(Step::Row) => Ok(Some(self.column_i64(0))),
+            Ok(Step::Done) => Ok(None),
+            Err(e) => Err(e),
+        };
+        self.reset();
+        r
+    }
+
     /// Runs a statement that returns no rows, then resets it.
     pub fn execute(&mut self) -> Result<(), RawError> {
         let r = self.step();

@@ -131,21 +131,15 @@ impl<'db> BatchWriter<'db> {
         tail: Arc<Tail>,
         merge_at: usize,
     ) -> Result<BatchWriter<'db>, RawError> {
-        let mut last = db.prepare(&format!("SELECT {LAST_ARTICLE_ID}"))?;
-        let last_id = match last.step()? {
-            Step::Row => last.column_i64(0),
-            Step::Done => 0,
-        };
-        drop(last);
-        let mut merged = db.prepare(&format!(
+        let last_id = (db.prepare(&format!("SELECT {LAST_ARTICLE_ID}"))?)
+            .first_i64()?
+            .unwrap_or(0);
+        let through = (db.prepare(&format!(
             "SELECT value FROM meta WHERE key = '{}'",
             tail::THROUGH
-        ))?;
-        let through = match merged.step()? {
-            Step::Row => merged.column_i64(0),
-            Step::Done => 0,
-        };
-        drop(merged);
+        ))?)
+        .first_i64()?
+        .unwrap_or(0);
         let mut unmerged =
             db.prepare(&format!("SELECT msgid, id FROM {}", super::TAIL_ARTICLES))?;
         let mut entries = Vec::new();
@@ -278,11 +272,8 @@ impl<'db> BatchWriter<'db> {
         let Some(id) = self.tail.get(msgid) else {
             return Ok(false);
         };
-        let s = &mut self.article_exists;
-        s.bind_i64(1, id)?;
-        let found = s.step();
-        s.reset();
-        Ok(found? == Step::Row)
+        self.article_exists.bind_i64(1, id)?;
+        Ok(self.article_exists.first_i64()?.is_some())
     }
 
     /// Merges a slice of the tail into history in a transaction of its
@@ -356,15 +347,9 @@ impl<'db> BatchWriter<'db> {
         let end = (merge.done + max).min(merge.entries.len());
         // Read in this transaction: a removal that commits later writes
         // its history row over the one merged here.
-        let removed = &mut self.removed_through;
-        let newest_removed = match removed.step() {
-            Ok(Step::Row) => Ok(removed.column_i64(0)),
-            // No key: as if anything may have been removed.
-            Ok(Step::Done) => Ok(i64::MAX),
-            Err(e) => Err(e),
-        };
-        removed.reset();
-        let check = newest_removed? > merge.after;
+        // No key: as if anything may have been removed.
+        let newest_removed = self.removed_through.first_i64()?.unwrap_or(i64::MAX);
+        let check = newest_removed > merge.after;
         for (msgid, id) in &merge.entries[merge.done..end] {
             let s = if check {
                 &mut self.merge_history_checked
@@ -432,9 +417,7 @@ impl<'db> BatchWriter<'db> {
             return Ok(true);
         }
         self.find_history.bind_text(1, msgid)?;
-        let seen = self.find_history.step();
-        self.find_history.reset();
-        Ok(seen? == Step::Row)
+        Ok(self.find_history.first_i64()?.is_some())
     }
 
     fn write_rows(
