@@ -414,71 +414,67 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         Some(script) => Some(Inn::start(&b, script, &dir, bytes * rounds).await?),
         None => None,
     };
-    let warm = b.warm.unwrap_or(if inn.is_some() {
-        3 * bytes * rounds / (1 << 20)
-    } else {
-        0
-    });
-    if warm > 0 {
-        let t = Instant::now();
-        if let Err(e) = warm_page_cache(&dir, warm).await {
-            if let Some(inn) = &inn {
-                inn.stop().await;
-            }
-            return Err(e);
+    // Everything measured while INN may run, so that it is stopped once,
+    // however this ends.
+    let measured = async {
+        let warm = b.warm.unwrap_or(if inn.is_some() {
+            3 * bytes * rounds / (1 << 20)
+        } else {
+            0
+        });
+        if warm > 0 {
+            let t = Instant::now();
+            warm_page_cache(&dir, warm).await?;
+            println!(
+                "page cache warmed: {warm} MiB written and deleted in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
         }
-        println!(
-            "page cache warmed: {warm} MiB written and deleted in {:.1} s",
-            t.elapsed().as_secs_f64()
-        );
-    }
-    let ceilings = if b.ceiling {
-        ceilings(&b, &dir, &articles).await?
-    } else {
-        Vec::new()
-    };
-    let (mut rates, mut inn_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    let mut accepted = 0;
-    for round in 0..rounds {
-        if round > 0 {
-            articles = load(round);
-        }
-        let inn_rate = match &inn {
-            Some(inn) => match inn.ingest(&b, &articles, bytes).await {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    inn.stop().await;
-                    return Err(e);
-                }
-            },
-            None => None,
+        let ceilings = if b.ceiling {
+            ceilings(&b, &dir, &articles).await?
+        } else {
+            Vec::new()
         };
-        let (n, secs) = ingest(&b, addr, &articles).await?;
-        accepted += n;
-        let rate = n as f64 / secs;
-        println!(
-            "ingest: {n} accepted in {secs:.2} s: {rate:.0} articles/s, {:.1} MB/s",
-            bytes as f64 / secs / 1e6
-        );
-        rates.push(rate);
-        if let Some(inn) = inn_rate {
-            let ratio = rate / inn.max(f64::MIN_POSITIVE);
-            println!("tidings / INN: {ratio:.2}x");
-            inn_rates.push(inn);
-            ratios.push(ratio);
-        }
-        if round == 0 {
-            for (what, ceiling) in &ceilings {
-                println!(
-                    "tidings / ceiling ({what}): {:.2}",
-                    rate / ceiling.max(f64::MIN_POSITIVE)
-                );
+        let (mut rates, mut inn_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let mut accepted = 0;
+        for round in 0..rounds {
+            if round > 0 {
+                articles = load(round);
+            }
+            let inn_rate = match &inn {
+                Some(inn) => Some(inn.ingest(&b, &articles, bytes).await?),
+                None => None,
+            };
+            let (n, secs) = ingest(&b, addr, &articles).await?;
+            accepted += n;
+            let rate = n as f64 / secs;
+            println!(
+                "ingest: {n} accepted in {secs:.2} s: {rate:.0} articles/s, {:.1} MB/s",
+                bytes as f64 / secs / 1e6
+            );
+            rates.push(rate);
+            if let Some(inn) = inn_rate {
+                let ratio = rate / inn.max(f64::MIN_POSITIVE);
+                println!("tidings / INN: {ratio:.2}x");
+                inn_rates.push(inn);
+                ratios.push(ratio);
+            }
+            if round == 0 {
+                for (what, ceiling) in &ceilings {
+                    println!(
+                        "tidings / ceiling ({what}): {:.2}",
+                        rate / ceiling.max(f64::MIN_POSITIVE)
+                    );
+                }
             }
         }
+        Ok::<_, String>((accepted, rates, inn_rates, ratios))
     }
-    if let Some(inn) = inn {
+    .await;
+    if let Some(inn) = &inn {
         inn.stop().await;
     }
+    let (accepted, rates, inn_rates, ratios) = measured?;
     if rounds > 1 {
         let each = |v: &[f64], digits: usize| {
             v.iter()
