@@ -228,30 +228,6 @@ async fn expiry_beside_a_streaming_peer_loses_nothing() {
     server.stop().await;
 }
 
-/// Waits until the server's history merge has passed article `id` (its
-/// message-id is in history, no longer only in the writer's tail).
-async fn wait_for_history_through(db: &Path, id: i64) {
-    let url = format!("sqlite://{}", db.display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let through: i64 =
-            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'history_through'")
-                .fetch_one(&pool)
-                .await
-                .expect("read history_through");
-        if through >= id {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "history through {through}, not {id}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    pool.close().await;
-}
-
 /// An article removed before the writer merged its message-id into
 /// history (within a second of its arrival), by expiry or with its group,
 /// is remembered and forgotten like any other, and may then be fed again:
@@ -294,7 +270,8 @@ async fn assert_forgotten_after_the_merge(
     ids: &[String],
     at: i64,
 ) {
-    wait_for_history_through(&server.db_path(), log_head(config).await).await;
+    let head = log_head(config).await;
+    common::wait_for_history(&server.db_path(), |(through, _, _)| through >= head).await;
     let report = expire_at(config, at).await;
     assert!(report.ends_with("forgot 0 message-ids"), "{report}");
 

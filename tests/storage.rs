@@ -45,38 +45,13 @@ async fn committed_articles_are_copied_into_the_database_file_soon() {
     s.stop().await;
 }
 
-/// Where history stands in the database at `db`: (history_through, the
-/// newest article id, history rows of stored articles).
-async fn history_state(db: &std::path::Path) -> (i64, i64, i64) {
-    let url = format!("sqlite://{}", db.display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
-    let row: (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT value FROM meta WHERE key = 'history_through'), \
-                (SELECT coalesce(max(id), 0) FROM articles), \
-                (SELECT count(*) FROM history WHERE status = 0)",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("read history state");
-    pool.close().await;
-    row
-}
-
 /// Waits until every stored article has its history row (the writer
 /// merges its in-memory tail when idle, within a second or so).
 async fn wait_for_merged(db: &std::path::Path, articles: i64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (through, head, rows) = history_state(db).await;
-        if through == head && rows == articles {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "history through {through} of {head}, {rows} rows for {articles} articles"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_for_history(db, |(through, head, rows)| {
+        through == head && rows == articles
+    })
+    .await;
 }
 
 /// New articles' message-ids reach the history index in bulk (see
@@ -118,7 +93,7 @@ async fn new_message_ids_are_known_before_and_after_they_are_merged_into_history
         }
         ids.push(id);
     }
-    let (through, head, _) = history_state(&db).await;
+    let (through, head, _) = common::history_state(&db).await;
     assert!(
         through > 0,
         "no merge ran beside 300 posts ({head} articles)"
@@ -167,7 +142,7 @@ async fn a_killed_server_reads_its_unmerged_message_ids_back() {
         }
         server.start_kill().expect("SIGKILL");
         let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
-        let (through, head, _) = history_state(&db).await;
+        let (through, head, _) = common::history_state(&db).await;
         if through < head {
             break;
         }

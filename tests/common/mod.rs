@@ -345,6 +345,41 @@ where
     }
 }
 
+/// Where history stands in the database at `db`: (history_through, the
+/// newest article id, history rows of stored articles). The writer merges
+/// new message-ids into history after their articles (`store::tail`).
+pub async fn history_state(db: &std::path::Path) -> (i64, i64, i64) {
+    let url = format!("sqlite://{}", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
+    let row: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT value FROM meta WHERE key = 'history_through'), \
+                (SELECT coalesce(max(id), 0) FROM articles), \
+                (SELECT count(*) FROM history WHERE status = 0)",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("read history state");
+    pool.close().await;
+    row
+}
+
+/// Waits up to 10 s until `ready` holds of `history_state(db)`.
+pub async fn wait_for_history(db: &std::path::Path, ready: impl Fn((i64, i64, i64)) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = history_state(db).await;
+        if ready(state) {
+            return;
+        }
+        let (through, head, rows) = state;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "history through {through} of {head}, {rows} rows of stored articles"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Writes `dir/NAME.toml` for `spawn_binary`: a server with path identity
 /// `NAME.test` on 127.0.0.1:0 and its database `dir/NAME.db`, then `extra`
 /// (more configuration). Returns the file's path.
