@@ -81,10 +81,13 @@ pub struct Prepared {
 impl Prepared {
     /// How many header fields the article has (folded lines count once).
     pub fn header_count(&self) -> usize {
-        self.head
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty() && !matches!(l[0], b' ' | b'\t' | b'\r'))
-            .count()
+        // A field starts the head or follows a LF, and is not a fold, an
+        // empty line or the CR of one.
+        let starts_field = |c: Option<&u8>| c.is_some_and(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
+        usize::from(starts_field(self.head.first()))
+            + memchr::memchr_iter(b'\n', &self.head)
+                .filter(|&i| starts_field(self.head.get(i + 1)))
+                .count()
     }
 
     /// The article as stored and served, with `Xref: {xref}` as the last

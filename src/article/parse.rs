@@ -15,6 +15,8 @@ use nom::{
     sequence::{pair, terminated, tuple},
 };
 
+use std::borrow::Cow;
+
 use super::ArticleError;
 
 /// One header field as it appeared in the article.
@@ -28,13 +30,13 @@ pub struct Field<'a> {
     pub line: &'a [u8],
 }
 
-impl Field<'_> {
+impl<'a> Field<'a> {
     pub fn is(&self, name: &str) -> bool {
         self.name.eq_ignore_ascii_case(name.as_bytes())
     }
 
     /// The value unfolded (see [`unfold`]).
-    pub fn unfolded(&self) -> Vec<u8> {
+    pub fn unfolded(&self) -> Cow<'a, [u8]> {
         unfold(self.value)
     }
 }
@@ -180,8 +182,13 @@ pub fn lenient_fields(head: &[u8]) -> impl Iterator<Item = Field<'_>> {
 /// RFC 5322 §2.2.3 unfolding ("removing any CRLF that is immediately
 /// followed by WSP"), then RFC 3977 §8.3.2's sanitising: every remaining
 /// TAB, CR or LF becomes a space. Leading whitespace, the customary space
-/// after the colon, is dropped.
-pub fn unfold(value: &[u8]) -> Vec<u8> {
+/// after the colon, is dropped. Most values hold none of TAB, CR and LF,
+/// and are returned as they are, without a copy.
+pub fn unfold(value: &[u8]) -> Cow<'_, [u8]> {
+    if memchr::memchr3(b'\t', b'\r', b'\n', value).is_none() {
+        let start = value.iter().position(|&c| c != b' ').unwrap_or(value.len());
+        return Cow::Borrowed(value.get(start..).unwrap_or_default());
+    }
     let mut out = Vec::with_capacity(value.len());
     let mut i = 0;
     while let Some(&c) = value.get(i) {
@@ -198,7 +205,7 @@ pub fn unfold(value: &[u8]) -> Vec<u8> {
     }
     let start = out.iter().position(|&c| c != b' ').unwrap_or(out.len());
     out.drain(..start);
-    out
+    Cow::Owned(out)
 }
 
 /// Removes surrounding SP/HTAB (after unfolding, the only whitespace left).
@@ -226,7 +233,7 @@ mod tests {
         assert_eq!(f.value, b" one\r\n two\r\n\tthree");
         assert_eq!(f.line, b"Subject: one\r\n two\r\n\tthree\r\n");
         assert_eq!(rest, b"From: x\r\n");
-        assert_eq!(f.unfolded(), b"one two three");
+        assert_eq!(&*f.unfolded(), b"one two three");
     }
 
     #[test]
@@ -277,8 +284,10 @@ mod tests {
 
     #[test]
     fn unfold_sanitises_for_overview() {
-        assert_eq!(unfold(b"  a\tb\r\n c"), b"a b c");
-        assert_eq!(unfold(b""), b"");
+        assert_eq!(&*unfold(b"  a\tb\r\n c"), b"a b c");
+        assert_eq!(&*unfold(b"  a b "), b"a b ");
+        assert_eq!(&*unfold(b"   "), b"");
+        assert_eq!(&*unfold(b""), b"");
         assert_eq!(trim(b" \t x y \t"), b"x y");
         assert_eq!(trim(b"   "), b"");
     }

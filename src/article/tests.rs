@@ -93,6 +93,17 @@ fn generated_message_ids_are_unique() {
 }
 
 #[test]
+fn a_folded_field_counts_as_one_header() {
+    let raw = b"Path: a!b\r\nFrom: Joe <joe@example.org>\r\nNewsgroups: misc.test\r\n\
+Subject: a long\r\n\tfolded\r\n subject\r\nMessage-ID: <c@example.org>\r\n\
+Date: Wed, 25 Nov 2026 12:00:00 +0000\r\nX-Empty: \r\n\r\nbody\r\n\r\nX-Not: a header\r\n";
+    // Path, From, Newsgroups, Subject, Message-ID, Date, X-Empty; the
+    // body's lines are not headers.
+    let p = prepare_relay(raw, None, "us.example").unwrap();
+    assert_eq!(p.header_count(), 7);
+}
+
+#[test]
 fn post_keeps_the_clients_message_id_date_and_folding() {
     let raw = b"From: Joe <joe@example.org>\r\n\
 Newsgroups: misc.test\r\n\
