@@ -22,17 +22,18 @@ async fn committed_articles_are_copied_into_the_database_file_soon() {
     let body = "x".repeat(70) + "\r\n";
     let body = body.repeat(115); // ~8 KiB
     let mut poster = reader(s.addr).await;
-    for i in 0..200 {
+    for i in 0..450 {
         let status = poster
             .post(&article("local.test", &format!("copy {i}"), &body))
             .await;
         assert!(status.starts_with("240"), "{status}");
     }
-    // 200 posts of ~8 KiB (1.6 MB: the thread is nudged once, after the
-    // first MiB) are ~1,500 WAL frames, far below the writer's threshold
-    // of 5,000: only the checkpoint thread copies (the first MiB of) them.
+    // 450 posts of ~8 KiB, one commit each (3.7 MB: the thread is nudged
+    // once, after 400 commits) are ~2,300 WAL frames, below the writer's
+    // threshold of 5,000: only the checkpoint thread copies (the first 400
+    // of) them.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while size() < before + 1_000_000 {
+    while size() < before + 3_000_000 {
         assert!(
             Instant::now() < deadline,
             "database file grew from {before} to {} bytes only",
@@ -41,7 +42,7 @@ async fn committed_articles_are_copied_into_the_database_file_soon() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let status = poster.cmd("GROUP local.test").await;
-    assert!(status.starts_with("211 200 "), "{status}");
+    assert!(status.starts_with("211 450 "), "{status}");
     s.stop().await;
 }
 
