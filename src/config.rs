@@ -361,7 +361,8 @@ pub struct StorageConfig {
     /// offers it again is told no at once.
     pub remember_days: u32,
     /// Microseconds the writer, and a session that is alone in waiting for
-    /// it, keep polling before they sleep; 0: sleep at once.
+    /// it (a lone submitter, or a streamer owed few answers), keep polling
+    /// before they sleep; 0: sleep at once.
     pub spin_micros: u32,
     /// Message-ids of new articles the writer keeps in memory before it
     /// merges them into the history index in message-id order (see

@@ -134,16 +134,16 @@ impl Drop for InFlight {
 }
 
 /// Counts a session waiting for the writer while it lives.
-struct Waiting<'a>(&'a AtomicUsize);
+pub struct Waiting(Arc<AtomicUsize>);
 
-impl<'a> Waiting<'a> {
-    fn enter(count: &'a AtomicUsize) -> Waiting<'a> {
+impl Waiting {
+    fn enter(count: &Arc<AtomicUsize>) -> Waiting {
         count.fetch_add(1, Ordering::AcqRel);
-        Waiting(count)
+        Waiting(count.clone())
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Waiting {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -264,6 +264,16 @@ impl Ingest {
             }
         }
         answer.await
+    }
+
+    /// For a streaming session about to wait for answers the writer owes
+    /// it: how long it may poll for them before it sleeps (`spin` when it
+    /// is the only session waiting, as in `answer`, else nothing), and the
+    /// guard that counts it as waiting meanwhile.
+    pub fn poll_budget(&self) -> (Waiting, Duration) {
+        let waiting = Waiting::enter(&self.waiting);
+        let alone = self.waiting.load(Ordering::Acquire) == 1;
+        (waiting, if alone { self.spin } else { Duration::ZERO })
     }
 
     /// Submits several articles at once without waiting; each answer comes
