@@ -83,7 +83,8 @@ impl Prepared {
     pub fn header_count(&self) -> usize {
         // A field starts the head or follows a LF, and is not a fold, an
         // empty line or the CR of one.
-        let starts_field = |c: Option<&u8>| c.is_some_and(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
+        let starts_field =
+            |c: Option<&u8>| c.is_some_and(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'));
         usize::from(starts_field(self.head.first()))
             + memchr::memchr_iter(b'\n', &self.head)
                 .filter(|&i| starts_field(self.head.get(i + 1)))

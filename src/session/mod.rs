@@ -502,7 +502,11 @@ async fn wait_front_or_input<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let woke = if read_on {
         let (_waiting, spin) = ingest.poll_budget();
-        let spin = if owed <= SPIN_PENDING { spin } else { Duration::ZERO };
+        let spin = if owed <= SPIN_PENDING {
+            spin
+        } else {
+            Duration::ZERO
+        };
         let started = Instant::now();
         loop {
             tokio::select! {
