@@ -24,23 +24,23 @@ use tracing::{debug, warn};
 use crate::store::Store;
 
 /// Article bytes committed between two checkpoints of the thread, when
-/// articles stream in: ~1,900 articles of 2 KiB, ~1,000 WAL frames of
-/// 8 KiB (one per two articles in batches), a fifth of the writer's own
-/// threshold of 5,000 frames. Each checkpoint copies a page once however often it was
+/// articles stream in: ~1,900 articles of 2 KiB, ~1,000 WAL frames of 8 KiB
+/// (one per two articles in batches), a fifth of the writer's own threshold
+/// of 5,000 frames. Each checkpoint copies a page once however often it was
 /// rewritten since the last one (the overview and history leaves, the
 /// interior pages, the group row), and syncs the database file once.
 /// Medians of interleaved runs against 1 MiB, one connection, CHECK and
 /// TAKETHIS back to back: window 64 34.9k -> 38.2k/s, window 256 44.4k ->
-/// 46.3k/s (300k articles); the checkpoint's CPU fell from ~4.4 to ~2.9
-/// µs per article. Window 20 and lock-step IHAVE: the same.
+/// 46.3k/s (300k articles); the checkpoint's CPU fell from ~4.4 to ~2.9 µs
+/// per article. Window 20 and lock-step IHAVE: the same.
 const NUDGE_BYTES: usize = 4 << 20;
 
 /// Commits between two checkpoints of the thread, whatever their size: a
-/// lock-step peer sends one article per commit, and each commit rewrites
-/// ~4 pages, so 4 MiB of its articles would be 8,000 frames, past the
-/// writer's own threshold. 400 commits are ~1,600 frames. (Checkpointing every 10 ms
-/// instead made some lock-step IHAVE runs a quarter slower: its syncs
-/// queue behind the checkpoint's.)
+/// lock-step peer sends one article per commit, and each commit rewrites ~4
+/// pages, so 4 MiB of its articles would be 8,000 frames, past the writer's
+/// own threshold. 400 commits are ~1,600 frames. (Checkpointing every 10 ms
+/// instead made some lock-step IHAVE runs a quarter slower: its syncs queue
+/// behind the checkpoint's.)
 const NUDGE_COMMITS: usize = 400;
 
 /// The writer's side: `committed` after each commit.
