@@ -409,7 +409,7 @@ pub fn relay(
     offered: Option<&MessageId>,
     path_identity: &str,
 ) -> Result<Prepared, ArticleError> {
-    let Parsed { fields, body, .. } = parse_article(raw)?;
+    let Parsed { fields, head, body } = parse_article(raw)?;
     check_duplicates(&fields)?;
     // RFC 5537 §3.6: a relaying agent MUST reject an article without
     // the mandatory headers of RFC 5536 §3.1.
@@ -443,7 +443,9 @@ pub fn relay(
     // RFC 5537 §3.2.1: prepend `identity!` to the Path as received; the
     // rest of the header block is kept byte for byte, less any Xref (it
     // names the sender's article numbers, not ours).
-    let mut out = Vec::with_capacity(raw.len().min(64 * 1024) + path_identity.len() + 16);
+    // The head as received, our identity and its `!`, and the CRLF that
+    // `parse_article` left out of `head`.
+    let mut out = Vec::with_capacity(head.len() + path_identity.len() + 3);
     for f in &fields {
         if f.is("Xref") {
             continue;
