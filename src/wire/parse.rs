@@ -46,9 +46,15 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
 /// `parse_command` with the clock passed in: only a two-digit NEWGROUPS /
 /// NEWNEWS year depends on it.
 fn parse_command_at(line: &[u8], now: DateTime<Utc>) -> Result<Command, ParseError> {
-    if let Some(command) = streaming_command(line) {
-        return Ok(command);
+    match streaming_command(line) {
+        Some(command) => Ok(command),
+        None => parse_general(line, now),
     }
+}
+
+/// Any command line, by the general grammar: the verb, its arguments,
+/// then the verb's own rules for them.
+fn parse_general(line: &[u8], now: DateTime<Utc>) -> Result<Command, ParseError> {
     let (rest, verb) = verb(line).map_err(|_| ParseError::Unknown)?;
     let verb = Verb::from_keyword(verb).ok_or(ParseError::Unknown)?;
     let args = arguments(rest)?;
@@ -1335,13 +1341,6 @@ mod tests {
             })
         }
 
-        /// The general grammar alone, without `streaming_command`.
-        fn verb_and_arguments(line: &[u8]) -> Result<Command, ParseError> {
-            let (rest, v) = verb(line).map_err(|_| ParseError::Unknown)?;
-            let v = Verb::from_keyword(v).ok_or(ParseError::Unknown)?;
-            v.build(&arguments(rest)?, Utc::now())
-        }
-
         fn sep() -> impl Strategy<Value = String> {
             "[ \t]{1,3}"
         }
@@ -1395,7 +1394,7 @@ mod tests {
                 tail in prop_oneof![4 => Just(String::new()), 1 => "[ \t]{1,2}"],
             ) {
                 let line = format!("{verb}{s}{id}{tail}");
-                let general = verb_and_arguments(line.as_bytes());
+                let general = parse_general(line.as_bytes(), Utc::now());
                 prop_assert_eq!(parse_command(line.as_bytes()), general);
             }
 
