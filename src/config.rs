@@ -398,6 +398,10 @@ pub struct Limits {
     /// begun it (a client trickling bytes is cut off, not kept for the
     /// whole idle timeout).
     pub command_timeout_secs: u64,
+    /// Connections that may have COMPRESS (RFC 8054) active at once; one
+    /// more is told 403. Each holds ~500 KiB of DEFLATE state. 0: COMPRESS
+    /// is not offered.
+    pub max_compressed_connections: usize,
 }
 
 /// Logging in (RFC 4643 AUTHINFO).
@@ -591,6 +595,7 @@ impl Default for Limits {
             max_connections_per_address: 128,
             max_header_count: 200,
             command_timeout_secs: 30,
+            max_compressed_connections: 100,
         }
     }
 }
@@ -755,6 +760,11 @@ pub struct TlsConfig {
     pub starttls: bool,
     /// Seconds a client may take to complete its TLS handshake.
     pub handshake_timeout_secs: u64,
+    /// Whether COMPRESS (RFC 8054) is offered on encrypted connections.
+    /// Compressing under TLS lets someone who watches the sizes of what
+    /// passes learn about it (RFC 8054 §7); turn this off where private
+    /// groups are read next to public ones.
+    pub compress: bool,
 }
 
 impl Default for TlsConfig {
@@ -765,6 +775,7 @@ impl Default for TlsConfig {
             listen: Vec::new(),
             starttls: true,
             handshake_timeout_secs: 30,
+            compress: true,
         }
     }
 }

@@ -110,6 +110,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         logins: crate::auth::LoginThrottle::new(config.auth.max_failures_per_minute),
         usage: Default::default(),
         connections: Arc::default(),
+        compressing: Arc::default(),
     });
     let max_sessions = config.limits.max_connections;
     let sessions = Arc::new(Semaphore::new(max_sessions));

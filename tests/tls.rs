@@ -569,3 +569,57 @@ async fn a_peer_with_tls_is_fed_over_nntps() {
     a.stop().await;
     b.stop().await;
 }
+
+/// COMPRESS (RFC 8054) with TLS: STARTTLS is offered until compression
+/// starts and refused (502) after; over TLS, compression sits above it
+/// (compressed, then encrypted) and carries a post and its reading; with
+/// `tls.compress` off, encrypted connections are not offered COMPRESS
+/// while plain ones still are.
+#[tokio::test]
+async fn compress_goes_above_tls_and_shuts_starttls_out() {
+    let cert = make_cert();
+    let files = CertFiles::new(&cert);
+    let server = tls_server(&files, |_| {}).await;
+    let trust = trusting(&[&cert]);
+
+    let (mut plain, greeting) = Nntp::greeted(tcp(server.addr).await).await;
+    assert!(greeting.starts_with("200"), "{greeting}");
+    let caps = plain.capabilities().await;
+    assert!(caps.contains(&"STARTTLS".to_owned()), "{caps:?}");
+    assert!(caps.contains(&"COMPRESS DEFLATE".to_owned()), "{caps:?}");
+    assert_eq!(code(&plain.cmd("COMPRESS DEFLATE").await), "206");
+    let mut z = common::Deflated::new(plain.into_inner());
+    assert_eq!(code(&z.cmd("CAPABILITIES").await), "101");
+    let caps = z.block().await;
+    assert!(!caps.contains(&"STARTTLS".to_owned()), "{caps:?}");
+    assert_eq!(code(&z.cmd("STARTTLS").await), "502");
+    assert_eq!(code(&z.cmd("DATE").await), "111");
+
+    // STARTTLS, log in, then compress: the order RFC 8054 §7 asks for.
+    let mut c = starttls(server.addr, &trust).await;
+    assert_eq!(code(&c.cmd("AUTHINFO USER alice").await), "381");
+    assert_eq!(code(&c.cmd("AUTHINFO PASS s3cret!").await), "281");
+    assert_eq!(code(&c.cmd("COMPRESS DEFLATE").await), "206");
+    let mut z = common::Deflated::new(c.into_inner());
+    let body = "compressed, then encrypted\r\n";
+    let id = posted_id(&z.post(&article("local.test", "zlib in tls", body)).await);
+    assert_eq!(code(&z.cmd(&format!("BODY {id}")).await), "222");
+    assert_eq!(z.block_bytes().await, body.as_bytes());
+
+    // NNTPS works the same way.
+    let mut c = nntps(server.tls_addr(), &trust).await;
+    assert_eq!(code(&c.cmd("COMPRESS DEFLATE").await), "206");
+    let mut z = common::Deflated::new(c.into_inner());
+    assert_eq!(code(&z.cmd(&format!("STAT {id}")).await), "223");
+
+    let server = tls_server(&files, |c| c.tls.compress = false).await;
+    let mut c = nntps(server.tls_addr(), &trust).await;
+    let caps = c.capabilities().await;
+    assert!(!caps.iter().any(|l| l.starts_with("COMPRESS")), "{caps:?}");
+    assert_eq!(code(&c.cmd("COMPRESS DEFLATE").await), "502");
+    let mut c = starttls(server.addr, &trust).await;
+    assert_eq!(code(&c.cmd("COMPRESS DEFLATE").await), "502");
+    let (mut plain, _) = Nntp::greeted(tcp(server.addr).await).await;
+    let caps = plain.capabilities().await;
+    assert!(caps.contains(&"COMPRESS DEFLATE".to_owned()), "{caps:?}");
+}

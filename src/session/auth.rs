@@ -152,9 +152,10 @@ impl Session {
     }
 
     /// The AUTHINFO line of CAPABILITIES (RFC 4643 §2.1): none once logged
-    /// in; without arguments where a password may not be sent yet.
+    /// in; without arguments where a password may not be sent yet, or may
+    /// never be because COMPRESS is active (RFC 8054 §2.2.2).
     pub(super) fn authinfo_capability(&self) -> Option<&'static str> {
-        match (&self.user, self.may_send_password()) {
+        match (&self.user, self.may_send_password() && !self.compressed()) {
             (Some(_), _) => None,
             (None, true) => Some("AUTHINFO USER SASL\r\nSASL PLAIN\r\n"),
             (None, false) => Some("AUTHINFO\r\n"),

@@ -7,6 +7,7 @@
 
 mod access;
 mod auth;
+mod compress;
 mod list;
 mod post;
 mod reader;
@@ -49,6 +50,8 @@ pub struct Shared {
     pub usage: access::Usage,
     /// Connections open per client address.
     pub connections: Arc<crate::server::PerAddress>,
+    /// Connections with COMPRESS active (`limits.max_compressed_connections`).
+    pub compressing: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Shared {
@@ -100,6 +103,8 @@ pub struct Session {
     tls: bool,
     /// The certificate STARTTLS would present, when it is offered.
     starttls: Option<tokio_rustls::TlsAcceptor>,
+    /// COMPRESS is active (RFC 8054), holding one of the places for it.
+    compression: Option<compress::CompressSlot>,
 }
 
 /// What the connection loop must do after a command.
@@ -116,6 +121,8 @@ enum Reply {
     ReadTakeThis(MessageId, bool),
     /// Send 382 and run the TLS handshake (RFC 4642 §2.2.2).
     StartTls(tokio_rustls::TlsAcceptor),
+    /// Send 206 and start compressing both ways (RFC 8054 §2.2.2).
+    Compress(compress::CompressSlot),
 }
 
 impl Session {
@@ -140,6 +147,7 @@ impl Session {
             rule,
             tls: false,
             starttls: None,
+            compression: None,
         }
     }
 
@@ -209,6 +217,21 @@ impl Session {
             ));
         }
         match command {
+            // RFC 8054 §2.2.2: no second compression layer, no TLS under
+            // it, and no credentials sent through it.
+            Command::Compress(_)
+            | Command::StartTls
+            | Command::AuthinfoUser(_)
+            | Command::AuthinfoPass(_)
+            | Command::AuthinfoSasl { .. }
+                if self.compressed() =>
+            {
+                Err(Session::already_compressed())
+            }
+            Command::Compress(_) if !self.may_compress() => Err(Response::new(
+                codes::NOT_PERMITTED,
+                "Compression not offered here",
+            )),
             Command::Ihave(_) | Command::Check(_) | Command::ModeStream
                 if !self.transit_allowed() =>
             {
@@ -289,6 +312,10 @@ impl Session {
                 // Refused by admit().
                 None => Response::new(codes::NOT_PERMITTED, "STARTTLS not available now"),
             },
+            Command::Compress(algorithm) => match self.compress(&algorithm) {
+                Ok(slot) => return Ok(Reply::Compress(slot)),
+                Err(refusal) => refusal,
+            },
         };
         Ok(Reply::Send(response))
     }
@@ -308,6 +335,9 @@ impl Session {
         }
         if let Some(line) = self.authinfo_capability() {
             body.push_str(line);
+        }
+        if self.may_compress() {
+            body.push_str("COMPRESS DEFLATE\r\n");
         }
         if self.transit_allowed() {
             body.push_str("IHAVE\r\nSTREAMING\r\n");
@@ -335,6 +365,7 @@ ARTICLE [message-id|number]\r\n\
 AUTHINFO USER name | AUTHINFO PASS password | AUTHINFO SASL PLAIN response\r\n\
 BODY [message-id|number]\r\n\
 CAPABILITIES [keyword]\r\n\
+COMPRESS DEFLATE\r\n\
 DATE\r\n\
 GROUP newsgroup\r\n\
 HDR header [message-id|range]\r\n\
@@ -796,6 +827,21 @@ async fn drive(
                 debug!(%peer, "TLS started");
                 conn = Connection::new(stream, max_line);
                 session.tls_started();
+            }
+            Reply::Compress(slot) => {
+                // 206 goes out in clear; everything after it, both ways,
+                // is compressed (RFC 8054 §2.2.2).
+                conn.send(&Response::new(
+                    codes::COMPRESSION_ACTIVE,
+                    "Compression active",
+                ));
+                if let Err(why) = guarded(conn.flush(), idle, &mut shutdown).await {
+                    farewell(&mut conn, peer, why, true).await;
+                    return;
+                }
+                conn.start_deflate();
+                session.compression_started(slot);
+                debug!(%peer, "COMPRESS DEFLATE started");
             }
             Reply::ReadTakeThis(id, permitted) => {
                 let block = match guarded(conn.read_block(max_article), idle, &mut shutdown).await {

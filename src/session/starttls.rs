@@ -23,9 +23,10 @@ impl Session {
     }
 
     /// Whether STARTTLS may be used now (RFC 4642 §2.2.1): it is offered,
-    /// TLS is not already active, and the client has not authenticated.
+    /// TLS is not already active, the client has not authenticated, and
+    /// no compression layer is active (RFC 8054 §2.2.2).
     pub(super) fn may_start_tls(&self) -> bool {
-        self.starttls.is_some() && !self.tls && self.user.is_none()
+        self.starttls.is_some() && !self.tls && self.user.is_none() && !self.compressed()
     }
 
     /// After a successful handshake, the session starts again (RFC 4642

@@ -9,6 +9,7 @@ pub const READY_POSTING_ALLOWED: u16 = 200; // §5.1
 pub const READY_NO_POSTING: u16 = 201; // §5.1
 pub const STREAMING_OK: u16 = 203; // RFC 4644 §2.3
 pub const CLOSING: u16 = 205; // §5.4
+pub const COMPRESSION_ACTIVE: u16 = 206; // RFC 8054 §2.2
 pub const GROUP_SELECTED: u16 = 211; // §6.1.1, §6.1.2
 pub const LIST_FOLLOWS: u16 = 215; // §7.6
 pub const ARTICLE_FOLLOWS: u16 = 220; // §6.2.1

@@ -77,6 +77,9 @@ pub enum Command {
     },
     /// STARTTLS (RFC 4642)
     StartTls,
+    /// COMPRESS algorithm (RFC 8054): the name as given, checked against
+    /// the grammar's alg-char but not against what we support.
+    Compress(String),
 }
 
 /// Which part of an article ARTICLE / HEAD / BODY / STAT asks for.

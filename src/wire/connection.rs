@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::deflate::Deflate;
 use super::response::Response;
 
 /// A framed command line.
@@ -45,6 +46,9 @@ pub struct Connection<S> {
     pos: usize,
     out: Vec<u8>,
     max_line: usize,
+    /// The RFC 8054 compression layer, once COMPRESS has succeeded: input
+    /// is inflated into `buf`, output deflated on its way out.
+    deflate: Option<Box<Deflate>>,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -58,6 +62,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             pos: 0,
             out: Vec::new(),
             max_line,
+            deflate: None,
         }
     }
 
@@ -65,9 +70,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         &self.stream
     }
 
+    /// Starts compressing both ways (RFC 8054): call it right after the
+    /// 206 answer has been flushed. Input already read past the COMPRESS
+    /// line is taken as compressed (a client must not send more before it
+    /// sees 206, §2.2.1).
+    pub fn start_deflate(&mut self) {
+        let unread = self.buf.split_off(self.pos);
+        self.deflate = Some(Box::new(Deflate::new(unread)));
+    }
+
+    /// Whether a compression layer is active.
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
+    }
+
     /// Gives the stream back, with the input read from it but not yet
     /// framed, to put a layer (TLS) beneath the protocol. Output not yet
-    /// flushed is dropped: flush first.
+    /// flushed is dropped: flush first. Never called once compression is
+    /// active (STARTTLS is refused then, RFC 8054 §2.2.2).
     pub fn into_parts(self) -> (S, Vec<u8>) {
         let mut unread = self.buf;
         unread.drain(..self.pos);
@@ -90,8 +110,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // few KiB, a connection streaming articles reads in large chunks.
         let want = self.buf.len().clamp(4096, READ_CHUNK);
         self.buf.reserve(want);
-        let n = self.stream.read_buf(&mut self.buf).await?;
-        Ok(n > 0)
+        let Some(z) = self.deflate.as_deref_mut() else {
+            let n = self.stream.read_buf(&mut self.buf).await?;
+            return Ok(n > 0);
+        };
+        // Cancel safe as the plain read is: compressed bytes read are kept
+        // in the layer, and inflating never awaits.
+        loop {
+            if z.has_input() && z.inflate_into(&mut self.buf)? > 0 {
+                return Ok(true);
+            }
+            if z.ended() {
+                return Ok(false);
+            }
+            if self.stream.read_buf(z.input_space()).await? == 0 {
+                return Ok(false);
+            }
+        }
     }
 
     /// Gives back a large read buffer once it is empty (after a big
@@ -247,7 +282,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Writes everything buffered.
     pub async fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
+            match self.deflate.as_deref_mut() {
+                None => self.stream.write_all(&self.out).await?,
+                Some(z) => {
+                    self.stream.write_all(z.compress(&self.out)?).await?;
+                    z.shrink();
+                }
+            }
             self.out.clear();
             // Don't keep a huge buffer around after one big answer.
             if self.out.capacity() > 1 << 20 {

@@ -4,6 +4,7 @@
 pub mod codes;
 pub mod command;
 pub mod connection;
+pub mod deflate;
 pub mod dot;
 pub mod parse;
 pub mod response;

@@ -403,6 +403,7 @@ enum Verb {
     XPat,
     Authinfo,
     StartTls,
+    Compress,
 }
 
 const VERBS: &[(&str, Verb)] = &[
@@ -433,6 +434,7 @@ const VERBS: &[(&str, Verb)] = &[
     ("XPAT", Verb::XPat),
     ("AUTHINFO", Verb::Authinfo),
     ("STARTTLS", Verb::StartTls),
+    ("COMPRESS", Verb::Compress),
 ];
 
 impl Verb {
@@ -481,6 +483,7 @@ impl Verb {
             Verb::XHdr => hdr(name, args, true),
             Verb::XPat => xpat(args),
             Verb::Authinfo => authinfo(args),
+            Verb::Compress => compress(args),
         }
     }
 }
@@ -491,6 +494,19 @@ fn capabilities(args: &[&str]) -> Result<Command, ParseError> {
     match args {
         [] | [_] => Ok(Command::Capabilities),
         _ => Err(syntax("CAPABILITIES takes at most one keyword")),
+    }
+}
+
+/// `compress-command = "COMPRESS" WS algorithm` (RFC 8054 §5.1), where
+/// an algorithm is 1 to 20 of upper case letters, digits, `-` and `_`
+/// (§5.3: case matters, so `deflate` is a syntax error, 501).
+fn compress(args: &[&str]) -> Result<Command, ParseError> {
+    match args {
+        [a] if super::deflate::is_algorithm_name(a) => Ok(Command::Compress((*a).to_owned())),
+        [_] => Err(syntax(
+            "a compression algorithm is 1 to 20 of A-Z, 0-9, - and _",
+        )),
+        _ => Err(syntax("COMPRESS takes one algorithm")),
     }
 }
 
@@ -772,6 +788,25 @@ mod tests {
         assert_eq!(ok("QuIt"), Command::Quit);
         assert_eq!(ok("  QUIT \t "), Command::Quit);
         assert_eq!(ok("group\t \tmisc.test  "), Command::Group(g("misc.test")));
+    }
+
+    #[test]
+    fn compress_takes_one_algorithm_in_upper_case() {
+        // RFC 8054 §5: the verb is case-insensitive, the algorithm is not.
+        assert_eq!(ok("COMPRESS DEFLATE"), Command::Compress("DEFLATE".into()));
+        assert_eq!(
+            ok("compress X-SHRINK_2"),
+            Command::Compress("X-SHRINK_2".into())
+        );
+        for line in [
+            "COMPRESS",
+            "COMPRESS deflate",
+            "COMPRESS DEFLATE DEFLATE",
+            "COMPRESS ABCDEFGHIJKLMNOPQRSTU",
+            "COMPRESS DE.FLATE",
+        ] {
+            syntax_err(line);
+        }
     }
 
     #[test]

@@ -451,3 +451,166 @@ pub async fn log_head(config: &std::path::Path) -> i64 {
     let s: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
     s["last_article_id"].as_i64().expect("last_article_id")
 }
+
+impl Client {
+    /// COMPRESS DEFLATE (RFC 8054): the server must answer 206, and from
+    /// then on the connection speaks raw DEFLATE both ways.
+    pub async fn compress(mut self) -> Deflated<TcpStream> {
+        let status = self.cmd("COMPRESS DEFLATE").await;
+        assert!(status.starts_with("206 "), "COMPRESS answered {status}");
+        assert!(
+            self.reader.buffer().is_empty(),
+            "the server sent more after 206 before the client compressed"
+        );
+        let stream = self
+            .reader
+            .into_inner()
+            .reunite(self.writer)
+            .expect("halves of one stream");
+        Deflated::new(stream)
+    }
+}
+
+/// The client side of an RFC 8054 DEFLATE layer, over any stream: lines
+/// go out compressed and sync-flushed, answers are inflated as they come.
+pub struct Deflated<S> {
+    stream: S,
+    deflate: flate2::Compress,
+    inflate: flate2::Decompress,
+    /// Inflated and not yet read.
+    plain: Vec<u8>,
+    /// Compressed octets received so far.
+    pub raw_received: usize,
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Deflated<S> {
+    pub fn new(stream: S) -> Deflated<S> {
+        Deflated {
+            stream,
+            deflate: flate2::Compress::new(flate2::Compression::default(), false),
+            inflate: flate2::Decompress::new(false),
+            plain: Vec::new(),
+            raw_received: 0,
+        }
+    }
+
+    /// Compresses `bytes`, ends them with a sync flush and sends them.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        let mut raw = Vec::new();
+        let mut pos = 0;
+        loop {
+            raw.reserve(bytes.len() + 1024);
+            let before = self.deflate.total_in();
+            self.deflate
+                .compress_vec(&bytes[pos..], &mut raw, flate2::FlushCompress::Sync)
+                .expect("deflate");
+            pos += (self.deflate.total_in() - before) as usize;
+            if pos == bytes.len() && raw.len() < raw.capacity() {
+                break;
+            }
+        }
+        self.stream.write_all(&raw).await.expect("send");
+    }
+
+    /// Reads and inflates more; false at end of stream (or a reset).
+    async fn fill(&mut self) -> bool {
+        let mut raw = vec![0u8; 64 * 1024];
+        let n = tokio::time::timeout(DEADLINE, self.stream.read(&mut raw))
+            .await
+            .expect("server answered in time")
+            .unwrap_or_default();
+        if n == 0 {
+            return false;
+        }
+        self.raw_received += n;
+        let mut pos = 0;
+        while pos < n {
+            self.plain.reserve(64 * 1024);
+            let before = self.inflate.total_in();
+            self.inflate
+                .decompress_vec(&raw[pos..n], &mut self.plain, flate2::FlushDecompress::Sync)
+                .expect("the server's DEFLATE data inflates");
+            pos += (self.inflate.total_in() - before) as usize;
+        }
+        true
+    }
+
+    /// One line without its CRLF; `None` at end of stream.
+    pub async fn try_line(&mut self) -> Option<String> {
+        loop {
+            if let Some(end) = self.plain.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.plain[..end]).into_owned();
+                self.plain.drain(..end + 2);
+                return Some(line);
+            }
+            if !self.fill().await {
+                return None;
+            }
+        }
+    }
+
+    pub async fn line(&mut self) -> String {
+        self.try_line().await.expect("a line before end of stream")
+    }
+
+    /// A dot-terminated block, un-stuffed, as raw bytes with CRLFs.
+    pub async fn block_bytes(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let line = self.line_bytes().await;
+            if line == b"." {
+                return out;
+            }
+            out.extend_from_slice(line.strip_prefix(b".").unwrap_or(&line));
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    async fn line_bytes(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(end) = self.plain.windows(2).position(|w| w == b"\r\n") {
+                let line = self.plain[..end].to_vec();
+                self.plain.drain(..end + 2);
+                return line;
+            }
+            assert!(self.fill().await, "end of stream inside a block");
+        }
+    }
+
+    pub async fn block(&mut self) -> Vec<String> {
+        let bytes = self.block_bytes().await;
+        String::from_utf8_lossy(&bytes)
+            .split_terminator("\r\n")
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub async fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.line().await
+    }
+
+    /// POSTs `article` through the compressed stream; the final status.
+    pub async fn post(&mut self, article: &str) -> String {
+        let status = self.cmd("POST").await;
+        assert!(status.starts_with("340"), "POST answered {status}");
+        let mut data = Vec::new();
+        tidings::wire::dot::stuff(article.as_bytes(), &mut data);
+        self.send(&data).await;
+        self.line().await
+    }
+
+    /// Whether the server closes the connection (within the deadline).
+    pub async fn closed_by_server(&mut self) -> bool {
+        self.plain.clear();
+        while self.fill().await {
+            self.plain.clear();
+        }
+        true
+    }
+
+    /// The stream beneath, to send raw (uncompressed) bytes.
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+}
