@@ -92,6 +92,7 @@ async fn the_reader_bench_posts_and_reads() {
         "1",
         "--idle",
         "10",
+        "--compress",
     ])
     .await;
     expect(
@@ -100,6 +101,7 @@ async fn the_reader_bench_posts_and_reads() {
             "POST, 1 connection:",
             "POST, 4 connections:",
             "read mix",
+            "read mix with COMPRESS DEFLATE",
             "server RSS with 10 idle connections",
         ],
     );

@@ -6,7 +6,8 @@
 //! wait on, one request at a time on an ordinary socket (no pipelining, no
 //! socket options), and the server's memory with idle connections open.
 //! With `--tls` the server also listens for NNTPS on a throwaway
-//! certificate, and the read mix runs again over TLS for comparison.
+//! certificate, and the read mix runs again over TLS for comparison; with
+//! `--compress` it runs again with COMPRESS DEFLATE (RFC 8054) on.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
@@ -50,6 +51,10 @@ pub struct ReaderBench {
     /// TLS after the plain one.
     #[arg(long)]
     tls: bool,
+    /// Run the read mix again with COMPRESS DEFLATE on every connection,
+    /// and report its rate and the octets the server sent.
+    #[arg(long)]
+    compress: bool,
 }
 
 pub(crate) type BenchResult<T> = Result<T, String>;
@@ -58,24 +63,35 @@ pub(crate) fn err<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> Stri
     move |e| format!("{context}: {e}")
 }
 
-/// Where a reader connects: plain NNTP, or NNTPS trusting `config`.
+/// Where a reader connects: plain NNTP, or NNTPS trusting `config`; and
+/// whether it turns COMPRESS on.
 #[derive(Clone)]
 struct Target {
     addr: SocketAddr,
     tls: Option<Arc<rustls::ClientConfig>>,
+    compress: bool,
 }
 
 impl From<SocketAddr> for Target {
     fn from(addr: SocketAddr) -> Target {
-        Target { addr, tls: None }
+        Target {
+            addr,
+            tls: None,
+            compress: false,
+        }
     }
 }
 
-/// A newsreader-like connection, plain or TLS.
+/// A newsreader-like connection, plain or TLS, compressed or not.
 struct Reader {
     r: BufReader<Box<dyn AsyncRead + Send + Unpin>>,
     w: Box<dyn AsyncWrite + Send + Unpin>,
     line: Vec<u8>,
+    /// COMPRESS DEFLATE is on: the layer, and what it inflated that has
+    /// not been read yet (from `at`).
+    z: Option<Box<(crate::wire::deflate::Deflate, Vec<u8>, usize)>>,
+    /// Octets read from the socket.
+    received: u64,
 }
 
 impl Reader {
@@ -107,18 +123,67 @@ impl Reader {
             r: BufReader::new(r),
             w,
             line: Vec::new(),
+            z: None,
+            received: 0,
         };
         c.status().await?;
+        if target.compress {
+            if c.cmd("COMPRESS DEFLATE", &[]).await? != 206 {
+                return Err("COMPRESS DEFLATE refused".into());
+            }
+            let z = crate::wire::deflate::Deflate::new(c.r.buffer().to_vec());
+            c.z = Some(Box::new((z, Vec::new(), 0)));
+        }
         Ok(c)
     }
 
-    async fn status(&mut self) -> BenchResult<u16> {
+    /// Reads one line (with its CRLF) into `self.line`; its length, 0 at
+    /// end of stream.
+    async fn read_line(&mut self) -> BenchResult<usize> {
         self.line.clear();
-        let n = self
-            .r
-            .read_until(b'\n', &mut self.line)
-            .await
-            .map_err(err("read"))?;
+        let Some(z) = self.z.as_deref_mut() else {
+            let n = self
+                .r
+                .read_until(b'\n', &mut self.line)
+                .await
+                .map_err(err("read"))?;
+            self.received += n as u64;
+            return Ok(n);
+        };
+        let (layer, plain, at) = z;
+        loop {
+            if let Some(end) = memchr::memchr(b'\n', &plain[*at..]) {
+                self.line.extend_from_slice(&plain[*at..*at + end + 1]);
+                *at += end + 1;
+                return Ok(self.line.len());
+            }
+            plain.drain(..*at);
+            *at = 0;
+            plain.reserve(64 * 1024);
+            if layer.has_input() && layer.inflate_into(plain).map_err(err("inflate"))? > 0 {
+                continue;
+            }
+            let raw = layer.input_space();
+            let n = self.r.get_mut().read_buf(raw).await.map_err(err("read"))?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.received += n as u64;
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> BenchResult<()> {
+        match self.z.as_deref_mut() {
+            Some((layer, _, _)) => {
+                let raw = layer.compress(bytes).map_err(err("deflate"))?;
+                self.w.write_all(raw).await.map_err(err("write"))
+            }
+            None => self.w.write_all(bytes).await.map_err(err("write")),
+        }
+    }
+
+    async fn status(&mut self) -> BenchResult<u16> {
+        let n = self.read_line().await?;
         if n < 3 {
             return Err("connection closed".into());
         }
@@ -132,12 +197,7 @@ impl Reader {
     async fn block(&mut self) -> BenchResult<usize> {
         let mut total = 0;
         loop {
-            self.line.clear();
-            let n = self
-                .r
-                .read_until(b'\n', &mut self.line)
-                .await
-                .map_err(err("read"))?;
+            let n = self.read_line().await?;
             if n == 0 {
                 return Err("connection closed in a block".into());
             }
@@ -150,10 +210,7 @@ impl Reader {
 
     /// Sends a command; reads its status and, for `multi` codes, the block.
     async fn cmd(&mut self, line: &str, multi: &[u16]) -> BenchResult<u16> {
-        self.w
-            .write_all(format!("{line}\r\n").as_bytes())
-            .await
-            .map_err(err("write"))?;
+        self.send(format!("{line}\r\n").as_bytes()).await?;
         let code = self.status().await?;
         if multi.contains(&code) {
             self.block().await?;
@@ -162,12 +219,12 @@ impl Reader {
     }
 
     async fn post(&mut self, article: &[u8]) -> BenchResult<u16> {
-        self.w.write_all(b"POST\r\n").await.map_err(err("write"))?;
+        self.send(b"POST\r\n").await?;
         let code = self.status().await?;
         if code != 340 {
             return Err(format!("POST answered {code}"));
         }
-        self.w.write_all(article).await.map_err(err("write"))?;
+        self.send(article).await?;
         self.status().await
     }
 }
@@ -478,17 +535,35 @@ pub async fn run(b: ReaderBench) -> BenchResult<()> {
     drop(c);
 
     // Read mix over four connections, plain, then TLS.
-    let plain = read_mix(addr.into(), &b).await?;
-    println!("read mix (GROUP, OVER-100, HEAD, ARTICLE), 4 connections: {plain:.0} ops/s");
+    let (plain, plain_octets) = read_mix(addr.into(), &b).await?;
+    println!(
+        "read mix (GROUP, OVER-100, HEAD, ARTICLE), 4 connections: {plain:.0} ops/s, \
+         {plain_octets:.0} octets received per op"
+    );
     if let Some(((_, tls_addr), config)) = &tls {
         let target = Target {
             addr: *tls_addr,
             tls: Some(config.clone()),
+            compress: false,
         };
-        let over_tls = read_mix(target, &b).await?;
+        let (over_tls, _) = read_mix(target, &b).await?;
         println!(
             "read mix over TLS (NNTPS), 4 connections: {over_tls:.0} ops/s ({:+.1}% vs plain)",
             (over_tls / plain - 1.0) * 100.0
+        );
+    }
+
+    if b.compress {
+        let target = Target {
+            compress: true,
+            ..Target::from(addr)
+        };
+        let (compressed, octets) = read_mix(target, &b).await?;
+        println!(
+            "read mix with COMPRESS DEFLATE, 4 connections: {compressed:.0} ops/s ({:+.1}% vs \
+             plain), {octets:.0} octets received per op ({:+.1}%)",
+            (compressed / plain - 1.0) * 100.0,
+            (octets / plain_octets - 1.0) * 100.0
         );
     }
 
@@ -508,8 +583,9 @@ pub async fn run(b: ReaderBench) -> BenchResult<()> {
 }
 
 /// Four readers, each a newsreader's loop (GROUP, OVER 100, HEAD and
-/// ARTICLE by number, ARTICLE by message-id), for `mix_seconds`: ops/s.
-async fn read_mix(target: Target, b: &ReaderBench) -> BenchResult<f64> {
+/// ARTICLE by number, ARTICLE by message-id), for `mix_seconds`: ops/s,
+/// and octets read from the socket per op.
+async fn read_mix(target: Target, b: &ReaderBench) -> BenchResult<(f64, f64)> {
     let groups = b.groups;
     let per_group = b.articles / b.groups.max(1);
     let deadline = Instant::now() + Duration::from_secs(b.mix_seconds);
@@ -536,12 +612,17 @@ async fn read_mix(target: Target, b: &ReaderBench) -> BenchResult<f64> {
                     .await?;
                 ops += 11;
             }
-            Ok::<u64, String>(ops)
+            Ok::<(u64, u64), String>((ops, c.received))
         }));
     }
-    let mut ops = 0;
+    let (mut ops, mut octets) = (0, 0);
     for t in tasks {
-        ops += t.await.map_err(err("reader"))??;
+        let (o, r) = t.await.map_err(err("reader"))??;
+        ops += o;
+        octets += r;
     }
-    Ok(ops as f64 / b.mix_seconds as f64)
+    Ok((
+        ops as f64 / b.mix_seconds as f64,
+        octets as f64 / ops.max(1) as f64,
+    ))
 }
