@@ -439,3 +439,113 @@ mod slow_tests {
         writer.abort();
     }
 }
+
+/// The COMPRESS layer under the framing (RFC 8054).
+#[cfg(test)]
+mod deflate_tests {
+    use super::*;
+
+    /// Deflates `plain` as a client would, with a sync flush after each
+    /// piece that `cuts` marks.
+    fn client_deflate(plain: &[u8], cuts: &[usize]) -> Vec<u8> {
+        use flate2::{Compress, Compression, FlushCompress};
+        let mut c = Compress::new(Compression::default(), false);
+        let mut out = Vec::new();
+        let mut from = 0;
+        for &to in cuts.iter().chain(std::iter::once(&plain.len())) {
+            let piece = &plain[from..to.max(from)];
+            let mut pos = 0;
+            loop {
+                out.reserve(piece.len() + 256);
+                let before = c.total_in();
+                c.compress_vec(&piece[pos..], &mut out, FlushCompress::Sync)
+                    .unwrap();
+                pos += (c.total_in() - before) as usize;
+                if pos == piece.len() && out.len() < out.capacity() {
+                    break;
+                }
+            }
+            from = to.max(from);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_compressed_stream_frames_like_a_plain_one() {
+        // The same commands and block, in plain and through DEFLATE with
+        // flushes at odd places and the octets arriving a few at a time:
+        // the framing sees the same lines.
+        let mut plain = Vec::new();
+        for i in 0..200 {
+            plain.extend_from_slice(format!("STAT {i}\r\n").as_bytes());
+        }
+        plain.extend_from_slice(b"TAKETHIS <a@b>\r\nPath: x\r\n\r\n..dot\r\n.\r\nQUIT\r\n");
+        for (cuts, chunk) in [(vec![], 1usize), (vec![3, 700, 701], 7), (vec![1500], 4096)] {
+            // The COMPRESS line and the start of the compressed stream
+            // may arrive together: what was read past the line is
+            // compressed input.
+            let mut raw = b"COMPRESS DEFLATE\r\n".to_vec();
+            raw.extend(client_deflate(&plain, &cuts));
+            let (mut client, server) = tokio::io::duplex(1 << 20);
+            let mut c = Connection::new(server, 512);
+            let writer = tokio::spawn(async move {
+                for piece in raw.chunks(chunk) {
+                    client.write_all(piece).await.unwrap();
+                }
+                client
+            });
+            assert_eq!(
+                c.read_line(Duration::from_secs(5)).await.unwrap(),
+                Some(Line::Line(b"COMPRESS DEFLATE".to_vec()))
+            );
+            c.start_deflate();
+            for i in 0..200 {
+                let line = c.read_line(Duration::from_secs(5)).await.unwrap();
+                assert_eq!(line, Some(Line::Line(format!("STAT {i}").into_bytes())));
+            }
+            assert_eq!(
+                c.read_line(Duration::from_secs(5)).await.unwrap(),
+                Some(Line::Line(b"TAKETHIS <a@b>".to_vec()))
+            );
+            let block = c.read_block(1000).await.unwrap();
+            assert_eq!(block.data, b"Path: x\r\n\r\n.dot\r\n");
+            assert_eq!(
+                c.read_line(Duration::from_secs(5)).await.unwrap(),
+                Some(Line::Line(b"QUIT".to_vec()))
+            );
+            drop(writer.await.unwrap());
+            assert_eq!(c.read_line(Duration::from_secs(5)).await.unwrap(), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn compressed_output_inflates_to_what_was_sent() {
+        use flate2::{Decompress, FlushDecompress};
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut c = Connection::new(server, 512);
+        c.send_raw(b"206 Compression active\r\n");
+        c.flush().await.unwrap();
+        c.start_deflate();
+        let mut expected = Vec::new();
+        for i in 0..50 {
+            let line = format!("223 {i} <{i}@example> article exists\r\n");
+            c.send_raw(line.as_bytes());
+            expected.extend_from_slice(line.as_bytes());
+            if i % 7 == 0 {
+                c.flush().await.unwrap();
+            }
+        }
+        c.flush().await.unwrap();
+        drop(c);
+        let mut raw = Vec::new();
+        client.read_to_end(&mut raw).await.unwrap();
+        let head = b"206 Compression active\r\n";
+        assert_eq!(&raw[..head.len()], head);
+        let mut d = Decompress::new(false);
+        let mut out = Vec::with_capacity(64 * 1024);
+        d.decompress_vec(&raw[head.len()..], &mut out, FlushDecompress::Sync)
+            .unwrap();
+        assert_eq!(out, expected);
+        assert!(raw.len() - head.len() < expected.len() / 2);
+    }
+}
