@@ -59,6 +59,8 @@ const COMMANDS: &[&str] = &[
     "XPAT Subject 1-5 *foo* b?r",
     "AUTHINFO USER someone",
     "AUTHINFO SASL PLAIN AGEAYg==",
+    "COMPRESS DEFLATE",
+    "STARTTLS",
 ];
 
 /// One mutation of a byte string.
