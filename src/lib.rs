@@ -8,7 +8,8 @@
 //! - [`server`]: the listener: accepts connections, owns limits and shutdown.
 //! - [`tls`]: certificates, the plain-or-TLS stream, STARTTLS and NNTPS (RFC 4642).
 //! - [`wire`]: bytes <-> values: line framing, dot-stuffing, command parsing,
-//!   response encoding. Only `wire::connection` touches a socket.
+//!   response encoding, the COMPRESS layer (RFC 8054). Only
+//!   `wire::connection` touches a socket.
 //! - [`session`]: the per-connection state machine; a command in, a response out.
 //! - [`auth`]: password hashes and the failed-login throttle (RFC 4643).
 //! - [`article`]: RFC 5536/5537 article checks, injected headers, overview fields.

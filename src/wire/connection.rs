@@ -79,11 +79,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.deflate = Some(Box::new(Deflate::new(unread)));
     }
 
-    /// Whether a compression layer is active.
-    pub fn is_compressed(&self) -> bool {
-        self.deflate.is_some()
-    }
-
     /// Gives the stream back, with the input read from it but not yet
     /// framed, to put a layer (TLS) beneath the protocol. Output not yet
     /// flushed is dropped: flush first. Never called once compression is
