@@ -9,19 +9,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Client, TestServer, article};
-use tidings::auth::hash_password;
 use tidings::config::Config;
 use tokio::io::AsyncWriteExt;
 
 async fn with_user(f: impl FnOnce(&mut Config)) -> TestServer {
     let server = TestServer::start_with(f).await;
-    let hash = hash_password("s3cret!").expect("hash");
-    server
-        .server()
-        .store()
-        .add_user("alice", &hash)
-        .await
-        .expect("user");
+    server.add_user("alice", "s3cret!").await;
     server
 }
 
@@ -265,24 +258,12 @@ assert resp.startswith("211"), resp
 s.quit()
 print("ok")
 "#;
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .arg(server.addr.ip().to_string())
-            .arg(server.addr.port().to_string())
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .output(),
-    )
-    .await
-    .expect("in time")
-    .expect("python3 ran");
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::python([
+        "-c".to_owned(),
+        script.to_owned(),
+        server.addr.ip().to_string(),
+        server.addr.port().to_string(),
+    ])
+    .await;
     server.stop().await;
 }

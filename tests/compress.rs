@@ -10,7 +10,6 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, TestServer, article, posted_id};
-use tidings::auth::hash_password;
 use tokio::io::AsyncWriteExt;
 
 async fn capabilities(c: &mut Client) -> Vec<String> {
@@ -166,13 +165,7 @@ async fn compress_can_be_turned_off() {
 #[tokio::test]
 async fn where_login_is_required_compress_waits_for_it() {
     let server = TestServer::start_with(|c| c.auth.required = true).await;
-    let hash = hash_password("s3cret!").expect("hash");
-    server
-        .server()
-        .store()
-        .add_user("alice", &hash)
-        .await
-        .expect("user");
+    server.add_user("alice", "s3cret!").await;
     let mut c = server.client().await;
     // §7: log in first, then compress; before login COMPRESS is 480.
     assert!(c.cmd("COMPRESS DEFLATE").await.starts_with("480 "));
@@ -192,20 +185,10 @@ async fn where_login_is_required_compress_waits_for_it() {
 async fn zlib_as_a_client_reads_and_posts_compressed() {
     let server = TestServer::start().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/compress.py");
-    let child = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(server.addr.ip().to_string())
-        .arg(server.addr.port().to_string())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), child)
-        .await
-        .expect("python3 in time")
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::python([
+        script.to_owned(),
+        server.addr.ip().to_string(),
+        server.addr.port().to_string(),
+    ])
+    .await;
 }

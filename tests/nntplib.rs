@@ -6,14 +6,8 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
 
 use common::TestServer;
-use tokio::process::Command;
-
-/// How long one script may run before it is killed and the test fails.
-const SCRIPT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Runs `tests/py/<script>` against a fresh server and asserts it exits 0.
 async fn run_script(script: &str) {
@@ -28,31 +22,13 @@ async fn run(server: &TestServer, script: &str, args: &[&str]) {
     let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "py", script]
         .iter()
         .collect();
-    let child = Command::new("python3")
-        .arg(&path)
-        .arg(server.addr.ip().to_string())
-        .arg(server.addr.port().to_string())
-        .args(args)
-        // No __pycache__ left in the source tree.
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", path.display()));
-    // On timeout the future (and with it the child) is dropped: kill_on_drop.
-    let output = tokio::time::timeout(SCRIPT_DEADLINE, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("{script} still running after {SCRIPT_DEADLINE:?}; killed"))
-        .expect("wait for python3");
-    assert!(
-        output.status.success(),
-        "{script} {args:?} failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-    );
+    let mut all = vec![
+        path.into_os_string(),
+        server.addr.ip().to_string().into(),
+        server.addr.port().to_string().into(),
+    ];
+    all.extend(args.iter().map(Into::into));
+    common::python(all).await;
 }
 
 #[tokio::test]

@@ -18,7 +18,6 @@ use common::{DEADLINE, TestServer, article, posted_id};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tempfile::TempDir;
-use tidings::auth::hash_password;
 use tidings::config::Config;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -86,13 +85,7 @@ async fn tls_server(files: &CertFiles, f: impl FnOnce(&mut Config)) -> TestServe
         f(c);
     })
     .await;
-    let hash = hash_password("s3cret!").expect("hash");
-    server
-        .server()
-        .store()
-        .add_user("alice", &hash)
-        .await
-        .expect("user");
+    server.add_user("alice", "s3cret!").await;
     server
 }
 
@@ -447,25 +440,9 @@ async fn reload_presents_a_renewed_certificate_and_open_connections_carry_on() {
 
 /// Runs a Python script with `args`, asserting it exits 0.
 async fn python(script: &str, args: &[String]) {
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .args(args)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("python in time")
-    .expect("python3 ran");
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut all = vec!["-c".to_owned(), script.to_owned()];
+    all.extend_from_slice(args);
+    common::python(all).await;
 }
 
 /// nntplib: STARTTLS then login on the plain port (where a password in

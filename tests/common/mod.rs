@@ -80,6 +80,16 @@ impl TestServer {
         self.server.as_mut().expect("running")
     }
 
+    /// Adds a reader who logs in as `name` with `password`.
+    pub async fn add_user(&self, name: &str, password: &str) {
+        let hash = tidings::auth::hash_password(password).expect("hash");
+        self.server()
+            .store()
+            .add_user(name, &hash)
+            .await
+            .expect("user");
+    }
+
     /// The first NNTPS address (`tls.listen`).
     pub fn tls_addr(&self) -> SocketAddr {
         self.server().tls_addrs()[0]
@@ -311,6 +321,37 @@ pub fn posted_id(status: &str) -> String {
         .next()
         .expect("id")
         .to_owned()
+}
+
+/// How long a Python client may run before it is killed and the test fails.
+pub const PYTHON_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs `python3 ARGS...` (a script's path or `-c` and its text, then its
+/// arguments) with no input and no bytecode left behind; asserts it exits
+/// 0 within `PYTHON_DEADLINE`, showing what it printed otherwise.
+pub async fn python<I, A>(args: I)
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<std::ffi::OsStr>,
+{
+    let child = tokio::process::Command::new("python3")
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    // On timeout the future (and with it the child) is dropped: killed.
+    let out = tokio::time::timeout(PYTHON_DEADLINE, child)
+        .await
+        .unwrap_or_else(|_| panic!("python3 still running after {PYTHON_DEADLINE:?}; killed"))
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python3 failed ({})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
 }
 
 /// What a run of a built binary printed, and whether it succeeded.
