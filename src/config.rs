@@ -169,6 +169,37 @@ pub struct PeerConfig {
     /// The name its certificate must carry; absent: the host of `address`.
     #[serde(default)]
     pub tls_name: Option<String>,
+    /// A user (`tidings user add`) it may log in as (AUTHINFO, RFC 4643)
+    /// to feed us from any address, as INN's nnrpd takes IHAVE from a
+    /// reader with the `I` permission; `accept_from` may then be empty.
+    #[serde(default)]
+    pub login: Option<String>,
+    /// The user name we log in with before feeding it, for a peer that
+    /// wants a login (what INN keeps in passwd.nntp).
+    #[serde(default)]
+    pub feed_user: Option<String>,
+    /// The password for `feed_user`.
+    #[serde(default)]
+    pub feed_password: Option<Secret>,
+}
+
+/// A password in the configuration: never shown by `Debug`, so it cannot
+/// reach a log line or an error message by accident.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// Whether `s` can be one AUTHINFO argument: not empty, no white space
+/// or control characters (RFC 4643 §2.3: a user name or password is one
+/// token of printable UTF-8).
+fn is_authinfo_token(s: &str) -> bool {
+    !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 fn default_answer_timeout() -> u64 {
@@ -676,6 +707,36 @@ impl Config {
                     "peer {}: its path_identity is our own ({})",
                     p.name.0,
                     p.path_identity.as_str()
+                ));
+            }
+            let tokens = [
+                ("login", p.login.as_deref()),
+                ("feed_user", p.feed_user.as_deref()),
+                (
+                    "feed_password",
+                    p.feed_password.as_ref().map(|s| s.0.as_str()),
+                ),
+            ];
+            for (key, value) in tokens {
+                if value.is_some_and(|v| !is_authinfo_token(v)) {
+                    return Err(format!(
+                        "peer {}: {key} must be one word of printable characters",
+                        p.name.0
+                    ));
+                }
+            }
+            if p.feed_password.is_some() && p.feed_user.is_none() {
+                return Err(format!("peer {}: feed_password needs feed_user", p.name.0));
+            }
+        }
+        let mut logins = std::collections::HashSet::new();
+        for p in &self.peers {
+            if let Some(login) = &p.login
+                && !logins.insert(login)
+            {
+                return Err(format!(
+                    "peer {}: login {login:?} is another peer's login too",
+                    p.name.0
                 ));
             }
         }

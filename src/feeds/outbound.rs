@@ -283,6 +283,10 @@ async fn connect(
     if !matches!(code(&greeting), 200 | 201) {
         return Err(FeedError::Refused(greeting));
     }
+    if let Some(user) = &peer.feed_user {
+        log_in(&mut link, user, peer.feed_password.as_ref()).await?;
+    }
+    // After a login: what the peer offers may depend on who we are.
     link.send(b"CAPABILITIES\r\n").await?;
     let answer = link.line().await?;
     let caps = if code(&answer) == 101 {
@@ -309,6 +313,34 @@ async fn connect(
         ));
     }
     Ok((link, streaming))
+}
+
+/// AUTHINFO USER, then PASS when asked (RFC 4643 §2.3), for a peer that
+/// wants us to log in before feeding it. The password never appears in an
+/// error or a log line; the peer's answer does.
+async fn log_in(
+    link: &mut Link,
+    user: &str,
+    password: Option<&crate::config::Secret>,
+) -> Result<(), FeedError> {
+    link.send(format!("AUTHINFO USER {user}\r\n").as_bytes())
+        .await?;
+    let mut answer = link.line().await?;
+    if code(&answer) == 381 {
+        let Some(password) = password else {
+            return Err(FeedError::Refused(format!(
+                "login as {user}: the peer asks for a password and feed_password is not set"
+            )));
+        };
+        link.send(format!("AUTHINFO PASS {}\r\n", password.0).as_bytes())
+            .await?;
+        answer = link.line().await?;
+    }
+    if code(&answer) == 281 {
+        Ok(())
+    } else {
+        Err(FeedError::Refused(format!("login as {user}: {answer}")))
+    }
 }
 
 async fn feed(

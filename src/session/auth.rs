@@ -138,6 +138,11 @@ impl Session {
         if ok {
             throttle.succeeded(ip);
             tracing::info!(peer = %self.peer, user = %name, "logged in");
+            // A peer known by its login (`[[peer]] login`) is that peer
+            // from now on, whatever its address.
+            if let Some(p) = (self.config.peers.iter()).find(|p| p.login.as_ref() == Some(&name)) {
+                self.peer_config = Some(p.clone());
+            }
             self.user = Some(name);
             self.refresh_rule();
             Ok(Response::new(
