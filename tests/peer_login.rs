@@ -150,3 +150,22 @@ fn logins_and_feed_credentials_are_checked_and_never_shown() {
     let p = peer_with("x", "feed_user = \"u\"\nfeed_password = \"hunter2\"\n");
     assert!(!format!("{p:?}").contains("hunter2"));
 }
+
+/// `tidings peer list --json` names the logins, never the password.
+#[tokio::test]
+async fn peer_list_shows_logins_but_no_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = common::binary_config(
+        dir.path(),
+        "a",
+        "[[peer]]\nname = \"b\"\npath_identity = \"b.test\"\naddress = \"127.0.0.1:9\"\n\
+         feed_user = \"us\"\nfeed_password = \"hunter2\"\n\
+         [[peer]]\nname = \"c\"\npath_identity = \"c.test\"\nlogin = \"feed-c\"\n",
+    );
+    let run = common::tidings(&config, &["peer", "list", "--json"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(v[0]["feed_user"], "us");
+    assert_eq!(v[1]["login"], "feed-c");
+    assert!(!run.stdout.contains("hunter2"), "{}", run.stdout);
+}

@@ -423,6 +423,8 @@ async fn peer(config: &Config, command: PeerCommand) -> Result<(), Failure> {
                             "send": p.send.0.as_str(),
                             "accept": p.accept.0.as_str(),
                             "streaming": p.streaming,
+                            "login": p.login,
+                            "feed_user": p.feed_user,
                         })
                     })
                     .collect();
