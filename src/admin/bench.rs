@@ -87,9 +87,8 @@ struct Reader {
     r: BufReader<Box<dyn AsyncRead + Send + Unpin>>,
     w: Box<dyn AsyncWrite + Send + Unpin>,
     line: Vec<u8>,
-    /// COMPRESS DEFLATE is on: the layer, and what it inflated that has
-    /// not been read yet (from `at`).
-    z: Option<Box<(crate::wire::deflate::Deflate, Vec<u8>, usize)>>,
+    /// COMPRESS DEFLATE is on.
+    z: Option<Box<crate::wire::deflate::ClientLayer>>,
     /// Octets read from the socket.
     received: u64,
 }
@@ -131,8 +130,9 @@ impl Reader {
             if c.cmd("COMPRESS DEFLATE", &[]).await? != 206 {
                 return Err("COMPRESS DEFLATE refused".into());
             }
-            let z = crate::wire::deflate::Deflate::new(c.r.buffer().to_vec());
-            c.z = Some(Box::new((z, Vec::new(), 0)));
+            let unread = c.r.buffer().to_vec();
+            c.r.consume(unread.len());
+            c.z = Some(Box::new(crate::wire::deflate::ClientLayer::new(unread)));
         }
         Ok(c)
     }
@@ -150,21 +150,11 @@ impl Reader {
             self.received += n as u64;
             return Ok(n);
         };
-        let (layer, plain, at) = z;
         loop {
-            if let Some(end) = memchr::memchr(b'\n', &plain[*at..]) {
-                self.line.extend_from_slice(&plain[*at..*at + end + 1]);
-                *at += end + 1;
+            if z.next_line(&mut self.line, 1 << 20).map_err(err("inflate"))? {
                 return Ok(self.line.len());
             }
-            plain.drain(..*at);
-            *at = 0;
-            plain.reserve(64 * 1024);
-            if layer.has_input() && layer.inflate_into(plain).map_err(err("inflate"))? > 0 {
-                continue;
-            }
-            let raw = layer.input_space();
-            let n = self.r.get_mut().read_buf(raw).await.map_err(err("read"))?;
+            let n = self.r.get_mut().read_buf(z.input_space()).await.map_err(err("read"))?;
             if n == 0 {
                 return Ok(0);
             }
@@ -174,8 +164,8 @@ impl Reader {
 
     async fn send(&mut self, bytes: &[u8]) -> BenchResult<()> {
         match self.z.as_deref_mut() {
-            Some((layer, _, _)) => {
-                let raw = layer.compress(bytes).map_err(err("deflate"))?;
+            Some(z) => {
+                let raw = z.compress(bytes).map_err(err("deflate"))?;
                 self.w.write_all(raw).await.map_err(err("write"))
             }
             None => self.w.write_all(bytes).await.map_err(err("write")),

@@ -122,6 +122,70 @@ impl Deflate {
     }
 }
 
+/// The client's end of the layer, for our own clients (the feeder, the
+/// bench): requests are deflated on the way out, answers inflated and
+/// taken a line at a time. No I/O here: the caller reads the socket into
+/// `input_space` whenever `next_line` has no whole line to give.
+pub struct ClientLayer {
+    layer: Deflate,
+    /// Inflated answers, from `at` on not yet taken.
+    plain: Vec<u8>,
+    at: usize,
+}
+
+impl ClientLayer {
+    /// `unread`: what the caller had read past the 206 line (compressed
+    /// already).
+    pub fn new(unread: Vec<u8>) -> ClientLayer {
+        ClientLayer {
+            layer: Deflate::new(unread),
+            plain: Vec::new(),
+            at: 0,
+        }
+    }
+
+    /// Whether a whole line is inflated and waiting.
+    pub fn has_line(&self) -> bool {
+        memchr::memchr(b'\n', &self.plain[self.at..]).is_some()
+    }
+
+    /// Appends the next line, LF included, to `line`; false when more
+    /// compressed input must be read first. A line longer than `max` is
+    /// an `InvalidData` error, as is corrupt input.
+    pub fn next_line(&mut self, line: &mut Vec<u8>, max: usize) -> io::Result<bool> {
+        loop {
+            let waiting = &self.plain[self.at..];
+            if let Some(end) = memchr::memchr(b'\n', waiting) {
+                line.extend_from_slice(&waiting[..=end]);
+                self.at += end + 1;
+                return Ok(true);
+            }
+            if waiting.len() > max {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "answer line too long",
+                ));
+            }
+            self.plain.drain(..self.at);
+            self.at = 0;
+            self.plain.reserve(64 * 1024);
+            if !self.layer.has_input() || self.layer.inflate_into(&mut self.plain)? == 0 {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Where to read compressed input into.
+    pub fn input_space(&mut self) -> &mut Vec<u8> {
+        self.layer.input_space()
+    }
+
+    /// Deflates a request (ended with a sync flush): the octets to send.
+    pub fn compress(&mut self, request: &[u8]) -> io::Result<&[u8]> {
+        self.layer.compress(request)
+    }
+}
+
 /// The name of an algorithm, as RFC 8054 §5.3 spells one: 1 to 20 upper
 /// case letters, digits, `-` or `_` (case matters).
 pub fn is_algorithm_name(s: &str) -> bool {
@@ -212,6 +276,39 @@ mod tests {
         let mut out = Vec::with_capacity(4096);
         let e = z.inflate_into(&mut out).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn the_client_end_reads_the_server_end_line_by_line() {
+        let mut server = Deflate::new(Vec::new());
+        let mut client = ClientLayer::new(Vec::new());
+        // The server's answers to two requests, and a line cut in two.
+        let raw: Vec<u8> = [
+            server.compress(b"238 <a@b>\r\n239 <a@b>\r\n").unwrap().to_vec(),
+            server.compress(b"431 <c").unwrap().to_vec(),
+            server.compress(b"@d>\r\n").unwrap().to_vec(),
+        ]
+        .concat();
+        let mut lines = Vec::new();
+        let mut line = Vec::new();
+        for octet in raw {
+            client.input_space().push(octet);
+            while client.next_line(&mut line, 512).unwrap() {
+                lines.push(String::from_utf8(std::mem::take(&mut line)).unwrap());
+            }
+        }
+        assert_eq!(lines, ["238 <a@b>\r\n", "239 <a@b>\r\n", "431 <c@d>\r\n"]);
+        assert!(!client.has_line());
+        // What the client sends, the server reads.
+        let request = client.compress(b"CHECK <e@f>\r\n").unwrap().to_vec();
+        let mut at_server = Deflate::new(request);
+        let mut out = Vec::with_capacity(1024);
+        at_server.inflate_into(&mut out).unwrap();
+        assert_eq!(out, b"CHECK <e@f>\r\n");
+        // An endless line is refused, not buffered for ever.
+        let mut server = Deflate::new(Vec::new());
+        let mut client = ClientLayer::new(server.compress(&[b'x'; 5000]).unwrap().to_vec());
+        assert!(client.next_line(&mut line, 4096).is_err());
     }
 
     #[test]
