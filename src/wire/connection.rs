@@ -112,7 +112,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         // Cancel safe as the plain read is: compressed bytes read are kept
         // in the layer, and inflating never awaits.
         loop {
-            if z.has_input() && z.inflate_into(&mut self.buf)? > 0 {
+            if z.has_pending() && z.inflate_into(&mut self.buf)? > 0 {
                 return Ok(true);
             }
             if z.ended() {
@@ -511,6 +511,37 @@ mod deflate_tests {
             drop(writer.await.unwrap());
             assert_eq!(c.read_line(Duration::from_secs(5)).await.unwrap(), None);
         }
+    }
+
+    #[tokio::test]
+    async fn a_large_article_that_compresses_well_is_read_whole() {
+        // 300 KiB that deflate to a few hundred octets: the decompressor
+        // holds far more than one read's room after taking all the input,
+        // and the rest must come out without waiting for more octets.
+        let body = "A line said again and again.\r\n".repeat(10_000);
+        let mut plain = b"TAKETHIS <big@test>\r\n".to_vec();
+        plain.extend_from_slice(body.as_bytes());
+        plain.extend_from_slice(b".\r\nQUIT\r\n");
+        let raw = client_deflate(&plain, &[]);
+        assert!(raw.len() < 4096, "{} octets", raw.len());
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        client.write_all(&raw).await.unwrap();
+        let mut c = Connection::new(server, 512);
+        c.start_deflate();
+        let read = async {
+            let line = c.read_line(Duration::from_secs(5)).await.unwrap();
+            assert_eq!(line, Some(Line::Line(b"TAKETHIS <big@test>".to_vec())));
+            let block = c.read_block(1 << 20).await.unwrap();
+            assert!(block.data == body.as_bytes());
+            c.read_line(Duration::from_secs(5)).await.unwrap()
+        };
+        // The client keeps the connection open: a reader that waits for
+        // input it already has would wait for ever.
+        let last = tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("read without more input");
+        assert_eq!(last, Some(Line::Line(b"QUIT".to_vec())));
+        drop(client);
     }
 
     #[tokio::test]
