@@ -7,10 +7,12 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{Client, TestServer, article, posted_id};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn capabilities(c: &mut Client) -> Vec<String> {
     let (status, caps) = c.cmd_block("CAPABILITIES", "101").await;
@@ -191,4 +193,92 @@ async fn zlib_as_a_client_reads_and_posts_compressed() {
         server.addr.port().to_string(),
     ])
     .await;
+}
+
+/// A relay on loopback that forwards to `to` and counts the octets it
+/// carries from the connecting side.
+async fn counting_relay(to: std::net::SocketAddr) -> (std::net::SocketAddr, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let upstream = Arc::new(AtomicU64::new(0));
+    let counted = upstream.clone();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = tokio::net::TcpStream::connect(to).await else {
+                continue;
+            };
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let (mut ir, mut iw) = inbound.into_split();
+                let (mut or, mut ow) = outbound.into_split();
+                let up = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = ir.read(&mut buf).await {
+                        if n == 0 || ow.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        counted.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    let _ = ow.shutdown().await;
+                };
+                let down = async {
+                    let _ = tokio::io::copy(&mut or, &mut iw).await;
+                    let _ = iw.shutdown().await;
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    (addr, upstream)
+}
+
+/// A peer with `compress = true` is fed through COMPRESS DEFLATE: every
+/// article arrives byte for byte, in a fraction of the octets.
+#[tokio::test]
+async fn a_feed_to_a_peer_with_compress_on_arrives_whole_in_fewer_octets() {
+    use common::{free_port, node, peer, reader};
+    const N: usize = 40;
+    let b = node("b", free_port(), vec![peer("a", None, "*")], &[]).await;
+    let (relay, upstream) = counting_relay(b.addr).await;
+    let mut to_b = peer("b", Some(relay), "*");
+    to_b.compress = true;
+    let a = node("a", free_port(), vec![to_b], &[]).await;
+    let mut poster = reader(a.addr).await;
+    let mut ids = Vec::new();
+    let mut plain_octets = 0;
+    for i in 0..N {
+        let body = format!("Article {i} of a compressed feed.\r\n").repeat(60);
+        plain_octets += body.len();
+        ids.push((
+            posted_id(
+                &poster
+                    .post(&article("local.test", &format!("z {i}"), &body))
+                    .await,
+            ),
+            body,
+        ));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut rb = reader(b.addr).await;
+    for (id, body) in &ids {
+        loop {
+            let status = rb.cmd(&format!("BODY {id}")).await;
+            if status.starts_with("222") {
+                assert_eq!(rb.block_bytes().await, body.as_bytes(), "{id}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} never reached B"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let sent = upstream.load(Ordering::Relaxed);
+    assert!(
+        (sent as usize) < plain_octets / 3,
+        "{sent} octets on the wire for {plain_octets} of bodies"
+    );
 }

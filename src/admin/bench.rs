@@ -151,10 +151,17 @@ impl Reader {
             return Ok(n);
         };
         loop {
-            if z.next_line(&mut self.line, 1 << 20).map_err(err("inflate"))? {
+            if z.next_line(&mut self.line, 1 << 20)
+                .map_err(err("inflate"))?
+            {
                 return Ok(self.line.len());
             }
-            let n = self.r.get_mut().read_buf(z.input_space()).await.map_err(err("read"))?;
+            let n = self
+                .r
+                .get_mut()
+                .read_buf(z.input_space())
+                .await
+                .map_err(err("read"))?;
             if n == 0 {
                 return Ok(0);
             }

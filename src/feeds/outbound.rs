@@ -20,6 +20,7 @@ use super::filter;
 use crate::config::PeerConfig;
 use crate::store::peers::{FeedCounts, FeedRound, LogArticle};
 use crate::store::{Store, StoreError};
+use crate::wire::deflate::ClientLayer;
 use crate::wire::dot;
 
 /// Articles read from the log per round, and their bytes at most (but at
@@ -197,21 +198,45 @@ struct Link {
     w: WriteHalf,
     /// How long the peer may take to answer or to take our bytes.
     timeout: Duration,
+    /// COMPRESS DEFLATE is on (the peer's `compress`).
+    z: Option<Box<ClientLayer>>,
 }
+
+/// The longest answer line taken from a peer.
+const MAX_ANSWER: usize = 4096;
 
 impl Link {
     /// True when an answer is already buffered (it can be read without
     /// waiting on the peer).
     fn has_buffered_line(&self) -> bool {
-        memchr::memchr(b'\n', self.r.buffer()).is_some()
+        match &self.z {
+            Some(z) => z.has_line(),
+            None => memchr::memchr(b'\n', self.r.buffer()).is_some(),
+        }
     }
 
     async fn line(&mut self) -> Result<String, FeedError> {
         let mut buf = Vec::new();
-        let mut limited = (&mut self.r).take(4096);
-        let n = tokio::time::timeout(self.timeout, limited.read_until(b'\n', &mut buf))
+        let timeout = self.timeout;
+        let read = async {
+            match self.z.as_deref_mut() {
+                None => {
+                    let mut limited = (&mut self.r).take(MAX_ANSWER as u64);
+                    limited.read_until(b'\n', &mut buf).await
+                }
+                Some(z) => loop {
+                    if z.next_line(&mut buf, MAX_ANSWER)? {
+                        break Ok(buf.len());
+                    }
+                    if self.r.get_mut().read_buf(z.input_space()).await? == 0 {
+                        break Ok(0);
+                    }
+                },
+            }
+        };
+        let n = tokio::time::timeout(timeout, read)
             .await
-            .map_err(|_| FeedError::Timeout(self.timeout))??;
+            .map_err(|_| FeedError::Timeout(timeout))??;
         if n == 0 {
             return Err(FeedError::Protocol("connection closed by peer".into()));
         }
@@ -222,10 +247,28 @@ impl Link {
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), FeedError> {
+        let bytes = match self.z.as_deref_mut() {
+            Some(z) => z.compress(bytes)?,
+            None => bytes,
+        };
         tokio::time::timeout(self.timeout, self.w.write_all(bytes))
             .await
             .map_err(|_| FeedError::Timeout(self.timeout))??;
         Ok(())
+    }
+
+    /// COMPRESS DEFLATE (RFC 8054): true once on; false when the peer
+    /// answers anything but 206 (the feed goes on uncompressed).
+    async fn compress(&mut self) -> Result<bool, FeedError> {
+        self.send(b"COMPRESS DEFLATE\r\n").await?;
+        let answer = self.line().await?;
+        if code(&answer) != 206 {
+            return Ok(false);
+        }
+        let unread = self.r.buffer().to_vec();
+        self.r.consume(unread.len());
+        self.z = Some(Box::new(ClientLayer::new(unread)));
+        Ok(true)
     }
 
     /// Reads a dot-terminated block (CAPABILITIES) into lines.
@@ -278,6 +321,7 @@ async fn connect(
         r: BufReader::new(r),
         w,
         timeout,
+        z: None,
     };
     let greeting = link.line().await?;
     if !matches!(code(&greeting), 200 | 201) {
@@ -301,6 +345,17 @@ async fn connect(
                 .is_some_and(|w| w.eq_ignore_ascii_case(cap))
         })
     };
+    // After any login (RFC 8054 §7: no credentials through a compressor).
+    let offers_deflate = caps.iter().any(|c| {
+        let mut words = c.split_whitespace();
+        words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("COMPRESS"))
+            && words.any(|a| a == "DEFLATE")
+    });
+    if peer.compress && offers_deflate && !link.compress().await? {
+        warn!(peer = %peer.name.0, "the peer offers COMPRESS DEFLATE but refused it; feeding uncompressed");
+    }
     let mut streaming = false;
     if peer.streaming && has("STREAMING") {
         link.send(b"MODE STREAM\r\n").await?;
