@@ -49,6 +49,9 @@ async fn the_stream_bench_ingests_floods_and_times_the_chain() {
             "chain A-B-C: post on A to readable on C: p50",
         ],
     );
+    // The same flood through COMPRESS DEFLATE.
+    let run = bench(&["stream", "--articles", "300", "--flood", "--compress-feed"]).await;
+    expect(&run, &["flood: a backlog of 300 fed onward"]);
 }
 
 #[tokio::test]

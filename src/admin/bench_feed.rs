@@ -56,6 +56,9 @@ pub struct StreamBench {
     /// Also measure flooding the ingested backlog to a second tidings.
     #[arg(long)]
     flood: bool,
+    /// Flood with the feed compressed (the peer's `compress = true`).
+    #[arg(long, requires = "flood")]
+    compress_feed: bool,
     /// Also measure post-to-readable latency over a chain A-B-C (samples).
     #[arg(long, default_value_t = 0)]
     chain: usize,
@@ -362,6 +365,9 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             let mut extra = peer_block("origin", None);
             if let Some(s) = &sink {
                 extra.push_str(&peer_block("sink", Some(s.addr)));
+                if b.compress_feed {
+                    extra.push_str("compress = true\n");
+                }
             }
             let s = spawn_server(&dir, "bench", &b.synchronous, &groups, &extra).await?;
             let a = s.addr;
