@@ -1,20 +1,22 @@
 """Kill-and-restart soak, run by hand (not in CI):
 
     cargo build --release
-    python3 tests/soak/kill_restart.py [BINARY] [ARTICLES] [KILLS]
+    python3 tests/soak/kill_restart.py [BINARY] [ARTICLES] [KILLS] [compress]
 
 Server A feeds server B (streaming, CHECK/TAKETHIS). Three posters post
 ARTICLES articles into A while B is SIGKILLed and restarted KILLS times and
 A every third time. A poster whose POST got no answer posts the same
 message-id again (a 441 "duplicate" means the first one was stored). At
 the end both servers must hold every article, each exactly once, numbered
-1..ARTICLES without gaps. Exits 0 when they do.
+1..ARTICLES without gaps. Exits 0 when they do. With `compress`, A's
+feed to B goes through COMPRESS DEFLATE.
 """
 import os, random, signal, socket, subprocess, sys, tempfile, threading, time
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "target/release/tidings"
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 60000
 KILLS = int(sys.argv[3]) if len(sys.argv) > 3 else 15
+COMPRESS = len(sys.argv) > 4 and sys.argv[4] == "compress"
 D = tempfile.mkdtemp(prefix="tidings-soak-")
 
 
@@ -32,7 +34,8 @@ def cfg(name, port, extra):
                        f'[storage]\ndatabase = "{D}/{name}.db"\n{extra}')
     return p
 
-ca = cfg("a", PA, f'[[peer]]\nname = "b"\npath_identity = "b.test"\naddress = "127.0.0.1:{PB}"\n')
+ca = cfg("a", PA, f'[[peer]]\nname = "b"\npath_identity = "b.test"\naddress = "127.0.0.1:{PB}"\n'
+         + ("compress = true\n" if COMPRESS else ""))
 cb = cfg("b", PB, '[[peer]]\nname = "a"\npath_identity = "a.test"\naccept_from = ["127.0.0.1"]\n')
 
 def start(conf, name):
