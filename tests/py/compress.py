@@ -81,6 +81,20 @@ assert status.startswith(b"220 1 "), status
 article = b"\r\n".join(block()) + b"\r\n"
 expected = body.replace(b"\r\n..", b"\r\n.")
 assert article.endswith(expected), article[-200:]
+# A large article that deflates to little: the server must inflate all
+# of it without waiting for more input.
+big = b"The same line, over and over.\r\n" * 8000
+send(b"POST\r\n")
+assert line().startswith(b"340"), "POST big"
+send(
+    b"From: Z <z@example.com>\r\nNewsgroups: local.general\r\n"
+    b"Subject: big and repetitive\r\n\r\n" + big + b".\r\n"
+)
+status = line()
+assert status.startswith(b"240 "), status
+send(b"BODY 2\r\n")
+assert line().startswith(b"222 2 "), "BODY 2"
+assert b"\r\n".join(block()) + b"\r\n" == big, "big body differs"
 send(b"OVER 1\r\n")
 assert line().startswith(b"224"), "OVER"
 over = block()
