@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
@@ -150,23 +150,16 @@ impl Reader {
             self.received += n as u64;
             return Ok(n);
         };
-        loop {
-            if z.next_line(&mut self.line, 1 << 20)
-                .map_err(err("inflate"))?
-            {
-                return Ok(self.line.len());
-            }
-            let n = self
-                .r
-                .get_mut()
-                .read_buf(z.input_space())
-                .await
-                .map_err(err("read"))?;
-            if n == 0 {
-                return Ok(0);
-            }
-            self.received += n as u64;
-        }
+        let (n, read) = crate::wire::connection::read_deflated_line(
+            z,
+            self.r.get_mut(),
+            &mut self.line,
+            1 << 20,
+        )
+        .await
+        .map_err(err("read"))?;
+        self.received += read as u64;
+        Ok(n)
     }
 
     async fn send(&mut self, bytes: &[u8]) -> BenchResult<()> {

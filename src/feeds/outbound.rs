@@ -20,6 +20,7 @@ use super::filter;
 use crate::config::PeerConfig;
 use crate::store::peers::{FeedCounts, FeedRound, LogArticle};
 use crate::store::{Store, StoreError};
+use crate::wire::connection::read_deflated_line;
 use crate::wire::deflate::ClientLayer;
 use crate::wire::dot;
 
@@ -224,14 +225,9 @@ impl Link {
                     let mut limited = (&mut self.r).take(MAX_ANSWER as u64);
                     limited.read_until(b'\n', &mut buf).await
                 }
-                Some(z) => loop {
-                    if z.next_line(&mut buf, MAX_ANSWER)? {
-                        break Ok(buf.len());
-                    }
-                    if self.r.get_mut().read_buf(z.input_space()).await? == 0 {
-                        break Ok(0);
-                    }
-                },
+                Some(z) => read_deflated_line(z, self.r.get_mut(), &mut buf, MAX_ANSWER)
+                    .await
+                    .map(|(n, _)| n),
             }
         };
         let n = tokio::time::timeout(timeout, read)

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::deflate::Deflate;
+use super::deflate::{ClientLayer, Deflate};
 use super::response::Response;
 
 /// A framed command line.
@@ -297,6 +297,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub async fn close(&mut self) -> io::Result<()> {
         self.flush().await?;
         self.stream.shutdown().await
+    }
+}
+
+/// Reads one answer through a client's DEFLATE layer (our feeder's, the
+/// bench's): the line, LF included, is appended to `line`, compressed
+/// octets are read from `r` as needed. Returns the line's length (0 at end
+/// of stream) and the compressed octets read.
+pub async fn read_deflated_line<R: AsyncRead + Unpin>(
+    z: &mut ClientLayer,
+    r: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<(usize, usize)> {
+    let start = line.len();
+    let mut read = 0;
+    loop {
+        if z.next_line(line, max)? {
+            return Ok((line.len() - start, read));
+        }
+        let n = r.read_buf(z.input_space()).await?;
+        if n == 0 {
+            return Ok((0, read));
+        }
+        read += n;
     }
 }
 

@@ -101,8 +101,8 @@ impl Deflate {
         Ok(produced)
     }
 
-    /// Compresses `plain` and ends it with a sync flush; the result is
-    /// `output()` until the next call.
+    /// Compresses `plain` and ends it with a sync flush; the octets to
+    /// send (borrowed until the next call).
     pub fn compress(&mut self, plain: &[u8]) -> io::Result<&[u8]> {
         self.raw_out.clear();
         let mut pos = 0;
@@ -134,8 +134,9 @@ impl Deflate {
 
 /// The client's end of the layer, for our own clients (the feeder, the
 /// bench): requests are deflated on the way out, answers inflated and
-/// taken a line at a time. No I/O here: the caller reads the socket into
-/// `input_space` whenever `next_line` has no whole line to give.
+/// taken a line at a time. No I/O here: `connection::read_deflated_line`
+/// reads the socket into `input_space` whenever `next_line` has no whole
+/// line to give.
 pub struct ClientLayer {
     layer: Deflate,
     /// Inflated answers, from `at` on not yet taken.
