@@ -63,17 +63,23 @@ def block():
         lines.append(ln[1:] if ln.startswith(b".") else ln)
 
 
+def post(subject, wire_body):
+    """POSTs to local.general a body already dot-stuffed; the status."""
+    send(b"POST\r\n")
+    assert line().startswith(b"340"), "POST " + subject
+    send(
+        b"From: Z <z@example.com>\r\nNewsgroups: local.general\r\n"
+        b"Subject: " + subject + b"\r\n\r\n" + wire_body + b".\r\n"
+    )
+    status = line()
+    assert status.startswith(b"240 "), status
+    return status
+
+
 send(b"GROUP local.general\r\n")
 assert line().startswith(b"211 "), "GROUP"
 body = b"Sent through the C zlib.\r\n..dot-stuffed on the wire\r\n" + b"zlib " * 300 + b"\r\n"
-send(b"POST\r\n")
-assert line().startswith(b"340"), "POST"
-send(
-    b"From: Z <z@example.com>\r\nNewsgroups: local.general\r\n"
-    b"Subject: zlib client\r\n\r\n" + body + b".\r\n"
-)
-status = line()
-assert status.startswith(b"240 "), status
+status = post(b"zlib client", body)
 msgid = status.split()[-1] if b"<" in status else None
 send(b"ARTICLE 1\r\n")
 status = line()
@@ -84,14 +90,7 @@ assert article.endswith(expected), article[-200:]
 # A large article that deflates to little: the server must inflate all
 # of it without waiting for more input.
 big = b"The same line, over and over.\r\n" * 8000
-send(b"POST\r\n")
-assert line().startswith(b"340"), "POST big"
-send(
-    b"From: Z <z@example.com>\r\nNewsgroups: local.general\r\n"
-    b"Subject: big and repetitive\r\n\r\n" + big + b".\r\n"
-)
-status = line()
-assert status.startswith(b"240 "), status
+post(b"big and repetitive", big)
 send(b"BODY 2\r\n")
 assert line().startswith(b"222 2 "), "BODY 2"
 assert b"\r\n".join(block()) + b"\r\n" == big, "big body differs"
