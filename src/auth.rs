@@ -11,6 +11,13 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
+/// Whether `name` can be a user's name: printable ASCII without spaces
+/// (AUTHINFO USER sends it as one argument, RFC 4643 §2.3), 1 to 64
+/// octets. `tidings user add` and a peer's `login` both follow it.
+pub fn is_user_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
 /// Hashes a password for storage (argon2id with the crate's default,
 /// OWASP-recommended parameters), as a PHC string.
 pub fn hash_password(password: &str) -> Result<String, String> {

@@ -714,8 +714,17 @@ impl Config {
                     p.path_identity.as_str()
                 ));
             }
+            // The login is one of our users, so it follows their rule.
+            if p.login
+                .as_deref()
+                .is_some_and(|l| !crate::auth::is_user_name(l))
+            {
+                return Err(format!(
+                    "peer {}: login must be a user name: 1-64 printable characters, no spaces",
+                    p.name.0
+                ));
+            }
             let tokens = [
-                ("login", p.login.as_deref()),
                 ("feed_user", p.feed_user.as_deref()),
                 (
                     "feed_password",

@@ -139,7 +139,12 @@ fn logins_and_feed_credentials_are_checked_and_never_shown() {
         .expect_err(keys)
     };
     assert!(bad("feed_password = \"p\"\n").contains("feed_password needs feed_user"));
-    assert!(bad("login = \"two words\"\n").contains("login must be one word"));
+    // A login is one of our users: the rule of `tidings user add`.
+    assert!(bad("login = \"two words\"\n").contains("login must be a user name"));
+    assert!(bad("login = \"j\u{f6}rg\"\n").contains("login must be a user name"));
+    assert!(
+        bad(&format!("login = \"{}\"\n", "x".repeat(65))).contains("login must be a user name")
+    );
     assert!(bad("feed_user = \"\"\n").contains("feed_user must be one word"));
     let twice = Config::parse(
         "[[peer]]\nname = \"x\"\npath_identity = \"x.test\"\nlogin = \"l\"\n\

@@ -559,12 +559,9 @@ fn reload(config: &Config) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A user name for AUTHINFO: printable ASCII without spaces (RFC 4643
-/// §2.3 sends it as one argument), at most 64 octets.
+/// A user name for AUTHINFO (`auth::is_user_name`).
 fn user_name(name: &str) -> Result<&str, Failure> {
-    let ok =
-        !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| (0x21..=0x7e).contains(&b));
-    if ok {
+    if crate::auth::is_user_name(name) {
         Ok(name)
     } else {
         Err(Failure(format!(
