@@ -13,6 +13,8 @@ use super::Session;
 use crate::article;
 use crate::config::{AccessRule, Config};
 use crate::store::GroupInfo;
+use crate::wire::codes;
+use crate::wire::response::Response;
 
 /// The rule for a client at `ip` logged in as `user`: the first that
 /// applies, or everything open when none does.
@@ -107,6 +109,20 @@ impl Session {
     /// not withhold transit.
     pub(super) fn transit_allowed(&self) -> bool {
         self.peer_config.is_some() && self.rule.transit
+    }
+
+    /// The answer to a transit command this connection may not use: 480
+    /// while it has not logged in and some peer is known by its login
+    /// (`[[peer]] login`: logging in might help), 502 otherwise.
+    pub(super) fn transit_refused(&self) -> Response {
+        if self.user.is_none() && self.config().peers.iter().any(|p| p.login.is_some()) {
+            Response::new(codes::AUTH_REQUIRED, "Transit service needs a peer's login")
+        } else {
+            Response::new(
+                codes::NOT_PERMITTED,
+                "Transit service not permitted on this connection",
+            )
+        }
     }
 
     /// Whether the rule lets this client post at all.

@@ -232,25 +232,10 @@ impl Session {
                 codes::NOT_PERMITTED,
                 "Compression not offered here",
             )),
-            // A peer may be known by its login (`[[peer]] login`): until
-            // a client has logged in, logging in might help (480).
-            Command::Ihave(_) | Command::Check(_) | Command::ModeStream
-                if !self.transit_allowed()
-                    && self.user.is_none()
-                    && self.config().peers.iter().any(|p| p.login.is_some()) =>
-            {
-                Err(Response::new(
-                    codes::AUTH_REQUIRED,
-                    "Transit service needs a peer's login",
-                ))
-            }
             Command::Ihave(_) | Command::Check(_) | Command::ModeStream
                 if !self.transit_allowed() =>
             {
-                Err(Response::new(
-                    codes::NOT_PERMITTED,
-                    "Transit service not permitted on this connection",
-                ))
+                Err(self.transit_refused())
             }
             // RFC 4642 §2.2.1: 502 when TLS is already active, after
             // authentication, or when it is not offered at all.
