@@ -464,26 +464,14 @@ mod slow_tests {
 mod deflate_tests {
     use super::*;
 
-    /// Deflates `plain` as a client would, with a sync flush after each
-    /// piece that `cuts` marks.
+    /// Deflates `plain` as our clients do (`ClientLayer`), with a sync
+    /// flush after each piece that `cuts` marks.
     fn client_deflate(plain: &[u8], cuts: &[usize]) -> Vec<u8> {
-        use flate2::{Compress, Compression, FlushCompress};
-        let mut c = Compress::new(Compression::default(), false);
+        let mut client = ClientLayer::new(Vec::new());
         let mut out = Vec::new();
         let mut from = 0;
         for &to in cuts.iter().chain(std::iter::once(&plain.len())) {
-            let piece = &plain[from..to.max(from)];
-            let mut pos = 0;
-            loop {
-                out.reserve(piece.len() + 256);
-                let before = c.total_in();
-                c.compress_vec(&piece[pos..], &mut out, FlushCompress::Sync)
-                    .unwrap();
-                pos += (c.total_in() - before) as usize;
-                if pos == piece.len() && out.len() < out.capacity() {
-                    break;
-                }
-            }
+            out.extend_from_slice(client.compress(&plain[from..to.max(from)]).unwrap());
             from = to.max(from);
         }
         out
