@@ -104,6 +104,14 @@ async fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
     if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
         error!("cannot write {}: {e}", pid_file.display());
     }
+    // Said once everything is up, the pid file for `tidings reload`
+    // included: a script that waits for this line may use the server.
+    for addr in server.local_addrs() {
+        info!("listening on {addr}");
+    }
+    for addr in server.tls_addrs() {
+        info!("NNTPS (TLS) listening at {addr}");
+    }
     loop {
         match signals.next().await {
             Signal::Stop => break,

@@ -93,10 +93,6 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         let local = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
-        match transport {
-            Transport::Plain => info!("listening on {local}"),
-            Transport::Tls => info!("NNTPS (TLS) listening at {local}"),
-        }
         listeners.push((listener, local, transport));
     }
 
