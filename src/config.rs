@@ -35,6 +35,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub tls: TlsConfig,
     pub expire: ExpireConfig,
+    pub cancels: CancelConfig,
     /// Groups created when the database is first created.
     #[serde(rename = "group")]
     pub groups: Vec<GroupConfig>,
@@ -562,10 +563,13 @@ impl Default for Config {
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
             expire: ExpireConfig::default(),
+            cancels: CancelConfig::default(),
             groups: vec![
                 starter("local.general", "Local general discussion"),
                 starter("local.test", "Local test postings"),
                 starter("local.announce", "Announcements about this server"),
+                control("control", "Control messages (no cancels)"),
+                control("control.cancel", "Cancel messages"),
             ],
             peers: Vec::new(),
             access: Vec::new(),
@@ -579,6 +583,14 @@ fn starter(name: &str, description: &str) -> GroupConfig {
         name: GroupNameConfig(GroupName::try_from(name).unwrap_or_else(|_| unreachable!())),
         description: description.to_owned(),
         status: default_status(),
+    }
+}
+
+/// A group of control messages: filed there by the server, not posted to.
+fn control(name: &str, description: &str) -> GroupConfig {
+    GroupConfig {
+        status: GroupStatusConfig('n'),
+        ..starter(name, description)
     }
 }
 
@@ -776,6 +788,46 @@ pub struct ExpireConfig {
     pub rules: Vec<RetentionRule>,
 }
 
+/// Cancels and supersedes (RFC 5537 §5.3, §5.4) and Cancel-Lock (RFC
+/// 8315).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CancelConfig {
+    /// Which withdrawals are carried out here; every cancel is stored and
+    /// flooded on whatever this says.
+    pub process: CancelPolicy,
+    /// Whether a logged-in user's posts get a Cancel-Lock, and their
+    /// cancels and superseding articles the matching Cancel-Key.
+    pub lock_posts: bool,
+}
+
+impl Default for CancelConfig {
+    fn default() -> Self {
+        CancelConfig {
+            process: CancelPolicy::RequireAuth,
+            lock_posts: true,
+        }
+    }
+}
+
+/// INN's `docancels`, with its names and meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CancelPolicy {
+    /// Only an article with a Cancel-Lock is withdrawn, and only by a
+    /// cancel (or superseding article) with a key that opens it.
+    RequireAuth,
+    /// As `require-auth` for an article with a Cancel-Lock; one without
+    /// is withdrawn by any cancel.
+    Auth,
+    /// Every cancel and supersede is carried out, even forged ones; the
+    /// target of a cancel that comes before its article is remembered, so
+    /// the article is refused when it comes.
+    All,
+    /// None is carried out.
+    None,
+}
+
 /// How long articles of the groups matching `groups` are kept.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -969,7 +1021,19 @@ mod tests {
     fn an_empty_file_is_the_default() {
         let config = Config::parse("").expect("empty config");
         assert_eq!(config.limits.max_line_length, 512);
-        assert_eq!(config.groups.len(), 3);
+        let groups: Vec<_> = config.groups.iter().map(|g| g.name.0.as_str()).collect();
+        assert_eq!(
+            groups,
+            [
+                "local.general",
+                "local.test",
+                "local.announce",
+                "control",
+                "control.cancel"
+            ]
+        );
+        assert_eq!(config.cancels.process, CancelPolicy::RequireAuth);
+        assert!(config.cancels.lock_posts);
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct Server {
     expirer: JoinHandle<()>,
 }
 
+/// The name of the Cancel-Lock secret in the database's `secrets`.
+const CANCEL_LOCK_SECRET: &str = "cancel_lock";
+
 /// Opens the store (creating the starter groups in a new database), starts
 /// the writer and binds every listen address.
 pub async fn start(config: Config) -> Result<Server, ServerError> {
@@ -78,9 +81,11 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         remember_secs: storage.remember_secs(),
         spin: std::time::Duration::from_micros(storage.spin_micros.into()),
         merge_at: storage.history_tail_ids,
+        cancels: config.cancels.process,
     };
     let (ingest, writer) =
         Ingest::start(&store, config.server.path_identity.as_str(), limits).await?;
+    let cancel_secret = store.secret(CANCEL_LOCK_SECRET).await?;
 
     let certificates = Arc::new(Certificates::load(&config.tls)?);
     let mut listeners = Vec::new();
@@ -107,6 +112,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         usage: Default::default(),
         connections: Arc::default(),
         compressing: Arc::default(),
+        cancel_secret,
     });
     let max_sessions = config.limits.max_connections;
     let sessions = Arc::new(Semaphore::new(max_sessions));
@@ -353,6 +359,7 @@ impl Server {
         new.storage = old.storage.clone();
         new.server.path_identity = old.server.path_identity.clone();
         self.feeds.reconfigure(&new.peers);
+        self.shared.ingest.set_cancel_policy(new.cancels.process);
         let new = Arc::new(new);
         match self.shared.config.write() {
             Ok(mut c) => *c = new,

@@ -127,7 +127,16 @@ async fn list_show_and_stats_speak_json() {
         .iter()
         .filter_map(|g| g["name"].as_str())
         .collect();
-    assert_eq!(names, vec!["local.announce", "local.general", "local.test"]);
+    assert_eq!(
+        names,
+        vec![
+            "control",
+            "control.cancel",
+            "local.announce",
+            "local.general",
+            "local.test"
+        ]
+    );
 
     let run = tidings(&config, &["group", "show", "local.general", "--json"]).await;
     let g: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
@@ -137,7 +146,7 @@ async fn list_show_and_stats_speak_json() {
     let run = tidings(&config, &["stats", "--json"]).await;
     let s: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
     assert_eq!(s["articles"], 1);
-    assert_eq!(s["groups"], 3);
+    assert_eq!(s["groups"], 5);
 
     let run = tidings(&config, &["article", "show", &id]).await;
     assert!(run.ok, "{}", run.stderr);

@@ -884,6 +884,8 @@ async fn newnews_since_a_date_in_the_future_is_an_empty_list() {
 async fn list_and_list_active_give_name_high_low_status() {
     let (server, mut c, _) = with_articles(2).await;
     let want = [
+        "control 0 1 n",
+        "control.cancel 0 1 n",
         "local.announce 0 1 y",
         "local.general 0 1 y",
         "local.test 2 1 y",
@@ -927,6 +929,8 @@ async fn list_active_shows_the_group_status() {
     assert_eq!(
         groups,
         [
+            "control 0 1 n",
+            "control.cancel 0 1 n",
             "local.announce 0 1 m",
             "local.general 0 1 n",
             "local.test 0 1 y"
@@ -1021,6 +1025,8 @@ async fn list_counts_gives_name_high_low_count_status() {
     assert_eq!(
         lines,
         [
+            "control 0 1 0 n",
+            "control.cancel 0 1 0 n",
             "local.announce 0 1 0 y",
             "local.general 0 1 0 y",
             "local.test 3 1 3 y"

@@ -144,6 +144,15 @@ pub enum ArticleCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Withdraw an article from this server (INN's `ctlinnd cancel`): it
+    /// leaves every group, and peers cannot feed it back while its
+    /// message-id is remembered (storage.remember_days). Other servers
+    /// keep their copies.
+    Remove {
+        message_id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 /// A failure the operator should read: printed as `tidings: {0}`.
@@ -260,6 +269,21 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
                     let _ = out.write_all(line);
                     let _ = out.write_all(b"\n");
                 }
+            }
+            Ok(())
+        }
+        AdminCommand::Article(ArticleCommand::Remove { message_id, json }) => {
+            let id = MessageId::try_from(message_id.as_str())
+                .map_err(|e| Failure(format!("{e}: {message_id:?}")))?;
+            let store = open(config).await?;
+            let until = chrono::Utc::now().timestamp() + config.storage.remember_secs();
+            let Some(bytes) = store.remove_article(&id, until).await? else {
+                return Err(Failure(format!("no article {id}")));
+            };
+            if json.json {
+                println!("{:#}", json!({ "removed": id.as_str(), "bytes": bytes }));
+            } else {
+                println!("removed {id} ({bytes} octets)");
             }
             Ok(())
         }

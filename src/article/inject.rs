@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::cancel_lock;
 use super::date::{format_date, parse_date};
 use super::parse::{Field, Parsed, parse_article, trim, unfold};
 use super::{ArticleError, InjectionContext, Prepared};
@@ -131,6 +132,32 @@ fn distributions(fields: &[Field<'_>]) -> Vec<String> {
 fn control(fields: &[Field<'_>]) -> Option<String> {
     let f = find(fields, "Control")?;
     Some(String::from_utf8_lossy(trim(&f.unfolded())).into_owned())
+}
+
+/// The message-id an article withdraws: `Control: cancel <id>` (RFC 5537
+/// §5.3, the verb without case) or `Supersedes: <id>` (RFC 5536 §3.2.12;
+/// a cancel wins when an article has both). A target that is not a
+/// message-id withdraws nothing.
+fn withdraws(fields: &[Field<'_>]) -> Option<MessageId> {
+    let target = |value: &[u8]| -> Option<MessageId> {
+        let id = value
+            .split(|c| c.is_ascii_whitespace())
+            .find(|w| !w.is_empty())?;
+        MessageId::try_from(id).ok()
+    };
+    if let Some(f) = find(fields, "Control") {
+        let value = f.unfolded();
+        let mut words = value
+            .split(|c| c.is_ascii_whitespace())
+            .filter(|w| !w.is_empty());
+        if words
+            .next()
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"cancel"))
+        {
+            return words.next().and_then(target);
+        }
+    }
+    target(&find(fields, "Supersedes")?.unfolded())
 }
 
 /// RFC 3977 §8.3.2: overview fields 1-5, unfolded and sanitised (see
@@ -341,12 +368,58 @@ pub fn post(raw: &[u8], cx: &InjectionContext<'_>) -> Result<Prepared, ArticleEr
     // Path first, as INN writes it; the client's lines byte for byte; then
     // what we add. Xref is ours to write (at finish) and Injection-Info is
     // the injecting agent's alone (RFC 5536 §3.2.8).
+    // A logged-in poster's article gets a Cancel-Lock only they can open
+    // (RFC 8315 §4, as INN's nnrpd does), added to any the client wrote;
+    // their cancel or superseding article gets the key that opens their
+    // lock on its target (it opens nothing when the target was not theirs).
+    let withdraws = withdraws(&fields);
+    let (lock, key) = match (cx.cancel_secret, cx.user) {
+        (Some(secret), Some(user)) => (
+            Some(cancel_lock::cancel_lock(secret, user, id.as_str())),
+            withdraws
+                .as_ref()
+                .map(|t| cancel_lock::cancel_key(secret, user, t.as_str())),
+        ),
+        _ => (None, None),
+    };
     let mut out = Vec::with_capacity(head.len() + 256);
     push_field(&mut out, "Path", &path_value);
     for f in &fields {
-        if !(f.is("Path") || f.is("Xref") || f.is("Injection-Info")) {
-            out.extend_from_slice(f.line);
+        if f.is("Path") || f.is("Xref") || f.is("Injection-Info") {
+            continue;
         }
+        let ours = if f.is("Cancel-Lock") {
+            lock.as_ref()
+        } else if f.is("Cancel-Key") {
+            key.as_ref()
+        } else {
+            None
+        };
+        match ours {
+            // Ours goes at the end of the client's (RFC 8315 §2 allows
+            // one field only).
+            Some(ours) => {
+                let theirs = String::from_utf8_lossy(trim(&f.unfolded())).into_owned();
+                push_field(
+                    &mut out,
+                    &String::from_utf8_lossy(f.name),
+                    &format!("{theirs} {ours}"),
+                );
+            }
+            None => out.extend_from_slice(f.line),
+        }
+    }
+    if let Some(lock) = lock
+        .as_ref()
+        .filter(|_| find(&fields, "Cancel-Lock").is_none())
+    {
+        push_field(&mut out, "Cancel-Lock", lock);
+    }
+    if let Some(key) = key
+        .as_ref()
+        .filter(|_| find(&fields, "Cancel-Key").is_none())
+    {
+        push_field(&mut out, "Cancel-Key", key);
     }
     if let Some(id) = &new_id {
         push_field(&mut out, "Message-ID", id.as_str());
@@ -368,6 +441,7 @@ pub fn post(raw: &[u8], cx: &InjectionContext<'_>) -> Result<Prepared, ArticleEr
         distributions: distributions(&fields),
         path: path_entries(path_value.as_bytes()),
         control: control(&fields),
+        withdraws,
         head: out,
         body: body.to_vec(),
         overview,
@@ -475,6 +549,7 @@ pub fn relay(
         distributions: distributions(&fields),
         path,
         control: control(&fields),
+        withdraws: withdraws(&fields),
         head: out,
         body: body.to_vec(),
         overview: overview_of(&fields, None, None),

@@ -5,7 +5,9 @@
 //! - `date`: RFC 5322 §3.3 date-time, obsolete forms included.
 //! - `inject`: what POST (RFC 5537 §3.5) and IHAVE/TAKETHIS (§3.6) check
 //!   and add.
+//! - `cancel_lock`: who may withdraw an article (RFC 8315).
 
+pub mod cancel_lock;
 mod date;
 mod inject;
 mod parse;
@@ -49,6 +51,10 @@ pub struct InjectionContext<'a> {
     pub posting_host: &'a str,
     /// The authenticated user, if any (Injection-Info's posting-account).
     pub user: Option<&'a str>,
+    /// The server's Cancel-Lock secret, when posts get locks (RFC 8315):
+    /// a logged-in user's post gets a Cancel-Lock, and their cancel or
+    /// superseding article the Cancel-Key that opens their own lock.
+    pub cancel_secret: Option<&'a [u8]>,
 }
 
 /// A checked article ready for the writer: everything the store needs except
@@ -64,8 +70,12 @@ pub struct Prepared {
     /// stored Path split on `!`, trimmed, empty entries (from `!!`) dropped.
     /// A posted article's has the `.POSTED` diagnostic as its second entry.
     pub path: Vec<String>,
-    /// The Control header, if any (not acted on yet).
+    /// The Control header, if any.
     pub control: Option<String>,
+    /// The message-id this article withdraws: the target of a `cancel`
+    /// control message (RFC 5537 §5.3), or the article it supersedes
+    /// (§5.4).
+    pub withdraws: Option<MessageId>,
     /// The header block as it will be stored: CRLF-terminated lines, in the
     /// order received (plus what we added), any Xref removed, no blank line.
     pub head: Vec<u8>,
@@ -79,6 +89,14 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The verb of a control message, in lower case (`cancel`,
+    /// `newgroup`...): such an article is filed in `control.<verb>` or
+    /// `control` where we carry those groups, as INN files it.
+    pub fn control_verb(&self) -> Option<String> {
+        let verb = self.control.as_deref()?.split_whitespace().next()?;
+        Some(verb.to_ascii_lowercase())
+    }
+
     /// How many header fields the article has (folded lines count once).
     pub fn header_count(&self) -> usize {
         // A field starts the head or follows a LF, and is not a fold, an

@@ -17,7 +17,7 @@ mod checkpoint;
 pub mod known;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info};
 
 use crate::article::Prepared;
-use crate::config::Synchronous;
+use crate::config::{CancelPolicy, Synchronous};
 use crate::store::raw::Db;
 use crate::store::raw::RawError;
 use crate::store::writer::{BatchWriter, MergeSlices, MergeStep, Origin, Outcome};
@@ -46,6 +46,9 @@ pub enum IngestError {
     Closed,
 }
 
+// The article is the request nearly every time, and boxing it would cost an
+// allocation per article; the channel holds at most a batch of them.
+#[allow(clippy::large_enum_variant)]
 enum Request {
     Article(Submission),
     /// Remember a refused message-id; the reply comes after the commit.
@@ -116,6 +119,42 @@ pub struct Ingest {
     /// Sessions waiting in `submit` for their article's answer.
     waiting: Arc<AtomicUsize>,
     spin: Duration,
+    cancels: Cancels,
+}
+
+/// The cancel policy the writer applies, changed by a reload.
+#[derive(Clone)]
+struct Cancels(Arc<AtomicU8>);
+
+impl Cancels {
+    const POLICIES: [CancelPolicy; 4] = [
+        CancelPolicy::RequireAuth,
+        CancelPolicy::Auth,
+        CancelPolicy::All,
+        CancelPolicy::None,
+    ];
+
+    fn new(policy: CancelPolicy) -> Cancels {
+        let cancels = Cancels(Arc::default());
+        cancels.set(policy);
+        cancels
+    }
+
+    fn set(&self, policy: CancelPolicy) {
+        let i = Self::POLICIES
+            .iter()
+            .position(|&p| p == policy)
+            .unwrap_or(0);
+        self.0.store(i as u8, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> CancelPolicy {
+        let i = usize::from(self.0.load(Ordering::Relaxed));
+        Self::POLICIES
+            .get(i)
+            .copied()
+            .unwrap_or(CancelPolicy::RequireAuth)
+    }
 }
 
 /// A message-id being received on some connection (RFC 4644 §2.4: CHECK
@@ -173,6 +212,9 @@ pub struct BatchLimits {
     /// How long the history tail grows before it is merged while ingest
     /// goes on (`storage.history_tail_ids`, see `store::tail`).
     pub merge_at: usize,
+    /// Which cancels and supersedes are carried out (`cancels.process`) at
+    /// start; `Ingest::set_cancel_policy` changes it.
+    pub cancels: CancelPolicy,
 }
 
 impl Ingest {
@@ -190,10 +232,12 @@ impl Ingest {
         let (ready_tx, ready_rx) = oneshot::channel();
         let wal = (store.synchronous() == Synchronous::Full).then(|| store.wal_path());
         let known = Arc::new(KnownIds::default());
+        let cancels = Cancels::new(limits.cancels);
         let writer = Writer {
             runtime,
             store: store.clone(),
             known: known.clone(),
+            cancels: cancels.clone(),
             path_identity: identity,
             limits,
             wal,
@@ -217,6 +261,7 @@ impl Ingest {
                         known,
                         waiting: Arc::default(),
                         spin: limits.spin,
+                        cancels,
                     },
                     WriterThread(join),
                 ))
@@ -327,6 +372,12 @@ impl Ingest {
             .unwrap_or(false)
     }
 
+    /// Sets which cancels and supersedes the writer carries out from its
+    /// next batch on (a reload).
+    pub fn set_cancel_policy(&self, policy: CancelPolicy) {
+        self.cancels.set(policy);
+    }
+
     /// The id of the newest committed article; changes wake feeders.
     pub fn head(&self) -> watch::Receiver<i64> {
         self.head.clone()
@@ -428,6 +479,7 @@ struct Writer {
     runtime: tokio::runtime::Handle,
     store: Store,
     known: Arc<KnownIds>,
+    cancels: Cancels,
     path_identity: String,
     limits: BatchLimits,
     /// The WAL file to sync before answering (synchronous = full).
@@ -437,10 +489,11 @@ struct Writer {
 impl Writer {
     /// Adds the message-ids of a committed batch to the filter, and has it
     /// rebuilt larger when it is full.
-    fn remember_ids(&self, batch: &Batch) {
+    fn remember_ids(&self, batch: &Batch, cancelled: &[String]) {
         let ids = (batch.articles.iter())
             .map(|s| s.article.message_id.as_str())
-            .chain(batch.rejects.iter().map(|(id, _)| id.as_str()));
+            .chain(batch.rejects.iter().map(|(id, _)| id.as_str()))
+            .chain(cancelled.iter().map(String::as_str));
         if self.known.add(ids) {
             self.runtime
                 .spawn(self.known.clone().rebuild(self.store.clone()));
@@ -614,12 +667,13 @@ fn run_writer(
                 now,
                 now + limits.remember_secs,
                 &surely_new,
+                writer_state.cancels.get(),
             );
             let took = started.elapsed();
             drop(articles);
             drop(rejected);
             if result.is_ok() {
-                writer_state.remember_ids(&batch);
+                writer_state.remember_ids(&batch, writer.remembered());
             }
             let replies: Vec<_> = batch.articles.drain(..).map(|s| s.reply).collect();
             let reject_replies: Vec<_> = batch.rejects.drain(..).map(|(_, r)| r).collect();

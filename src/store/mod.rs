@@ -11,6 +11,7 @@ pub mod peers;
 pub mod raw;
 pub mod tail;
 pub mod users;
+pub mod withdraw;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -92,12 +93,13 @@ pub struct Stats {
 /// start, so without this, deleting the newest articles would hand their
 /// ids out again (and feeders' cursors may be past them).
 pub(crate) async fn keep_log_head(conn: &mut SqliteConnection) -> Result<()> {
-    sqlx::query(&format!(
-        "UPDATE meta SET value = {LAST_ARTICLE_ID} WHERE key = 'last_article_id'"
-    ))
-    .execute(conn)
-    .await?;
+    sqlx::query(&keep_log_head_sql()).execute(conn).await?;
     Ok(())
+}
+
+/// The statement of `keep_log_head`, for the writer's raw handle.
+pub(crate) fn keep_log_head_sql() -> String {
+    format!("UPDATE meta SET value = {LAST_ARTICLE_ID} WHERE key = 'last_article_id'")
 }
 
 #[derive(Clone)]
@@ -487,6 +489,31 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(found.is_some())
+    }
+
+    /// The secret `name` (see migrations/0007_secrets.sql), made now with
+    /// the operating system's random generator if it does not exist yet:
+    /// 32 octets, the length of a SHA-256 HMAC key.
+    pub async fn secret(&self, name: &str) -> Result<Vec<u8>> {
+        let mut fresh = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh).map_err(
+            |_| StoreError::Io {
+                path: "the random generator".into(),
+                source: std::io::Error::other("no random octets"),
+            },
+        )?;
+        // Two processes starting at once: the first one's secret stays.
+        sqlx::query("INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+            .bind(name)
+            .bind(fresh.as_slice())
+            .execute(&self.pool)
+            .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?1")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// How many message-ids history holds, its tail included.

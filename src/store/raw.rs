@@ -74,6 +74,12 @@ impl Db {
         }
     }
 
+    /// Rows changed by the last INSERT, UPDATE or DELETE that ran here.
+    pub fn changes(&self) -> i64 {
+        // SAFETY: valid handle.
+        unsafe { ffi::sqlite3_changes64(self.handle.as_ptr()) }
+    }
+
     /// Prepares a statement that will be reused (SQLITE_PREPARE_PERSISTENT).
     pub fn prepare<'db>(&'db self, sql: &str) -> Result<Stmt<'db>, RawError> {
         let mut stmt: *mut ffi::sqlite3_stmt = ptr::null_mut();
@@ -185,6 +191,20 @@ impl Stmt<'_> {
             } else {
                 let bytes = std::slice::from_raw_parts(p, n as usize);
                 String::from_utf8_lossy(bytes).into_owned()
+            }
+        }
+    }
+
+    /// Blob value of column `i` of the current row, copied.
+    pub fn column_blob(&self, i: c_int) -> Vec<u8> {
+        // SAFETY: as column_text; NULL or empty -> empty.
+        unsafe {
+            let p = ffi::sqlite3_column_blob(self.stmt.as_ptr(), i);
+            let n = ffi::sqlite3_column_bytes(self.stmt.as_ptr(), i);
+            if p.is_null() || n <= 0 {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(p.cast::<u8>(), n as usize).to_vec()
             }
         }
     }

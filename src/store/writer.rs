@@ -5,10 +5,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::LAST_ARTICLE_ID;
+use tracing::info;
+
 use super::raw::{Db, RawError, Step, Stmt};
 use super::tail::{self, Tail};
-use crate::article::Prepared;
+use super::withdraw;
+use super::{LAST_ARTICLE_ID, keep_log_head_sql};
+use crate::article::{self, Prepared, cancel_lock};
+use crate::config::CancelPolicy;
 
 /// What became of one article of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +37,33 @@ pub enum Outcome {
 pub enum Origin {
     Post,
     Relay,
+}
+
+/// What became of a withdrawal (for the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Withdrawn {
+    /// The article is gone from its groups and the log.
+    Done,
+    /// It is not withdrawn: why.
+    Refused(&'static str),
+    /// It was gone already (cancelled, expired, refused).
+    Gone,
+    /// It has not come: its message-id is remembered as cancelled.
+    Remembered,
+    /// It has not come, and the policy cannot check who sent the cancel.
+    NotHere,
+}
+
+impl std::fmt::Display for Withdrawn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Withdrawn::Done => f.write_str("withdrawn"),
+            Withdrawn::Refused(why) => write!(f, "not withdrawn: {why}"),
+            Withdrawn::Gone => f.write_str("gone already"),
+            Withdrawn::Remembered => f.write_str("not here yet: refused when it comes"),
+            Withdrawn::NotHere => f.write_str("not here: nothing done"),
+        }
+    }
 }
 
 /// The statements of the hot loop, prepared once for the writer's lifetime.
@@ -63,6 +94,10 @@ pub struct BatchWriter<'db> {
     merging: Option<Merge>,
     /// What the last batch's transaction merged (for the writer's log).
     last_merge: MergeStep,
+    /// Message-ids the last batch remembered as cancelled before their
+    /// articles came (`CancelPolicy::All`): the writer's message-id filter
+    /// must learn them, or it would wave the articles through.
+    remembered: Vec<String>,
     /// A tail this long is merged into history while ingest goes on; a
     /// shorter one waits for the writer to be idle. At the default 16,384
     /// ids the tail holds ~2 MiB, and a merge into a history of 100,000
@@ -197,6 +232,7 @@ impl<'db> BatchWriter<'db> {
             fresh: HashMap::new(),
             merging: None,
             last_merge: MergeStep::default(),
+            remembered: Vec::new(),
             merge_at,
         })
     }
@@ -211,6 +247,9 @@ impl<'db> BatchWriter<'db> {
     ///
     /// `surely_new` tells ids certainly not stored nor remembered (see
     /// `is_duplicate`); `|_| false` makes every id be looked up.
+    ///
+    /// The cancels and superseding articles of the batch withdraw their
+    /// targets in the same transaction, as far as `cancels` allows.
     pub fn write(
         &mut self,
         batch: &[(&Prepared, Origin)],
@@ -218,11 +257,17 @@ impl<'db> BatchWriter<'db> {
         now: i64,
         remember_until: i64,
         surely_new: &dyn Fn(&str) -> bool,
+        cancels: CancelPolicy,
     ) -> Result<Vec<Outcome>, RawError> {
         let saved_last_id = self.last_id;
+        self.remembered.clear();
         self.db.exec("BEGIN IMMEDIATE")?;
         let result = self
             .write_rows(batch, now, remember_until, surely_new)
+            .and_then(|outcomes| {
+                self.withdraw_all(batch, &outcomes, cancels, remember_until)?;
+                Ok(outcomes)
+            })
             .and_then(|outcomes| {
                 for id in rejected {
                     self.remember_rejected(id, remember_until)?;
@@ -256,6 +301,7 @@ impl<'db> BatchWriter<'db> {
                 let _ = self.db.exec("ROLLBACK");
                 self.last_id = saved_last_id;
                 self.fresh.clear();
+                self.remembered.clear();
                 self.last_merge = MergeStep::default();
                 Err(e)
             }
@@ -450,9 +496,19 @@ impl<'db> BatchWriter<'db> {
                 continue;
             }
 
+            // A control message is filed in its control group instead of
+            // its newsgroups, where we carry one.
+            let control_group = match article.control_verb() {
+                Some(verb) => self.control_group(&verb, &mut slots)?,
+                None => None,
+            };
+            let filed = control_group.as_deref().into_iter().chain(
+                (article.newsgroups.iter())
+                    .map(|g| g.as_str())
+                    .filter(|_| control_group.is_none()),
+            );
             let mut numbers = Vec::with_capacity(article.newsgroups.len());
-            for group in &article.newsgroups {
-                let name = group.as_str();
+            for name in filed {
                 if let Some(Some(slot)) = slots.get_mut(name) {
                     slot.high += 1;
                     slot.added += 1;
@@ -519,6 +575,155 @@ impl<'db> BatchWriter<'db> {
             s.execute()?;
         }
         Ok(outcomes)
+    }
+
+    /// Where a control message with `verb` is filed: `control.<verb>`, or
+    /// else `control`, whichever we carry first (INN files them so, and
+    /// takes them whatever their newsgroups, so that they travel on);
+    /// `None` when we carry neither, and it goes to its newsgroups.
+    fn control_group(
+        &mut self,
+        verb: &str,
+        slots: &mut HashMap<String, Option<Slot>>,
+    ) -> Result<Option<String>, RawError> {
+        for name in [format!("control.{verb}"), "control".to_owned()] {
+            if !slots.contains_key(&name) {
+                let slot = self.load_group(&name)?;
+                slots.insert(name.clone(), slot);
+            }
+            if matches!(slots.get(&name), Some(Some(_))) {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Carries out the withdrawals the stored articles of a batch ask for,
+    /// after the batch's rows and group counters are written, so that a
+    /// cancel that came in the same batch as its article finds it.
+    fn withdraw_all(
+        &mut self,
+        batch: &[(&Prepared, Origin)],
+        outcomes: &[Outcome],
+        cancels: CancelPolicy,
+        remember_until: i64,
+    ) -> Result<(), RawError> {
+        if cancels == CancelPolicy::None {
+            return Ok(());
+        }
+        for ((article, _), outcome) in batch.iter().zip(outcomes) {
+            let Some(target) = &article.withdraws else {
+                continue;
+            };
+            if !matches!(outcome, Outcome::Stored { .. }) || *target == article.message_id {
+                continue;
+            }
+            let keys = article::header_value(&article.head, "Cancel-Key");
+            let done = self.withdraw(target.as_str(), keys.as_deref(), cancels, remember_until)?;
+            info!(
+                "{} from {}: {target} {done}",
+                if article.control.is_some() {
+                    "cancel"
+                } else {
+                    "supersede"
+                },
+                article.message_id
+            );
+        }
+        Ok(())
+    }
+
+    /// Withdraws the article `target` if it is stored here and `policy`
+    /// lets `keys` (the Cancel-Key of the cancel) withdraw it; see
+    /// `store::withdraw`.
+    fn withdraw(
+        &mut self,
+        target: &str,
+        keys: Option<&str>,
+        policy: CancelPolicy,
+        remember_until: i64,
+    ) -> Result<Withdrawn, RawError> {
+        let fresh = self.fresh.get(target).copied();
+        let stored = match fresh {
+            Some(id) => Some(id),
+            None if self.in_tail(target)? => self.tail.get(target),
+            None => {
+                let mut s = self
+                    .db
+                    .prepare("SELECT status, article_id FROM history WHERE msgid = ?1")?;
+                s.bind_text(1, target)?;
+                match s.step()? {
+                    Step::Row if s.column_i64(0) == 0 => Some(s.column_i64(1)),
+                    Step::Row => return Ok(Withdrawn::Gone),
+                    Step::Done => None,
+                }
+            }
+        };
+        let Some(id) = stored else {
+            if policy != CancelPolicy::All {
+                return Ok(Withdrawn::NotHere);
+            }
+            let mut s = self.db.prepare(withdraw::REMEMBER_CANCELLED)?;
+            s.bind_text(1, target)?;
+            s.bind_i64(2, remember_until)?;
+            s.execute()?;
+            self.remembered.push(target.to_owned());
+            return Ok(Withdrawn::Remembered);
+        };
+        let mut read = self
+            .db
+            .prepare("SELECT bytes FROM articles WHERE id = ?1")?;
+        read.bind_i64(1, id)?;
+        let bytes = match read.step()? {
+            Step::Row => read.column_blob(0),
+            Step::Done => return Ok(Withdrawn::Gone),
+        };
+        drop(read);
+        let lock = article::header_value(&bytes, "Cancel-Lock");
+        let opened = match (keys, &lock) {
+            (Some(keys), Some(lock)) => cancel_lock::opens(keys, lock),
+            _ => false,
+        };
+        let allowed = match policy {
+            CancelPolicy::All => true,
+            CancelPolicy::Auth => lock.is_none() || opened,
+            CancelPolicy::RequireAuth => opened,
+            CancelPolicy::None => false,
+        };
+        if !allowed {
+            return Ok(Withdrawn::Refused(if lock.is_none() {
+                "it has no Cancel-Lock"
+            } else {
+                "no Cancel-Key opens its Cancel-Lock"
+            }));
+        }
+        self.db.exec(&keep_log_head_sql())?;
+        let mut unnumber = self.db.prepare(withdraw::UNNUMBER)?;
+        let mut recount = self.db.prepare(withdraw::RECOUNT)?;
+        for (group, number) in withdraw::numbers(&bytes) {
+            unnumber.bind_text(1, &group)?;
+            unnumber.bind_i64(2, number as i64)?;
+            unnumber.bind_i64(3, id)?;
+            unnumber.execute()?;
+            if self.db.changes() > 0 {
+                recount.bind_text(1, &group)?;
+                recount.execute()?;
+            }
+        }
+        let mut remember = self.db.prepare(withdraw::REMEMBER_CANCELLED)?;
+        remember.bind_text(1, target)?;
+        remember.bind_i64(2, remember_until)?;
+        remember.execute()?;
+        let mut delete = self.db.prepare(withdraw::DELETE_ARTICLE)?;
+        delete.bind_i64(1, id)?;
+        delete.execute()?;
+        Ok(Withdrawn::Done)
+    }
+
+    /// The message-ids the last batch remembered as cancelled before their
+    /// articles came.
+    pub fn remembered(&self) -> &[String] {
+        &self.remembered
     }
 
     fn load_group(&mut self, name: &str) -> Result<Option<Slot>, RawError> {

@@ -11,6 +11,9 @@ STARTERS = {
     "local.test": "Local test postings",
     "local.announce": "Announcements about this server",
 }
+# Where control messages are filed; no posting there ('n').
+CONTROL = ["control", "control.cancel"]
+EVERY = sorted(list(STARTERS) + CONTROL)
 
 s = connect()
 
@@ -70,16 +73,17 @@ utc_now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 resp, groups = s.newgroups(utc_now - datetime.timedelta(days=1))
 check(resp.startswith("231"), f"NEWGROUPS should answer 231, got {resp!r}")
 names = sorted(g.group for g in groups)
-check(names == sorted(STARTERS), f"NEWGROUPS since yesterday gave {names!r}")
+check(names == EVERY, f"NEWGROUPS since yesterday gave {names!r}")
 for g in groups:
-    check(g.flag == "y", f"NEWGROUPS line should carry flag 'y': {g!r}")
+    flag = "n" if g.group in CONTROL else "y"
+    check(g.flag == flag, f"NEWGROUPS line should carry flag {flag!r}: {g!r}")
 resp, groups = s.newgroups(utc_now + datetime.timedelta(days=2))
 check(resp.startswith("231"), f"NEWGROUPS in the future should answer 231, got {resp!r}")
 check(groups == [], f"NEWGROUPS in the future gave {groups!r}")
 # A date object (midnight) and a far-past date work too.
 resp, groups = s.newgroups(datetime.date(1999, 1, 1))
 names = sorted(g.group for g in groups)
-check(names == sorted(STARTERS), f"NEWGROUPS 19990101 gave {names!r}")
+check(names == EVERY, f"NEWGROUPS 19990101 gave {names!r}")
 
 s.quit()
 done("groups")
