@@ -31,6 +31,7 @@ pub fn check(peer: &PeerConfig, bytes: &[u8]) -> Result<(), Skip> {
     if !peer
         .send
         .wants(groups.split(',').map(str::trim).filter(|g| !g.is_empty()))
+        && !wants_control(peer, bytes)
     {
         return Err(Skip::Groups);
     }
@@ -47,6 +48,22 @@ pub fn check(peer: &PeerConfig, bytes: &[u8]) -> Result<(), Skip> {
         }
     }
     Ok(())
+}
+
+/// Whether `peer` asks for the control messages filed where this one is
+/// (`control.<verb>` or `control`), whatever their newsgroups: innd(8)
+/// feeds a peer whose pattern names `control.cancel` every cancel. A
+/// control message for groups the peer gets goes to it anyway, even past
+/// a `!control,!control.*`.
+fn wants_control(peer: &PeerConfig, bytes: &[u8]) -> bool {
+    let Some(control) = article::header_value(bytes, "Control") else {
+        return false;
+    };
+    let Some(verb) = control.split_whitespace().next() else {
+        return false;
+    };
+    let filed = format!("control.{}", verb.to_ascii_lowercase());
+    peer.send.wants([filed.as_str()]) || peer.send.wants(["control"])
 }
 
 /// An article with distributions `values` passes a peer's list when one of
@@ -120,6 +137,24 @@ mod tests {
             Err(Skip::Groups)
         );
         assert_eq!(check(&p, &art("x", "rec.arts", "")), Err(Skip::Groups));
+    }
+
+    #[test]
+    fn control_messages_go_by_their_groups_or_by_the_control_groups() {
+        let cancel = |groups| art("x", groups, "Control: cancel <a@b>\r\n");
+        // Past !control.*, for a group the peer gets (as innd feeds them).
+        let p = peer("send = \"comp.*,!control,!control.*\"");
+        assert_eq!(check(&p, &cancel("comp.misc")), Ok(()));
+        assert_eq!(check(&p, &cancel("rec.arts")), Err(Skip::Groups));
+        // Every cancel to a peer that asks for control.cancel; only those.
+        let p = peer("send = \"comp.*,control.cancel\"");
+        assert_eq!(check(&p, &cancel("rec.arts")), Ok(()));
+        let newgroup = art("x", "rec.arts", "Control: newgroup rec.arts\r\n");
+        assert_eq!(check(&p, &newgroup), Err(Skip::Groups));
+        assert_eq!(check(&p, &art("x", "rec.arts", "")), Err(Skip::Groups));
+        // `control` takes every kind.
+        let p = peer("send = \"comp.*,control\"");
+        assert_eq!(check(&p, &newgroup), Ok(()));
     }
 
     #[test]
