@@ -10,6 +10,10 @@
 //! - both ways at once, streaming and over IHAVE: each article once on each
 //!   side, and neither offers the other what came from it (the counters of
 //!   tidings' feeder and of innfeed, and group counts after settling);
+//! - cancels cross both ways: a tidings user's cancel withdraws her article
+//!   on INN, which checks tidings' Cancel-Lock (docancels require-auth);
+//!   an admin cancel made by INN's gencancel withdraws an INN article on
+//!   tidings, which checks nnrpd's lock;
 //! - `tidings bench stream --vs-inn` runs the same load into its own INN
 //!   and reports the ratio.
 //!
@@ -35,7 +39,7 @@
 //! Without INN (or without root) the tests print why and pass as skipped,
 //! except under CI (`CI=true`), where a missing INN fails them. A failing
 //! test shows INN's logs in its panic message (errlog, innfeed.log,
-//! innfeed.status). All six take about 16 s together (INN starts in under a
+//! innfeed.status). All seven take about 20 s together (INN starts in under a
 //! second and stops in about two).
 
 mod common;
@@ -221,6 +225,35 @@ impl Inn {
         let status = c.cmd("MODE READER").await;
         assert!(status.starts_with("200"), "INN MODE READER: {status}");
         c
+    }
+}
+
+impl Inn {
+    /// A cancel of `target` made by INN's gencancel, with the Cancel-Key
+    /// of the admin secret that setup.sh gives nnrpd (inn-secrets.conf),
+    /// ready to POST.
+    fn gencancel(&self, target: &str) -> String {
+        let conf = self.dir.path().join("etc/inn.conf");
+        let line = format!(
+            "INNCONF='{}' /usr/lib/news/bin/gencancel -f admin@inn.test -n local.test '{target}'",
+            conf.display()
+        );
+        let as_root = Command::new("id").arg("-un").output();
+        let root = matches!(&as_root, Ok(o) if o.stdout.starts_with(b"root"));
+        let out = if root {
+            Command::new("su")
+                .args(["news", "-s", "/bin/sh", "-c", &line])
+                .output()
+        } else {
+            Command::new("sh").args(["-c", &line]).output()
+        }
+        .expect("run gencancel");
+        assert!(
+            out.status.success(),
+            "gencancel: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).replace('\n', "\r\n")
     }
 }
 
@@ -911,4 +944,98 @@ async fn the_stream_bench_measures_inn_beside_tidings() {
             "no line starting {line:?} in:\n{stdout}"
         );
     }
+}
+
+/// Waits until `id` answers 430 to STAT on `c`: withdrawn.
+async fn wait_gone(c: &mut Client, id: &str, server: &str, extra: impl Fn() -> String) {
+    let deadline = Instant::now() + ARRIVAL;
+    loop {
+        let status = c.cmd(&format!("STAT {id}")).await;
+        if status.starts_with("430") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{server}: {id} not withdrawn within {ARRIVAL:?}: {status}\n{}",
+            extra()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Cancel-Locks work across the two: a tidings user's cancel, with the key
+/// tidings gives it, withdraws her article on INN (docancels require-auth,
+/// INN's default, built with libcanlock); an INN admin cancel made by
+/// gencancel withdraws an article posted on INN (locked by nnrpd) on
+/// tidings, which checks the key under the same policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancels_made_on_either_side_withdraw_the_article_on_both() {
+    let inn_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let t = tidings(Some(inn_peer(Some(inn_addr), true))).await;
+    t.add_user("alice", "alice-pw").await;
+    let Some(inn) = Inn::start(inn_addr.port(), Some(t.addr.port())).await else {
+        return;
+    };
+    let mut alice = tidings_reader(t.addr).await;
+    assert!(alice.cmd("AUTHINFO USER alice").await.starts_with("381"));
+    assert!(alice.cmd("AUTHINFO PASS alice-pw").await.starts_with("281"));
+    let mut ir = inn.reader().await;
+
+    // tidings -> INN.
+    let id = common::posted_id(
+        &alice
+            .post(&common::article(
+                "local.test",
+                "to be cancelled",
+                "oops\r\n",
+            ))
+            .await,
+    );
+    wait_for_ids(&mut ir, std::slice::from_ref(&id), "INN", || inn.logs()).await;
+    let cancel = common::posted_id(
+        &alice
+            .post(&format!(
+                "From: alice@example.com\r\nNewsgroups: local.test\r\n\
+                 Subject: cmsg cancel {id}\r\nControl: cancel {id}\r\n\r\ncancel\r\n"
+            ))
+            .await,
+    );
+    wait_gone(&mut ir, &id, "INN", || inn.logs()).await;
+    let mut tr = tidings_reader(t.addr).await;
+    assert!(tr.cmd(&format!("STAT {id}")).await.starts_with("430"));
+    // INN filed the cancel in its control.cancel, as we do.
+    let (_, head) = ir.cmd_block(&format!("HEAD {cancel}"), "221").await;
+    assert!(
+        head.iter()
+            .any(|l| l.starts_with("Xref: ") && l.contains("control.cancel:")),
+        "{head:?}"
+    );
+
+    // INN -> tidings.
+    let target = format!("<cancel-me.{}@inn.test>", std::process::id());
+    let status = ir
+        .post(&format!(
+            "From: admin@inn.test\r\nNewsgroups: local.test\r\nSubject: from INN\r\n\
+             Message-ID: {target}\r\n\r\nbody\r\n"
+        ))
+        .await;
+    assert!(status.starts_with("240"), "INN POST: {status}");
+    wait_for_ids(&mut tr, std::slice::from_ref(&target), "tidings", || {
+        inn.logs()
+    })
+    .await;
+    let copy = fetch(&mut tr, &target, "tidings").await;
+    assert!(
+        copy.field("Cancel-Lock")
+            .is_some_and(|l| l.contains("sha256:")),
+        "nnrpd's Cancel-Lock reached tidings"
+    );
+    let status = ir.post(&inn.gencancel(&target)).await;
+    assert!(
+        status.starts_with("240"),
+        "INN POST of the cancel: {status}"
+    );
+    wait_gone(&mut ir, &target, "INN", || inn.logs()).await;
+    wait_gone(&mut tr, &target, "tidings", || inn.logs()).await;
+    t.stop().await;
 }

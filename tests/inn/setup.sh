@@ -172,6 +172,16 @@ access "loopback" {
 }
 EOF
 
+# Cancel-Lock (RFC 8315): nnrpd adds an admin lock to every post, and
+# gencancel makes cancels with the matching key, so the tests can check
+# that tidings honours INN's locks (and INN tidings' keys).
+cat >"$DIR/etc/inn-secrets.conf" <<EOF
+cancels {
+    canlockadmin: [ "${INN_CANLOCK_ADMIN:-tidings-interop-admin-secret-0123456789}" ]
+}
+EOF
+chmod 640 "$DIR/etc/inn-secrets.conf"
+
 # What INN feeds: tidings through innfeed (a channel funnel), streaming.
 # innd starts without it: each ctlinnd newgroup restarts innfeed, and
 # articles that come while it restarts are spooled for minutes. The feed
