@@ -423,3 +423,40 @@ async fn an_operator_removes_an_article_beside_the_running_server() {
     assert_eq!(group(&mut c, "local.test").await, "2 2 3");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_newsreader_locks_its_post_with_the_message_id_offered_at_post() {
+    // tin's way: it takes the message-id offered in POST's 340 answer (as
+    // INN words it), writes a Cancel-Lock from its own secret, and later
+    // cancels with the key. No login needed.
+    let s = server(CancelPolicy::RequireAuth).await;
+    let mut c = reader(s.addr).await;
+    let status = c.cmd("POST").await;
+    assert!(
+        status.starts_with("340 Ok, recommended Message-ID <"),
+        "{status}"
+    );
+    let id = status.rsplit(' ').next().expect("id").to_owned();
+    assert!(id.ends_with("@tidings.local>"), "{id}");
+    let lock = cancel_lock(b"tin's own secret", "", &id);
+    let text = format!(
+        "From: a@example.com\r\nNewsgroups: local.test\r\nSubject: mine\r\n\
+         Message-ID: {id}\r\nCancel-Lock: {lock}\r\n\r\nbody\r\n.\r\n"
+    );
+    c.send(text.as_bytes()).await;
+    assert_eq!(c.line().await, format!("240 Article received {id}"));
+    // Another POST is offered another message-id.
+    let again = c.cmd("POST").await;
+    assert!(again.starts_with("340 ") && !again.contains(&id), "{again}");
+    c.send(b".\r\n").await;
+    assert!(c.line().await.starts_with("441 "));
+
+    let key = cancel_key(b"tin's own secret", "", &id);
+    let cancel = format!(
+        "From: a@example.com\r\nNewsgroups: local.test\r\nSubject: cmsg cancel {id}\r\n\
+         Control: cancel {id}\r\nCancel-Key: {key}\r\n\r\ncancelled\r\n"
+    );
+    posted_id(&c.post(&cancel).await);
+    assert_eq!(stat(&mut c, &id).await, "430");
+    s.stop().await;
+}

@@ -219,24 +219,26 @@ fn base36(mut n: u64) -> String {
 /// counter, and 64 bits from the standard library's per-process random
 /// hash keys mixed with the nanoseconds and the process id, so two servers
 /// or two runs in the same second still differ.
-fn generate_message_id(cx: &InjectionContext<'_>) -> Result<MessageId, ArticleError> {
+pub(super) fn generate_message_id(
+    domain: &str,
+    now: DateTime<Utc>,
+) -> Result<MessageId, ArticleError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(n);
-    h.write_u32(cx.now.timestamp_subsec_nanos());
+    h.write_u32(now.timestamp_subsec_nanos());
     h.write_u32(std::process::id());
     let id = format!(
         "<{}.{}.{}@{}>",
-        base36(cx.now.timestamp().unsigned_abs()),
+        base36(now.timestamp().unsigned_abs()),
         base36(n),
         base36(h.finish()),
-        cx.domain
+        domain
     );
     MessageId::try_from(id.as_str()).map_err(|e| {
         ArticleError::BadHeader(format!(
-            "cannot make a Message-ID with domain {}: {e}",
-            cx.domain
+            "cannot make a Message-ID with domain {domain}: {e}"
         ))
     })
 }
@@ -315,7 +317,7 @@ pub fn post(raw: &[u8], cx: &InjectionContext<'_>) -> Result<Prepared, ArticleEr
     let (id, new_id) = match find(&fields, "Message-ID") {
         Some(f) => (message_id(trim(&f.unfolded()))?, None),
         None => {
-            let id = generate_message_id(cx)?;
+            let id = generate_message_id(cx.domain, cx.now)?;
             (id.clone(), Some(id))
         }
     };

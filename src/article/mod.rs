@@ -150,6 +150,14 @@ pub fn prepare_post(raw: &[u8], cx: &InjectionContext<'_>) -> Result<Prepared, A
     inject::post(raw, cx)
 }
 
+/// A new message-id of ours (`<unique@domain>`), for POST's 340 answer:
+/// INN offers one there ("recommended Message-ID"), and a newsreader that
+/// uses it knows its article's message-id before it posts, which it needs
+/// to write a Cancel-Lock of its own (tin does).
+pub fn new_message_id(domain: &str, now: DateTime<Utc>) -> Option<MessageId> {
+    inject::generate_message_id(domain, now).ok()
+}
+
 /// Checks a relayed article (IHAVE / TAKETHIS, RFC 5537 §3.6): all of Path,
 /// From, Newsgroups, Subject, Message-ID and Date must be present and valid;
 /// the Message-ID must equal `offered` when given; Path must not already hold

@@ -273,9 +273,18 @@ impl Session {
             Command::Next => self.step(true).await?,
             Command::Article(part, r) => self.article(part, r).await?,
             Command::Post => {
+                // A message-id the client may use, in INN's words, which
+                // newsreaders look for (RFC 3977 leaves the text free).
+                let text = match crate::article::new_message_id(
+                    self.config.server.domain.as_str(),
+                    chrono::Utc::now(),
+                ) {
+                    Some(id) => format!("Ok, recommended Message-ID {id}"),
+                    None => "Send article to be posted. End with <CR-LF>.<CR-LF>".to_owned(),
+                };
                 return Ok(Reply::ReadArticle(Response::new(
                     codes::SEND_ARTICLE_POST,
-                    "Send article to be posted. End with <CR-LF>.<CR-LF>",
+                    text,
                 )));
             }
             Command::ModeStream => Response::new(codes::STREAMING_OK, "Streaming permitted"),
