@@ -42,6 +42,11 @@ pub struct Config {
     /// Servers we exchange articles with (RFC 3977 IHAVE, RFC 4644 streaming).
     #[serde(rename = "peer")]
     pub peers: Vec<PeerConfig>,
+    /// What to do with newgroup, rmgroup and checkgroups control messages
+    /// (INN's control.ctl): the first rule that matches one decides; with
+    /// none, it is logged and not carried out.
+    #[serde(rename = "control")]
+    pub control: Vec<ControlRule>,
     /// Who may read and post what, by client network and user. The first
     /// rule that matches a connection applies; with none, everything is
     /// open (as without rules).
@@ -572,6 +577,7 @@ impl Default for Config {
                 control("control.cancel", "Cancel messages"),
             ],
             peers: Vec::new(),
+            control: Vec::new(),
             access: Vec::new(),
         }
     }
@@ -810,6 +816,59 @@ impl Default for CancelConfig {
     }
 }
 
+/// One `[[control]]` rule: which group control messages (RFC 5537 §5.2,
+/// §5.3) from whom, about which groups, and what to do with them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlRule {
+    /// The kinds it is for: "newgroup", "rmgroup", "checkgroups", or
+    /// "all".
+    pub messages: Vec<ControlKind>,
+    /// A wildmat of the sender's address (of Sender, else From), in lower
+    /// case, e.g. "group-admin@example.com" or "*@example.com". Anyone can
+    /// write any From: trust it only on a network of servers you know.
+    pub from: FeedPattern,
+    /// A wildmat of the group the message creates or removes; absent:
+    /// every group.
+    #[serde(default = "every_group")]
+    pub groups: FeedPattern,
+    pub action: ControlAction,
+}
+
+fn every_group() -> FeedPattern {
+    FeedPattern(Wildmat::parse("*", true).unwrap_or_else(|_| unreachable!()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ControlKind {
+    Newgroup,
+    Rmgroup,
+    Checkgroups,
+    All,
+}
+
+/// What a `[[control]]` rule does (INN's control.ctl actions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ControlAction {
+    /// Carry it out, and log it.
+    Doit,
+    /// Log what it asks for, and do nothing.
+    Log,
+    /// Do nothing, quietly.
+    Drop,
+}
+
+impl ControlRule {
+    /// Whether the rule is for a `kind` message from `sender` about `group`.
+    pub fn matches(&self, kind: ControlKind, sender: &str, group: &str) -> bool {
+        (self.messages.contains(&kind) || self.messages.contains(&ControlKind::All))
+            && self.from.0.matches(&sender.to_ascii_lowercase())
+            && self.groups.0.matches(group)
+    }
+}
+
 /// INN's `docancels`, with its names and meanings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -1015,6 +1074,27 @@ mod tests {
             let err = Config::parse(&format!("[expire]\ndefault_days = {bad}\n")).unwrap_err();
             assert!(err.contains("expire"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn control_rules_match_kind_sender_and_group() {
+        let config = Config::parse(
+            "[[control]]\nmessages = [\"newgroup\"]\nfrom = \"*@example.com\"\n\
+             groups = \"corp.*,!corp.secret\"\naction = \"doit\"\n\
+             [[control]]\nmessages = [\"all\"]\nfrom = \"*\"\naction = \"drop\"\n",
+        )
+        .expect("rules");
+        let (doit, drop) = (&config.control[0], &config.control[1]);
+        assert_eq!(doit.action, ControlAction::Doit);
+        assert!(doit.matches(ControlKind::Newgroup, "Admin@Example.com", "corp.x"));
+        assert!(!doit.matches(ControlKind::Rmgroup, "admin@example.com", "corp.x"));
+        assert!(!doit.matches(ControlKind::Newgroup, "admin@example.org", "corp.x"));
+        assert!(!doit.matches(ControlKind::Newgroup, "admin@example.com", "corp.secret"));
+        assert!(drop.matches(ControlKind::Checkgroups, "x@y", ""));
+        let err =
+            Config::parse("[[control]]\nmessages = [\"all\"]\nfrom = \"*\"\naction = \"yes\"\n")
+                .unwrap_err();
+        assert!(err.starts_with("line 4"), "{err}");
     }
 
     #[test]

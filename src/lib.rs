@@ -17,6 +17,8 @@
 //!   only after the article is durably committed.
 //! - [`store`]: the SQLite store, the only SQL in the crate.
 //! - [`feeds`]: a feeder per peer, offering new articles from the log.
+//! - [`control`]: newgroup and rmgroup control messages, carried out once
+//!   stored, as the `[[control]]` rules say.
 //! - [`admin`]: the operator's CLI subcommands.
 
 pub mod config;
@@ -29,4 +31,5 @@ pub mod article;
 pub mod ingest;
 pub mod store;
 pub mod feeds;
+pub mod control;
 pub mod admin;

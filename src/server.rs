@@ -52,6 +52,8 @@ pub struct Server {
     feeds: Feeds,
     writer: WriterThread,
     expirer: JoinHandle<()>,
+    /// Carries out newgroup and rmgroup (`control`).
+    controller: JoinHandle<()>,
 }
 
 /// The name of the Cancel-Lock secret in the database's `secrets`.
@@ -86,6 +88,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let (ingest, writer) =
         Ingest::start(&store, config.server.path_identity.as_str(), limits).await?;
     let cancel_secret = store.secret(CANCEL_LOCK_SECRET).await?;
+    crate::control::start_cursors(&store).await?;
 
     let certificates = Arc::new(Certificates::load(&config.tls)?);
     let mut listeners = Vec::new();
@@ -140,6 +143,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         })
         .collect();
     let expirer = tokio::spawn(expire_periodically(shared.clone()));
+    let controller = tokio::spawn(crate::control::run(shared.clone(), shared.ingest.head()));
     Ok(Server {
         addrs,
         tls_addrs,
@@ -152,6 +156,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         feeds,
         writer,
         expirer,
+        controller,
     })
 }
 
@@ -390,6 +395,10 @@ impl Server {
         // takes it up.
         self.expirer.abort();
         let _ = self.expirer.await;
+        // A control message half carried out is read again at the next
+        // start (its cursor moves only once it is done).
+        self.controller.abort();
+        let _ = self.controller.await;
         let store = self.shared.store.clone();
         // The last Ingest handles go with the sessions and this Arc; then the
         // writer drains its queue, commits and stops.

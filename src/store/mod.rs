@@ -516,6 +516,28 @@ impl Store {
         )
     }
 
+    /// The last number of control group `group` that `control` has read;
+    /// `None` before it first looked.
+    pub async fn control_cursor(&self, group: &str) -> Result<Option<u64>> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
+            .bind(format!("control:{group}"))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(n.map(|n| n.max(0) as u64))
+    }
+
+    pub async fn set_control_cursor(&self, group: &str, number: u64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(format!("control:{group}"))
+        .bind(number as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// How many message-ids history holds, its tail included.
     pub async fn history_count(&self) -> Result<i64> {
         Ok(sqlx::query_scalar(&format!(

@@ -489,19 +489,21 @@ impl<'db> BatchWriter<'db> {
                     slots.insert(name.to_owned(), slot);
                 }
             }
+            // A control message is filed in its control group instead of
+            // its newsgroups, where we carry one; then its newsgroups need
+            // not exist nor take posts here (a newgroup names a group that
+            // does not exist yet).
+            let control_group = match article.control_verb() {
+                Some(verb) => self.control_group(&verb, &mut slots)?,
+                None => None,
+            };
             if origin == Origin::Post
+                && control_group.is_none()
                 && let Some(reason) = posting_refusal(article, &slots)
             {
                 outcomes.push(Outcome::Refused(reason));
                 continue;
             }
-
-            // A control message is filed in its control group instead of
-            // its newsgroups, where we carry one.
-            let control_group = match article.control_verb() {
-                Some(verb) => self.control_group(&verb, &mut slots)?,
-                None => None,
-            };
             let filed = control_group.as_deref().into_iter().chain(
                 (article.newsgroups.iter())
                     .map(|g| g.as_str())
