@@ -14,6 +14,8 @@
 //!   on INN, which checks tidings' Cancel-Lock (docancels require-auth);
 //!   an admin cancel made by INN's gencancel withdraws an INN article on
 //!   tidings, which checks nnrpd's lock;
+//! - a newgroup posted on INN creates the group on tidings, where a
+//!   `[[control]]` rule trusts its sender;
 //! - `tidings bench stream --vs-inn` runs the same load into its own INN
 //!   and reports the ratio.
 //!
@@ -39,7 +41,7 @@
 //! Without INN (or without root) the tests print why and pass as skipped,
 //! except under CI (`CI=true`), where a missing INN fails them. A failing
 //! test shows INN's logs in its panic message (errlog, innfeed.log,
-//! innfeed.status). All seven take about 20 s together (INN starts in under a
+//! innfeed.status). All eight take about 22 s together (INN starts in under a
 //! second and stops in about two).
 
 mod common;
@@ -1037,5 +1039,57 @@ async fn cancels_made_on_either_side_withdraw_the_article_on_both() {
     );
     wait_gone(&mut ir, &target, "INN", || inn.logs()).await;
     wait_gone(&mut tr, &target, "tidings", || inn.logs()).await;
+    t.stop().await;
+}
+
+/// A newgroup posted on INN (approved, by its admin) reaches tidings, which
+/// creates the group because a `[[control]]` rule trusts that sender: the
+/// way a group is made on every server of a network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newgroup_from_inn_creates_the_group_on_tidings() {
+    let t = TestServer::start_with(|c| {
+        c.server.path_identity = TIDINGS_ID.to_owned().try_into().expect("identity");
+        let extra = format!(
+            "{}[[control]]\nmessages = [\"newgroup\"]\nfrom = \"admin@inn.test\"\n\
+             groups = \"inn.*\"\naction = \"doit\"\n",
+            inn_peer(None, true)
+        );
+        let parsed = Config::parse(&extra).expect("test config");
+        c.peers = parsed.peers;
+        c.control = parsed.control;
+    })
+    .await;
+    let Some(inn) = Inn::start(free_port(), Some(t.addr.port())).await else {
+        return;
+    };
+    let mut ir = inn.reader().await;
+    let group = format!("inn.made{}", std::process::id());
+    let status = ir
+        .post(&format!(
+            "From: admin@inn.test\r\nNewsgroups: {group}\r\nSubject: cmsg newgroup {group}\r\n\
+             Control: newgroup {group}\r\nApproved: admin@inn.test\r\n\r\n\
+             For your newsgroups file:\r\n{group}\tMade on INN\r\n"
+        ))
+        .await;
+    assert!(
+        status.starts_with("240"),
+        "INN POST of the newgroup: {status}"
+    );
+    let mut tr = tidings_reader(t.addr).await;
+    let deadline = Instant::now() + ARRIVAL;
+    loop {
+        let (_, lines) = tr
+            .cmd_block(&format!("LIST NEWSGROUPS {group}"), "215")
+            .await;
+        if lines == [format!("{group}\tMade on INN")] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{group} not created on tidings within {ARRIVAL:?}: {lines:?}\n{}",
+            inn.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     t.stop().await;
 }
