@@ -56,9 +56,6 @@ pub struct Server {
     controller: JoinHandle<()>,
 }
 
-/// The name of the Cancel-Lock secret in the database's `secrets`.
-const CANCEL_LOCK_SECRET: &str = "cancel_lock";
-
 /// Opens the store (creating the starter groups in a new database), starts
 /// the writer and binds every listen address.
 pub async fn start(config: Config) -> Result<Server, ServerError> {
@@ -87,7 +84,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     };
     let (ingest, writer) =
         Ingest::start(&store, config.server.path_identity.as_str(), limits).await?;
-    let cancel_secret = store.secret(CANCEL_LOCK_SECRET).await?;
+    let cancel_secrets = store.cancel_secrets().await?;
     crate::control::start_cursors(&store).await?;
 
     let certificates = Arc::new(Certificates::load(&config.tls)?);
@@ -115,7 +112,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         usage: Default::default(),
         connections: Arc::default(),
         compressing: Arc::default(),
-        cancel_secret,
+        cancel_secrets,
     });
     let max_sessions = config.limits.max_connections;
     let sessions = Arc::new(Semaphore::new(max_sessions));

@@ -460,3 +460,63 @@ async fn a_newsreader_locks_its_post_with_the_message_id_offered_at_post() {
     assert_eq!(stat(&mut c, &id).await, "430");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn an_operator_cancels_a_post_made_here_on_every_server() {
+    let (pa, pb) = (free_port(), free_port());
+    let b = node("b", pb, vec![peer("a", None, "*")], &[]).await;
+    let a = node("a", pa, vec![peer("b", Some(local(pb)), "*")], &[]).await;
+    let mut poster = reader(a.addr).await;
+    let id = posted_id(
+        &poster
+            .post(&article("local.test", "spam", "buy now\r\n"))
+            .await,
+    );
+    let mut on_b = reader(b.addr).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stat(&mut on_b, &id).await != "223" {
+        assert!(Instant::now() < deadline, "the article never reached B");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let config = admin_config(&a, &format!("[server]\nlisten = [\"{}\"]\n", a.addr));
+
+    let run = tidings(&config, &["article", "cancel", &id, "--json"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(v["cancelled"], id.as_str());
+    let cancel = v["cancel"]
+        .as_str()
+        .expect("the cancel's message-id")
+        .to_owned();
+    while stat(&mut on_b, &id).await != "430" {
+        assert!(Instant::now() < deadline, "not withdrawn on B");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stat(&mut poster, &id).await, "430");
+    let (_, head) = on_b.cmd_block(&format!("HEAD {cancel}"), "221").await;
+    assert_eq!(
+        header(&head, "Control"),
+        Some(format!("cancel {id}").as_str())
+    );
+
+    // An article that came from elsewhere carries no lock of A's: the
+    // operator is told to remove A's copy instead.
+    let mut p = Client::connect(a.addr).await;
+    assert!(p.cmd("MODE STREAM").await.starts_with("203 "));
+    take(&mut p, &[("<else@o.test>", relayed("<else@o.test>", ""))]).await;
+    let run = tidings(&config, &["article", "cancel", "<else@o.test>"]).await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("no Cancel-Lock of this server"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("tidings article remove"),
+        "{}",
+        run.stderr
+    );
+    for s in [a, b] {
+        s.stop().await;
+    }
+}

@@ -181,7 +181,7 @@ fn cx() -> InjectionContext<'static> {
             .expect("time"),
         posting_host: "127.0.0.1",
         user: None,
-        cancel_secret: None,
+        cancel_secrets: None,
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod bench_ceiling;
 pub mod bench_feed;
+pub mod cancel;
 
 use std::process::ExitCode;
 
@@ -144,6 +145,14 @@ pub enum ArticleCommand {
         #[command(flatten)]
         json: JsonFlag,
     },
+    /// Cancel a post made here on every server it reached: posts a cancel
+    /// with the key to the lock this server puts on its posts, through the
+    /// running server (which must let this host post).
+    Cancel {
+        message_id: String,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Withdraw an article from this server (INN's `ctlinnd cancel`): it
     /// leaves every group, and peers cannot feed it back while its
     /// message-id is remembered (storage.remember_days). Other servers
@@ -269,6 +278,28 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
                     let _ = out.write_all(line);
                     let _ = out.write_all(b"\n");
                 }
+            }
+            Ok(())
+        }
+        AdminCommand::Article(ArticleCommand::Cancel { message_id, json }) => {
+            let id = MessageId::try_from(message_id.as_str())
+                .map_err(|e| Failure(format!("{e}: {message_id:?}")))?;
+            let store = open(config).await?;
+            let Some(stored) = store.article_by_msgid(&id).await? else {
+                return Err(Failure(format!("no article {id}")));
+            };
+            let secrets = store.cancel_secrets().await?;
+            let text = cancel::cancel_article(config, &secrets, &id, &stored).map_err(Failure)?;
+            let addr = cancel::server_address(config)
+                .ok_or_else(|| Failure("server.listen names no address".to_owned()))?;
+            let posted = cancel::post(addr, &text).await.map_err(Failure)?;
+            if json.json {
+                println!(
+                    "{:#}",
+                    json!({ "cancelled": id.as_str(), "cancel": posted })
+                );
+            } else {
+                println!("cancelled {id} with {posted}");
             }
             Ok(())
         }

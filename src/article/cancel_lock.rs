@@ -86,6 +86,46 @@ impl Scheme {
     }
 }
 
+/// The server's two Cancel-Lock secrets (kept in its database): `user`
+/// makes each logged-in user's locks and keys (with their name as the
+/// uid), `admin` the lock on every post made here that only the server's
+/// operator can open (`tidings article cancel`), as INN's canlockuser and
+/// canlockadmin.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub user: Vec<u8>,
+    pub admin: Vec<u8>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets { .. }")
+    }
+}
+
+impl Secrets {
+    /// The Cancel-Lock we give a post `msgid` made by `user` (if logged
+    /// in): the operator's lock, and the user's.
+    pub fn lock(&self, user: Option<&str>, msgid: &str) -> String {
+        let admin = cancel_lock(&self.admin, "", msgid);
+        match user {
+            Some(user) => format!("{admin} {}", cancel_lock(&self.user, user, msgid)),
+            None => admin,
+        }
+    }
+
+    /// The Cancel-Key with which `user` withdraws their post `msgid`.
+    pub fn user_key(&self, user: &str, msgid: &str) -> String {
+        cancel_key(&self.user, user, msgid)
+    }
+
+    /// The Cancel-Key with which the operator withdraws any post `msgid`
+    /// made here.
+    pub fn admin_key(&self, msgid: &str) -> String {
+        cancel_key(&self.admin, "", msgid)
+    }
+}
+
 /// The `Cancel-Lock` elements that `cancel_key(secret, uid, msgid)` opens,
 /// one per scheme we write, space-separated.
 pub fn cancel_lock(secret: &[u8], uid: &str, msgid: &str) -> String {
@@ -169,6 +209,22 @@ mod tests {
         ));
         // The lock itself is no key.
         assert!(!opens(&lock, &lock));
+    }
+
+    #[test]
+    fn the_operator_opens_every_lock_of_ours_and_a_user_only_their_own() {
+        let secrets = Secrets {
+            user: b"users' secret".to_vec(),
+            admin: b"operator's secret".to_vec(),
+        };
+        let alices = secrets.lock(Some("alice"), "<a@b.example>");
+        let anonymous = secrets.lock(None, "<c@b.example>");
+        assert!(opens(&secrets.admin_key("<a@b.example>"), &alices));
+        assert!(opens(&secrets.admin_key("<c@b.example>"), &anonymous));
+        assert!(opens(&secrets.user_key("alice", "<a@b.example>"), &alices));
+        assert!(!opens(&secrets.user_key("bob", "<a@b.example>"), &alices));
+        assert!(!opens(&secrets.admin_key("<a@b.example>"), &anonymous));
+        assert_eq!(format!("{secrets:?}"), "Secrets { .. }");
     }
 
     #[test]

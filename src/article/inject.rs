@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::cancel_lock;
 use super::date::{format_date, parse_date};
 use super::parse::{Field, Parsed, parse_article, trim, unfold};
 use super::{ArticleError, InjectionContext, Prepared};
@@ -370,19 +369,16 @@ pub fn post(raw: &[u8], cx: &InjectionContext<'_>) -> Result<Prepared, ArticleEr
     // Path first, as INN writes it; the client's lines byte for byte; then
     // what we add. Xref is ours to write (at finish) and Injection-Info is
     // the injecting agent's alone (RFC 5536 §3.2.8).
-    // A logged-in poster's article gets a Cancel-Lock only they can open
-    // (RFC 8315 §4, as INN's nnrpd does), added to any the client wrote;
-    // their cancel or superseding article gets the key that opens their
-    // lock on its target (it opens nothing when the target was not theirs).
+    // Every post gets a Cancel-Lock the operator can open, and a
+    // logged-in poster's one only they can open too (RFC 8315 §4, as INN's
+    // nnrpd does), added to any the client wrote; their cancel or
+    // superseding article gets the key that opens their lock on its target
+    // (it opens nothing when the target was not theirs).
     let withdraws = withdraws(&fields);
-    let (lock, key) = match (cx.cancel_secret, cx.user) {
-        (Some(secret), Some(user)) => (
-            Some(cancel_lock::cancel_lock(secret, user, id.as_str())),
-            withdraws
-                .as_ref()
-                .map(|t| cancel_lock::cancel_key(secret, user, t.as_str())),
-        ),
-        _ => (None, None),
+    let lock = cx.cancel_secrets.map(|s| s.lock(cx.user, id.as_str()));
+    let key = match (cx.cancel_secrets, cx.user, &withdraws) {
+        (Some(s), Some(user), Some(target)) => Some(s.user_key(user, target.as_str())),
+        _ => None,
     };
     let mut out = Vec::with_capacity(head.len() + 256);
     push_field(&mut out, "Path", &path_value);

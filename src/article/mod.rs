@@ -51,10 +51,11 @@ pub struct InjectionContext<'a> {
     pub posting_host: &'a str,
     /// The authenticated user, if any (Injection-Info's posting-account).
     pub user: Option<&'a str>,
-    /// The server's Cancel-Lock secret, when posts get locks (RFC 8315):
-    /// a logged-in user's post gets a Cancel-Lock, and their cancel or
-    /// superseding article the Cancel-Key that opens their own lock.
-    pub cancel_secret: Option<&'a [u8]>,
+    /// The server's Cancel-Lock secrets, when posts get locks (RFC 8315):
+    /// every post gets the operator's lock, a logged-in user's post their
+    /// own too, and their cancel or superseding article the Cancel-Key that
+    /// opens it.
+    pub cancel_secrets: Option<&'a cancel_lock::Secrets>,
 }
 
 /// A checked article ready for the writer: everything the store needs except

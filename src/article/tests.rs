@@ -12,7 +12,7 @@ fn cx() -> InjectionContext<'static> {
         now: Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap(),
         posting_host: "192.0.2.7",
         user: None,
-        cancel_secret: None,
+        cancel_secrets: None,
     }
 }
 

@@ -52,9 +52,9 @@ pub struct Shared {
     pub connections: Arc<crate::server::PerAddress>,
     /// Connections with COMPRESS active (`limits.max_compressed_connections`).
     pub compressing: Arc<std::sync::atomic::AtomicUsize>,
-    /// The secret behind our posts' Cancel-Locks (RFC 8315), kept in the
+    /// The secrets behind our posts' Cancel-Locks (RFC 8315), kept in the
     /// database.
-    pub cancel_secret: Vec<u8>,
+    pub cancel_secrets: crate::article::cancel_lock::Secrets,
 }
 
 impl Shared {

@@ -41,8 +41,8 @@ impl Session {
             now: chrono::Utc::now(),
             posting_host: &host,
             user: self.user.as_deref(),
-            cancel_secret: (self.config().cancels.lock_posts)
-                .then_some(self.shared.cancel_secret.as_slice()),
+            cancel_secrets: (self.config().cancels.lock_posts)
+                .then_some(&self.shared.cancel_secrets),
         };
         let prepared = match article::prepare_post(&block.data, &cx) {
             Ok(p) => p,

@@ -538,6 +538,15 @@ impl Store {
         Ok(())
     }
 
+    /// The Cancel-Lock secrets of this server's posts (RFC 8315), made on
+    /// first use.
+    pub async fn cancel_secrets(&self) -> Result<crate::article::cancel_lock::Secrets> {
+        Ok(crate::article::cancel_lock::Secrets {
+            user: self.secret("cancel_lock").await?,
+            admin: self.secret("cancel_lock_admin").await?,
+        })
+    }
+
     /// How many message-ids history holds, its tail included.
     pub async fn history_count(&self) -> Result<i64> {
         Ok(sqlx::query_scalar(&format!(
