@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{
-    Client, TestServer, admin_config, article, free_port, node, peer, posted_id, reader, tidings,
+    Client, TestServer, admin_config, article, free_port, local, node, peer, posted_id, reader,
+    tidings,
 };
 use tidings::article::cancel_lock::{cancel_key, cancel_lock};
 use tidings::config::{CancelPolicy, Config};
@@ -334,23 +334,10 @@ async fn each_policy_does_what_inns_docancels_does() {
     s.stop().await;
 }
 
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
 #[tokio::test]
 async fn a_cancel_posted_on_a_withdraws_the_article_on_b_and_c() {
     // A -> B -> C, each checking Cancel-Locks (the default).
-    let (pa, pb, pc) = (free_port(), free_port(), free_port());
-    let c = node("c", pc, vec![peer("b", None, "*")], &[]).await;
-    let b = node(
-        "b",
-        pb,
-        vec![peer("a", None, "*"), peer("c", Some(local(pc)), "*")],
-        &[],
-    )
-    .await;
-    let a = node("a", pa, vec![peer("b", Some(local(pb)), "*")], &[]).await;
+    let (a, b, c) = common::chain().await;
     a.add_user("alice", "alice-pw").await;
     let mut alice = login(&a, "alice").await;
     let id = posted_id(

@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer, free_port, node, peer, posted_id, reader};
+use common::{Client, TestServer, free_port, local, node, peer, posted_id, reader};
 use tidings::config::Config;
 
 /// The rules of these tests: the group admin of example.com may create
@@ -219,10 +218,6 @@ async fn each_message_is_carried_out_once_across_restarts() {
     wait_for(&mut c, "corp.twice", true).await;
     assert_eq!(active(&mut c, "corp.once").await, None);
     s.stop().await;
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 #[tokio::test]

@@ -8,15 +8,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer, article, free_port, node, peer, posted_id, reader};
-
-/// 127.0.0.1:`port`.
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
+use common::{Client, TestServer, article, free_port, local, node, peer, posted_id, reader};
 
 /// Waits until `group` on `server` holds `count` articles (or fails).
 async fn wait_for_count(server: &TestServer, group: &str, count: u64) {
@@ -82,16 +76,7 @@ fn header<'a>(lines: &'a [String], name: &str) -> &'a str {
 
 #[tokio::test]
 async fn a_chain_carries_an_article_to_the_end_with_the_route_in_path() {
-    let (pa, pb, pc) = (free_port(), free_port(), free_port());
-    let c = node("c", pc, vec![peer("b", None, "*")], &[]).await;
-    let b = node(
-        "b",
-        pb,
-        vec![peer("a", None, "*"), peer("c", Some(local(pc)), "*")],
-        &[],
-    )
-    .await;
-    let a = node("a", pa, vec![peer("b", Some(local(pb)), "*")], &[]).await;
+    let (a, b, c) = common::chain().await;
 
     let mut poster = reader(a.addr).await;
     let id = posted_id(

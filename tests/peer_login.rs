@@ -5,20 +5,15 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, article, free_port, node, posted_id, reader};
+use common::{TestServer, article, free_port, local, node, posted_id, reader};
 use tidings::config::{Config, PeerConfig};
 
 /// A `[[peer]]` from its TOML keys (after name and path identity).
 fn peer_with(name: &str, keys: &str) -> PeerConfig {
     let text = format!("[[peer]]\nname = \"{name}\"\npath_identity = \"{name}.test\"\n{keys}");
     Config::parse(&text).expect("peer config").peers.remove(0)
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 async fn count(server: &TestServer, group: &str) -> u64 {

@@ -199,6 +199,24 @@ async fn open(config: &Config) -> Result<Store, Failure> {
     Ok(store)
 }
 
+/// A message-id given on the command line.
+fn message_id_arg(arg: &str) -> Result<MessageId, Failure> {
+    MessageId::try_from(arg).map_err(|e| Failure(format!("{e}: {arg:?}")))
+}
+
+/// The store, and the article `arg` names; a failure when it is not here.
+async fn stored_article(
+    config: &Config,
+    arg: &str,
+) -> Result<(Store, crate::store::StoredArticle), Failure> {
+    let id = message_id_arg(arg)?;
+    let store = open(config).await?;
+    match store.article_by_msgid(&id).await? {
+        Some(a) => Ok((store, a)),
+        None => Err(Failure(format!("no article {id}"))),
+    }
+}
+
 fn parse_status(s: &str) -> Result<char, Failure> {
     match s {
         "y" | "n" | "m" => Ok(s.chars().next().unwrap_or('y')),
@@ -254,12 +272,7 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
         AdminCommand::User(u) => user(config, u).await,
         AdminCommand::Reload => reload(config),
         AdminCommand::Article(ArticleCommand::Show { message_id, json }) => {
-            let id = MessageId::try_from(message_id.as_str())
-                .map_err(|e| Failure(format!("{e}: {message_id:?}")))?;
-            let store = open(config).await?;
-            let Some(a) = store.article_by_msgid(&id).await? else {
-                return Err(Failure(format!("no article {id}")));
-            };
+            let (_, a) = stored_article(config, &message_id).await?;
             if json.json {
                 let v = json!({
                     "message_id": a.msgid,
@@ -282,12 +295,8 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
             Ok(())
         }
         AdminCommand::Article(ArticleCommand::Cancel { message_id, json }) => {
-            let id = MessageId::try_from(message_id.as_str())
-                .map_err(|e| Failure(format!("{e}: {message_id:?}")))?;
-            let store = open(config).await?;
-            let Some(stored) = store.article_by_msgid(&id).await? else {
-                return Err(Failure(format!("no article {id}")));
-            };
+            let (store, stored) = stored_article(config, &message_id).await?;
+            let id = message_id_arg(&message_id)?;
             let secrets = store.cancel_secrets().await?;
             let text = cancel::cancel_article(config, &secrets, &id, &stored).map_err(Failure)?;
             let addr = cancel::server_address(config)
@@ -304,8 +313,7 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
             Ok(())
         }
         AdminCommand::Article(ArticleCommand::Remove { message_id, json }) => {
-            let id = MessageId::try_from(message_id.as_str())
-                .map_err(|e| Failure(format!("{e}: {message_id:?}")))?;
+            let id = message_id_arg(&message_id)?;
             let store = open(config).await?;
             let until = chrono::Utc::now().timestamp() + config.storage.remember_secs();
             let Some(bytes) = store.remove_article(&id, until).await? else {

@@ -259,6 +259,28 @@ pub async fn node(name: &str, port: u16, peers: Vec<PeerConfig>, groups: &[&str]
     .await
 }
 
+/// 127.0.0.1:`port`.
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The chain A -> B -> C: each server feeds the next everything, and takes
+/// its upstream's feed from 127.0.0.1 (path identities a.test, b.test,
+/// c.test).
+pub async fn chain() -> (TestServer, TestServer, TestServer) {
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    let c = node("c", pc, vec![peer("b", None, "*")], &[]).await;
+    let b = node(
+        "b",
+        pb,
+        vec![peer("a", None, "*"), peer("c", Some(local(pc)), "*")],
+        &[],
+    )
+    .await;
+    let a = node("a", pa, vec![peer("b", Some(local(pb)), "*")], &[]).await;
+    (a, b, c)
+}
+
 /// A newsreader's connection: from 127.0.0.2, which is no peer.
 pub async fn reader(addr: SocketAddr) -> Client {
     Client::connect_from("127.0.0.2", addr).await
