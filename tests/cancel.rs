@@ -61,6 +61,16 @@ async fn group(c: &mut Client, name: &str) -> String {
     )
 }
 
+/// Waits until STAT `id` answers `code` on `c`; `what` says what did not
+/// happen in time.
+async fn wait_stat(c: &mut Client, id: &str, code: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stat(c, id).await != code {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn stat(c: &mut Client, id: &str) -> String {
     let status = c.cmd(&format!("STAT {id}")).await;
     status.split(' ').next().unwrap_or("").to_owned()
@@ -188,6 +198,19 @@ async fn take(p: &mut Client, articles: &[(&str, String)]) -> Vec<String> {
     answers
 }
 
+/// Sends `articles` as one burst; each must be taken (239).
+async fn take_all(p: &mut Client, articles: &[(&str, String)]) {
+    let answers = take(p, articles).await;
+    assert!(answers.iter().all(|a| a.starts_with("239 ")), "{answers:?}");
+}
+
+/// Cancels without a key, as (message-id, article), from (id, target).
+fn cancels<'a>(pairs: &[(&'a str, &str)]) -> Vec<(&'a str, String)> {
+    (pairs.iter())
+        .map(|&(id, target)| (id, relayed_cancel(id, target, "")))
+        .collect()
+}
+
 #[tokio::test]
 async fn relayed_cancels_are_checked_against_the_lock_even_in_one_burst() {
     let s = server(CancelPolicy::RequireAuth).await;
@@ -261,22 +284,15 @@ async fn each_policy_does_what_inns_docancels_does() {
     let mut p = Client::connect(s.addr).await;
     assert!(p.cmd("MODE STREAM").await.starts_with("203 "));
     let lock = cancel_lock(b"their secret", "carol", "<locked@o.test>");
-    let answers = take(
-        &mut p,
-        &[
-            ("<plain@o.test>", relayed("<plain@o.test>", "")),
-            (
-                "<locked@o.test>",
-                relayed("<locked@o.test>", &format!("Cancel-Lock: {lock}\r\n")),
-            ),
-            (
-                "<c1@o.test>",
-                relayed_cancel("<c1@o.test>", "<plain@o.test>", ""),
-            ),
-        ],
-    )
-    .await;
-    assert!(answers.iter().all(|a| a.starts_with("239 ")), "{answers:?}");
+    let mut burst = vec![
+        ("<plain@o.test>", relayed("<plain@o.test>", "")),
+        (
+            "<locked@o.test>",
+            relayed("<locked@o.test>", &format!("Cancel-Lock: {lock}\r\n")),
+        ),
+    ];
+    burst.extend(cancels(&[("<c1@o.test>", "<plain@o.test>")]));
+    take_all(&mut p, &burst).await;
     let mut c = reader(s.addr).await;
     // none: nothing is withdrawn.
     assert_eq!(stat(&mut c, "<plain@o.test>").await, "223");
@@ -289,42 +305,22 @@ async fn each_policy_does_what_inns_docancels_does() {
         s.server_mut().reload(config);
     };
     reload(&mut s, CancelPolicy::Auth);
-    let answers = take(
-        &mut p,
-        &[
-            (
-                "<c2@o.test>",
-                relayed_cancel("<c2@o.test>", "<plain@o.test>", ""),
-            ),
-            (
-                "<c3@o.test>",
-                relayed_cancel("<c3@o.test>", "<locked@o.test>", ""),
-            ),
-        ],
-    )
-    .await;
-    assert!(answers.iter().all(|a| a.starts_with("239 ")), "{answers:?}");
+    let burst = [
+        ("<c2@o.test>", "<plain@o.test>"),
+        ("<c3@o.test>", "<locked@o.test>"),
+    ];
+    take_all(&mut p, &cancels(&burst)).await;
     assert_eq!(stat(&mut c, "<plain@o.test>").await, "430");
     assert_eq!(stat(&mut c, "<locked@o.test>").await, "223");
 
     // all: even a forged cancel withdraws, and one that comes before its
     // article has the article refused when it comes.
     reload(&mut s, CancelPolicy::All);
-    let answers = take(
-        &mut p,
-        &[
-            (
-                "<c4@o.test>",
-                relayed_cancel("<c4@o.test>", "<locked@o.test>", ""),
-            ),
-            (
-                "<c5@o.test>",
-                relayed_cancel("<c5@o.test>", "<early@o.test>", ""),
-            ),
-        ],
-    )
-    .await;
-    assert!(answers.iter().all(|a| a.starts_with("239 ")), "{answers:?}");
+    let burst = [
+        ("<c4@o.test>", "<locked@o.test>"),
+        ("<c5@o.test>", "<early@o.test>"),
+    ];
+    take_all(&mut p, &cancels(&burst)).await;
     assert_eq!(stat(&mut c, "<locked@o.test>").await, "430");
     assert!(p.cmd("CHECK <early@o.test>").await.starts_with("438 "));
     let answers = take(&mut p, &[("<early@o.test>", relayed("<early@o.test>", ""))]).await;
@@ -346,17 +342,10 @@ async fn a_cancel_posted_on_a_withdraws_the_article_on_b_and_c() {
             .await,
     );
     let mut on_c = reader(c.addr).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while stat(&mut on_c, &id).await != "223" {
-        assert!(Instant::now() < deadline, "the article never reached C");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_stat(&mut on_c, &id, "223", "the article never reached C").await;
     let cancel = posted_id(&alice.post(&cancel_of(&id, "local.test")).await);
     let mut on_b = reader(b.addr).await;
-    while stat(&mut on_c, &cancel).await != "223" {
-        assert!(Instant::now() < deadline, "the cancel never reached C");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_stat(&mut on_c, &cancel, "223", "the cancel never reached C").await;
     for (name, conn) in [("a", &mut alice), ("b", &mut on_b), ("c", &mut on_c)] {
         assert_eq!(stat(conn, &id).await, "430", "still on {name}");
         assert_eq!(group(conn, "local.test").await, "0 2 1", "on {name}");
@@ -460,11 +449,7 @@ async fn an_operator_cancels_a_post_made_here_on_every_server() {
             .await,
     );
     let mut on_b = reader(b.addr).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while stat(&mut on_b, &id).await != "223" {
-        assert!(Instant::now() < deadline, "the article never reached B");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_stat(&mut on_b, &id, "223", "the article never reached B").await;
     let config = admin_config(&a, &format!("[server]\nlisten = [\"{}\"]\n", a.addr));
 
     let run = tidings(&config, &["article", "cancel", &id, "--json"]).await;
@@ -475,10 +460,7 @@ async fn an_operator_cancels_a_post_made_here_on_every_server() {
         .as_str()
         .expect("the cancel's message-id")
         .to_owned();
-    while stat(&mut on_b, &id).await != "430" {
-        assert!(Instant::now() < deadline, "not withdrawn on B");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_stat(&mut on_b, &id, "430", "not withdrawn on B").await;
     assert_eq!(stat(&mut poster, &id).await, "430");
     let (_, head) = on_b.cmd_block(&format!("HEAD {cancel}"), "221").await;
     assert_eq!(

@@ -181,21 +181,23 @@ async fn newgroup_and_rmgroup_do_what_the_rules_say() {
     s.stop().await;
 }
 
+/// Feeds `s` the admin's newgroup for `group` as a peer, and waits until
+/// the group exists; a reader's connection.
+async fn admin_newgroup(s: &TestServer, id: &str, group: &str) -> Client {
+    let mut p = Client::connect(s.addr).await;
+    assert!(p.cmd("MODE STREAM").await.starts_with("203 "));
+    let control = format!("newgroup {group}");
+    let text = relayed(id, "admin@example.com", &control, APPROVED, "");
+    take(&mut p, id, &text).await;
+    let mut c = reader(s.addr).await;
+    wait_for(&mut c, group, true).await;
+    c
+}
+
 #[tokio::test]
 async fn each_message_is_carried_out_once_across_restarts() {
     let s = server().await;
-    let mut p = Client::connect(s.addr).await;
-    assert!(p.cmd("MODE STREAM").await.starts_with("203 "));
-    let text = relayed(
-        "<o1@hub.test>",
-        "admin@example.com",
-        "newgroup corp.once",
-        APPROVED,
-        "",
-    );
-    take(&mut p, "<o1@hub.test>", &text).await;
-    let mut c = reader(s.addr).await;
-    wait_for(&mut c, "corp.once", true).await;
+    admin_newgroup(&s, "<o1@hub.test>", "corp.once").await;
     // The operator removes it by hand; a restart must not bring it back.
     s.server()
         .store()
@@ -204,18 +206,7 @@ async fn each_message_is_carried_out_once_across_restarts() {
         .expect("remove");
     let (dir, config) = s.stop().await;
     let s = TestServer::start_in(dir, config).await;
-    let mut p = Client::connect(s.addr).await;
-    assert!(p.cmd("MODE STREAM").await.starts_with("203 "));
-    let text = relayed(
-        "<o2@hub.test>",
-        "admin@example.com",
-        "newgroup corp.twice",
-        APPROVED,
-        "",
-    );
-    take(&mut p, "<o2@hub.test>", &text).await;
-    let mut c = reader(s.addr).await;
-    wait_for(&mut c, "corp.twice", true).await;
+    let mut c = admin_newgroup(&s, "<o2@hub.test>", "corp.twice").await;
     assert_eq!(active(&mut c, "corp.once").await, None);
     s.stop().await;
 }
