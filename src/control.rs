@@ -78,6 +78,11 @@ pub fn request(article: &[u8]) -> Option<Result<Request, String>> {
     let name = words.next();
     let group = || {
         let name = name.ok_or_else(|| format!("{verb} names no group"))?;
+        // Where control messages are filed is for the operator alone (INN's
+        // control.ctl drops these too).
+        if name == "control" || name.starts_with("control.") {
+            return Err(format!("{verb} {name}: control groups change only by hand"));
+        }
         GroupName::try_from(name).map_err(|e| format!("{verb} {name}: {e}"))
     };
     let request = match verb.as_str() {
@@ -330,5 +335,15 @@ mod tests {
             "",
         );
         assert!(matches!(request(&bad), Some(Err(_))));
+        for name in ["control", "control.cancel"] {
+            let ours = article(
+                &format!("From: x@y.z\r\nApproved: x\r\nControl: rmgroup {name}\r\n"),
+                "",
+            );
+            assert!(
+                matches!(request(&ours), Some(Err(e)) if e.contains("by hand")),
+                "{name}"
+            );
+        }
     }
 }
