@@ -1050,11 +1050,31 @@ mod tests {
             .collect();
         let config = Config::parse(&example).expect("the expire example must be valid");
         let e = &config.expire;
-        assert_eq!(e.rules.len(), 3);
+        assert_eq!(e.rules.len(), 4);
         assert_eq!(e.keep_secs("local.general"), None);
+        assert_eq!(e.keep_secs("control.cancel"), Some(7 * 86_400));
+        assert_eq!(e.keep_secs("control"), Some(7 * 86_400));
         assert_eq!(e.keep_secs("alt.binaries.misc"), Some(3 * 86_400));
         assert_eq!(e.keep_secs("alt.binaries.sounds.mp3"), Some(30 * 86_400));
         assert_eq!(e.keep_secs("comp.lang.rust"), Some(30 * 86_400));
+    }
+
+    #[test]
+    fn the_documented_control_example_parses_when_uncommented() {
+        let text = include_str!("../etc/tidings.toml");
+        let start = text.find("\n# [[control]]\n").expect("a control example");
+        let end = start + text[start..].find("\n# Groups created").expect("its end");
+        let example: String = text[start..end]
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with("[[") || l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let config = Config::parse(&example).expect("the control example must be valid");
+        assert_eq!(config.control.len(), 2);
+        let admin = "group-admin@example.com";
+        assert!(config.control[0].matches(ControlKind::Rmgroup, admin, "corp.old"));
+        assert_eq!(config.control[1].action, ControlAction::Log);
     }
 
     #[test]
