@@ -9,7 +9,7 @@
 
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
-use tidings::article::{self, InjectionContext};
+use tidings::article::{self, InjectionContext, cancel_lock};
 use tidings::wire::parse::parse_command;
 
 fn config() -> ProptestConfig {
@@ -171,6 +171,28 @@ Body line one\r\n\
 \r\n\
 last line\r\n";
 
+/// A superseding cancel with Cancel-Lock and Cancel-Key of its own: what
+/// the withdrawal and lock code reads and writes.
+const WITHDRAWAL: &str = "Path: peer.example!origin.example\r\n\
+From: Fuzz Tester <fuzz@example.com>\r\n\
+Newsgroups: local.test\r\n\
+Subject: cmsg cancel <fuzz.0@example.com>\r\n\
+Message-ID: <fuzz.2@example.com>\r\n\
+Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\
+Control: cancel <fuzz.0@example.com>\r\n\
+Supersedes: <fuzz.0@example.com>\r\n\
+Approved: fuzz@example.com\r\n\
+Cancel-Lock: sha1:bNXHc6ohSmeHaRHHW56BIWZJt+4= sha256:AAAA\r\n\
+Cancel-Key: sha256:s/pmK/3grrz++29ce2/mQydzJuc=\r\n\
+\r\n\
+cancelled\r\n";
+
+static SECRETS: std::sync::LazyLock<cancel_lock::Secrets> =
+    std::sync::LazyLock::new(|| cancel_lock::Secrets {
+        user: b"fuzz user secret".to_vec(),
+        admin: b"fuzz admin secret".to_vec(),
+    });
+
 fn cx() -> InjectionContext<'static> {
     InjectionContext {
         path_identity: "tidings.test",
@@ -239,6 +261,44 @@ proptest! {
         if let Ok(p) = article::prepare_relay(&raw, None, "tidings.test") {
             prop_assert_eq!(p.path.first().map(String::as_str), Some("tidings.test"));
             check_stored(&p);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A post made here always carries the operator's lock, once, whatever
+    /// Cancel-Lock and Cancel-Key fields the client wrote; and nothing the
+    /// withdrawal and control readers meet makes them fail.
+    #[test]
+    fn locks_and_withdrawals_survive_mutated_articles(
+        mutations in prop::collection::vec(mutation(), 0..6),
+    ) {
+        let raw = apply(WITHDRAWAL.as_bytes().to_vec(), &mutations);
+        let cx = InjectionContext {
+            user: Some("fuzzer"),
+            cancel_secrets: Some(&*SECRETS),
+            ..cx()
+        };
+        if let Ok(p) = article::prepare_post(&raw, &cx) {
+            check_stored(&p);
+            let (stored, _) = p.finish("tidings.test control.cancel:1");
+            let locks = article::header_value(&stored, "Cancel-Lock").unwrap_or_default();
+            prop_assert!(
+                cancel_lock::opens(&SECRETS.admin_key(p.message_id.as_str()), &locks),
+                "no operator's lock in {locks:?}"
+            );
+            let ours = SECRETS.lock(Some("fuzzer"), p.message_id.as_str());
+            prop_assert_eq!(locks.matches(ours.as_str()).count(), 1);
+            if let Some(keys) = article::header_value(&stored, "Cancel-Key") {
+                let _ = cancel_lock::opens(&keys, &locks);
+            }
+            let _ = tidings::control::request(&stored);
+        }
+        if let Ok(p) = article::prepare_relay(&raw, None, "tidings.test") {
+            let (stored, _) = p.finish("tidings.test control.cancel:1");
+            let _ = tidings::control::request(&stored);
         }
     }
 }

@@ -375,8 +375,8 @@ pub fn post(raw: &[u8], cx: &InjectionContext<'_>) -> Result<Prepared, ArticleEr
     // superseding article gets the key that opens their lock on its target
     // (it opens nothing when the target was not theirs).
     let withdraws = withdraws(&fields);
-    let lock = cx.cancel_secrets.map(|s| s.lock(cx.user, id.as_str()));
-    let key = match (cx.cancel_secrets, cx.user, &withdraws) {
+    let mut lock = cx.cancel_secrets.map(|s| s.lock(cx.user, id.as_str()));
+    let mut key = match (cx.cancel_secrets, cx.user, &withdraws) {
         (Some(s), Some(user), Some(target)) => Some(s.user_key(user, target.as_str())),
         _ => None,
     };
@@ -386,38 +386,33 @@ pub fn post(raw: &[u8], cx: &InjectionContext<'_>) -> Result<Prepared, ArticleEr
         if f.is("Path") || f.is("Xref") || f.is("Injection-Info") {
             continue;
         }
+        // Ours goes at the end of the client's field (RFC 8315 §2 allows
+        // one of each; should a client send two, the first gets it).
         let ours = if f.is("Cancel-Lock") {
-            lock.as_ref()
+            lock.take()
         } else if f.is("Cancel-Key") {
-            key.as_ref()
+            key.take()
         } else {
             None
         };
         match ours {
-            // Ours goes at the end of the client's (RFC 8315 §2 allows
-            // one field only).
             Some(ours) => {
                 let theirs = String::from_utf8_lossy(trim(&f.unfolded())).into_owned();
-                push_field(
-                    &mut out,
-                    &String::from_utf8_lossy(f.name),
-                    &format!("{theirs} {ours}"),
-                );
+                let both = if theirs.is_empty() {
+                    ours
+                } else {
+                    format!("{theirs} {ours}")
+                };
+                push_field(&mut out, &String::from_utf8_lossy(f.name), &both);
             }
             None => out.extend_from_slice(f.line),
         }
     }
-    if let Some(lock) = lock
-        .as_ref()
-        .filter(|_| find(&fields, "Cancel-Lock").is_none())
-    {
-        push_field(&mut out, "Cancel-Lock", lock);
+    if let Some(lock) = lock {
+        push_field(&mut out, "Cancel-Lock", &lock);
     }
-    if let Some(key) = key
-        .as_ref()
-        .filter(|_| find(&fields, "Cancel-Key").is_none())
-    {
-        push_field(&mut out, "Cancel-Key", key);
+    if let Some(key) = key {
+        push_field(&mut out, "Cancel-Key", &key);
     }
     if let Some(id) = &new_id {
         push_field(&mut out, "Message-ID", id.as_str());
