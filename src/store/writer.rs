@@ -39,6 +39,32 @@ pub enum Origin {
     Relay,
 }
 
+/// The statements of withdrawals (see `store::withdraw`), prepared at the
+/// first one: a flood of cancels is a flood of writes too.
+struct WithdrawStmts<'db> {
+    history: Stmt<'db>,
+    read: Stmt<'db>,
+    keep_head: Stmt<'db>,
+    unnumber: Stmt<'db>,
+    recount: Stmt<'db>,
+    remember: Stmt<'db>,
+    delete: Stmt<'db>,
+}
+
+impl<'db> WithdrawStmts<'db> {
+    fn prepare(db: &'db Db) -> Result<WithdrawStmts<'db>, RawError> {
+        Ok(WithdrawStmts {
+            history: db.prepare("SELECT status, article_id FROM history WHERE msgid = ?1")?,
+            read: db.prepare("SELECT bytes FROM articles WHERE id = ?1")?,
+            keep_head: db.prepare(&keep_log_head_sql())?,
+            unnumber: db.prepare(withdraw::UNNUMBER)?,
+            recount: db.prepare(withdraw::RECOUNT)?,
+            remember: db.prepare(withdraw::REMEMBER_CANCELLED)?,
+            delete: db.prepare(withdraw::DELETE_ARTICLE)?,
+        })
+    }
+}
+
 /// What became of a withdrawal (for the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Withdrawn {
@@ -98,6 +124,8 @@ pub struct BatchWriter<'db> {
     /// articles came (`CancelPolicy::All`): the writer's message-id filter
     /// must learn them, or it would wave the articles through.
     remembered: Vec<String>,
+    /// Prepared at the first withdrawal.
+    withdrawing: Option<WithdrawStmts<'db>>,
     /// A tail this long is merged into history while ingest goes on; a
     /// shorter one waits for the writer to be idle. At the default 16,384
     /// ids the tail holds ~2 MiB, and a merge into a history of 100,000
@@ -233,6 +261,7 @@ impl<'db> BatchWriter<'db> {
             merging: None,
             last_merge: MergeStep::default(),
             remembered: Vec::new(),
+            withdrawing: None,
             merge_at,
         })
     }
@@ -646,18 +675,31 @@ impl<'db> BatchWriter<'db> {
         remember_until: i64,
     ) -> Result<Withdrawn, RawError> {
         let fresh = self.fresh.get(target).copied();
-        let stored = match fresh {
+        let known = match fresh {
             Some(id) => Some(id),
             None if self.in_tail(target)? => self.tail.get(target),
+            None => None,
+        };
+        if self.withdrawing.is_none() {
+            self.withdrawing = Some(WithdrawStmts::prepare(self.db)?);
+        }
+        let Some(st) = self.withdrawing.as_mut() else {
+            return Ok(Withdrawn::NotHere);
+        };
+        let stored = match known {
+            Some(id) => Some(id),
             None => {
-                let mut s = self
-                    .db
-                    .prepare("SELECT status, article_id FROM history WHERE msgid = ?1")?;
-                s.bind_text(1, target)?;
-                match s.step()? {
-                    Step::Row if s.column_i64(0) == 0 => Some(s.column_i64(1)),
-                    Step::Row => return Ok(Withdrawn::Gone),
-                    Step::Done => None,
+                st.history.bind_text(1, target)?;
+                let found = match st.history.step() {
+                    Ok(Step::Row) => Ok(Some((st.history.column_i64(0), st.history.column_i64(1)))),
+                    Ok(Step::Done) => Ok(None),
+                    Err(e) => Err(e),
+                };
+                st.history.reset();
+                match found? {
+                    Some((0, id)) => Some(id),
+                    Some(_) => return Ok(Withdrawn::Gone),
+                    None => None,
                 }
             }
         };
@@ -665,22 +707,22 @@ impl<'db> BatchWriter<'db> {
             if policy != CancelPolicy::All {
                 return Ok(Withdrawn::NotHere);
             }
-            let mut s = self.db.prepare(withdraw::REMEMBER_CANCELLED)?;
-            s.bind_text(1, target)?;
-            s.bind_i64(2, remember_until)?;
-            s.execute()?;
+            st.remember.bind_text(1, target)?;
+            st.remember.bind_i64(2, remember_until)?;
+            st.remember.execute()?;
             self.remembered.push(target.to_owned());
             return Ok(Withdrawn::Remembered);
         };
-        let mut read = self
-            .db
-            .prepare("SELECT bytes FROM articles WHERE id = ?1")?;
-        read.bind_i64(1, id)?;
-        let bytes = match read.step()? {
-            Step::Row => read.column_blob(0),
-            Step::Done => return Ok(Withdrawn::Gone),
+        st.read.bind_i64(1, id)?;
+        let bytes = match st.read.step() {
+            Ok(Step::Row) => Ok(Some(st.read.column_blob(0))),
+            Ok(Step::Done) => Ok(None),
+            Err(e) => Err(e),
         };
-        drop(read);
+        st.read.reset();
+        let Some(bytes) = bytes? else {
+            return Ok(Withdrawn::Gone);
+        };
         let lock = article::header_value(&bytes, "Cancel-Lock");
         let opened = match (keys, &lock) {
             (Some(keys), Some(lock)) => cancel_lock::opens(keys, lock),
@@ -699,26 +741,22 @@ impl<'db> BatchWriter<'db> {
                 "no Cancel-Key opens its Cancel-Lock"
             }));
         }
-        self.db.exec(&keep_log_head_sql())?;
-        let mut unnumber = self.db.prepare(withdraw::UNNUMBER)?;
-        let mut recount = self.db.prepare(withdraw::RECOUNT)?;
+        st.keep_head.execute()?;
         for (group, number) in withdraw::numbers(&bytes) {
-            unnumber.bind_text(1, &group)?;
-            unnumber.bind_i64(2, number as i64)?;
-            unnumber.bind_i64(3, id)?;
-            unnumber.execute()?;
+            st.unnumber.bind_text(1, &group)?;
+            st.unnumber.bind_i64(2, number as i64)?;
+            st.unnumber.bind_i64(3, id)?;
+            st.unnumber.execute()?;
             if self.db.changes() > 0 {
-                recount.bind_text(1, &group)?;
-                recount.execute()?;
+                st.recount.bind_text(1, &group)?;
+                st.recount.execute()?;
             }
         }
-        let mut remember = self.db.prepare(withdraw::REMEMBER_CANCELLED)?;
-        remember.bind_text(1, target)?;
-        remember.bind_i64(2, remember_until)?;
-        remember.execute()?;
-        let mut delete = self.db.prepare(withdraw::DELETE_ARTICLE)?;
-        delete.bind_i64(1, id)?;
-        delete.execute()?;
+        st.remember.bind_text(1, target)?;
+        st.remember.bind_i64(2, remember_until)?;
+        st.remember.execute()?;
+        st.delete.bind_i64(1, id)?;
+        st.delete.execute()?;
         Ok(Withdrawn::Done)
     }
 
