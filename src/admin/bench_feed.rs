@@ -99,6 +99,12 @@ pub struct StreamBench {
     /// on this machine.
     #[arg(long, conflicts_with = "target")]
     ceiling: bool,
+    /// Then stream a cancel of each article of the (last) load the same
+    /// way, and report cancels/s and how many articles they withdrew. The
+    /// server under test carries out every cancel (`[cancels] process =
+    /// "all"`), the load's articles having no Cancel-Lock.
+    #[arg(long, conflicts_with_all = ["flood", "target"])]
+    cancels: bool,
 }
 
 const GROUP: &str = "bench.stream";
@@ -146,6 +152,23 @@ fn make_article(run: &str, i: usize, size: usize) -> (String, Vec<u8>) {
     }
     a.push_str(".\r\n");
     (id, a.into_bytes())
+}
+
+/// A cancel control message for each article of `articles`, as
+/// `make_article` makes them.
+fn make_cancels(run: &str, articles: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    (articles.iter().enumerate())
+        .map(|(i, (target, _))| {
+            let id = format!("<c{i}.{run}@bench.invalid>");
+            let text = format!(
+                "Path: origin.invalid!not-for-mail\r\nFrom: Bench <bench@bench.invalid>\r\n\
+                 Newsgroups: {GROUP}\r\nSubject: cmsg cancel {target}\r\nMessage-ID: {id}\r\n\
+                 Control: cancel {target}\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n\
+                 Cancelled.\r\n.\r\n"
+            );
+            (id, text.into_bytes())
+        })
+        .collect()
 }
 
 /// Streams `ids` over one connection with CHECK then TAKETHIS for each
@@ -349,7 +372,11 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         .run_id
         .clone()
         .unwrap_or_else(|| chrono::Utc::now().format("%H%M%S%f").to_string());
-    let groups = vec![GROUP.to_owned()];
+    let mut groups = vec![GROUP.to_owned()];
+    if b.cancels {
+        // Where the cancels go, out of the load's group.
+        groups.push("control.cancel".to_owned());
+    }
 
     // The sink for the flood measurement starts first, so the ingesting
     // server can name it as a peer (paused until the ingest is done).
@@ -368,6 +395,9 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
                 if b.compress_feed {
                     extra.push_str("compress = true\n");
                 }
+            }
+            if b.cancels {
+                extra.push_str("[cancels]\nprocess = \"all\"\n");
             }
             let s = spawn_server(&dir, "bench", &b.synchronous, &groups, &extra).await?;
             let a = s.addr;
@@ -473,6 +503,16 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
                     );
                 }
             }
+        }
+        if b.cancels {
+            let cancels = Arc::new(make_cancels(&run_id, &articles));
+            let (n, secs) = ingest(&b, addr, &cancels).await?;
+            let left = group_count(addr).await?;
+            println!(
+                "cancels: {n} accepted in {secs:.2} s: {:.0} cancels/s; {} articles withdrawn, {left} left",
+                n as f64 / secs,
+                (articles.len() as u64).saturating_sub(left)
+            );
         }
         Ok::<_, String>((accepted, rates, inn_rates, ratios))
     }
