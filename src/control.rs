@@ -138,15 +138,27 @@ fn sender(article: &[u8]) -> String {
 /// until the log's watch closes (shutdown).
 pub async fn run(shared: Arc<Shared>, mut head: watch::Receiver<i64>) {
     loop {
-        if let Err(e) = pass(&shared).await {
-            warn!("control messages: {e}");
-        }
+        let failed = match pass(&shared).await {
+            Ok(()) => false,
+            Err(e) => {
+                warn!("control messages: {e}; trying again in {RETRY:?}");
+                true
+            }
+        };
         tokio::time::sleep(PAUSE).await;
-        if head.changed().await.is_err() {
-            return;
+        tokio::select! {
+            changed = head.changed() => if changed.is_err() {
+                return;
+            },
+            // A message that failed (the database busy, say) is tried
+            // again even when no article comes.
+            () = tokio::time::sleep(RETRY), if failed => {}
         }
     }
 }
+
+/// How soon a pass that failed is tried again.
+const RETRY: Duration = Duration::from_secs(5);
 
 /// A control group without a cursor starts at its newest message: what
 /// was stored before this server read control messages is history, not a
