@@ -198,10 +198,16 @@ async fn pass(shared: &Shared) -> Result<(), StoreError> {
                 store.set_control_cursor(name, g.high).await?;
                 break;
             };
+            // The cursor moves past each message that changed something,
+            // so a restart does not do it twice, and past the rest a
+            // chunk at a time: where `control` also takes the cancels,
+            // most of what it holds asks nothing of us.
             for (number, bytes) in &messages {
-                act(shared, bytes).await?;
-                store.set_control_cursor(name, *number).await?;
+                if act(shared, bytes).await? {
+                    store.set_control_cursor(name, *number).await?;
+                }
             }
+            store.set_control_cursor(name, last).await?;
             if last >= g.high {
                 break;
             }
@@ -210,17 +216,18 @@ async fn pass(shared: &Shared) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Decides on one stored control message and carries it out.
-async fn act(shared: &Shared, bytes: &[u8]) -> Result<(), StoreError> {
+/// Decides on one stored control message and carries it out; whether it
+/// was carried out.
+async fn act(shared: &Shared, bytes: &[u8]) -> Result<bool, StoreError> {
     let Some(request) = request(bytes) else {
-        return Ok(());
+        return Ok(false);
     };
     let id = article::header_value(bytes, "Message-ID").unwrap_or_default();
     let request = match request {
         Ok(r) => r,
         Err(why) => {
             info!("control message {id}: not carried out: {why}");
-            return Ok(());
+            return Ok(false);
         }
     };
     let from = sender(bytes);
@@ -243,9 +250,10 @@ async fn act(shared: &Shared, bytes: &[u8]) -> Result<(), StoreError> {
         Some(ControlAction::Doit) => {
             let done = carry_out(shared, &request, &from).await?;
             info!("control message {id}: {what}: {done}");
+            return Ok(true);
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 async fn carry_out(
