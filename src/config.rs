@@ -36,6 +36,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub expire: ExpireConfig,
     pub cancels: CancelConfig,
+    pub moderation: ModerationConfig,
     /// Groups created when the database is first created.
     #[serde(rename = "group")]
     pub groups: Vec<GroupConfig>,
@@ -569,6 +570,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             expire: ExpireConfig::default(),
             cancels: CancelConfig::default(),
+            moderation: ModerationConfig::default(),
             groups: vec![
                 starter("local.general", "Local general discussion"),
                 starter("local.test", "Local test postings"),
@@ -869,6 +871,51 @@ impl ControlRule {
     }
 }
 
+/// Posts to moderated groups (RFC 5537 §3.5.1): one without an Approved
+/// header is mailed to the group's moderator instead of being stored, as
+/// INN's nnrpd does with its moderators file and `mta`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModerationConfig {
+    /// Who moderates what: the first entry whose wildmat matches the group.
+    #[serde(rename = "moderator")]
+    pub moderators: Vec<Moderator>,
+    /// The program that mails an article, and its arguments; the
+    /// moderator's address is added as the last argument and the article
+    /// comes on its standard input.
+    pub mta: Vec<String>,
+}
+
+impl Default for ModerationConfig {
+    fn default() -> Self {
+        ModerationConfig {
+            moderators: Vec::new(),
+            mta: ["/usr/sbin/sendmail", "-oi", "-oem"]
+                .map(str::to_owned)
+                .to_vec(),
+        }
+    }
+}
+
+/// A line of INN's moderators file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Moderator {
+    /// A wildmat of groups.
+    pub groups: FeedPattern,
+    /// Where their posts go; `%s` stands for the group's name with its
+    /// dots made dashes (`comp.lang.rust` -> `comp-lang-rust`), as in INN.
+    pub address: String,
+}
+
+impl ModerationConfig {
+    /// The moderator's address for `group`, if any entry names it.
+    pub fn moderator_of(&self, group: &str) -> Option<String> {
+        let m = self.moderators.iter().find(|m| m.groups.0.matches(group))?;
+        Some(m.address.replace("%s", &group.replace('.', "-")))
+    }
+}
+
 /// INN's `docancels`, with its names and meanings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -1115,6 +1162,28 @@ mod tests {
             Config::parse("[[control]]\nmessages = [\"all\"]\nfrom = \"*\"\naction = \"yes\"\n")
                 .unwrap_err();
         assert!(err.starts_with("line 4"), "{err}");
+    }
+
+    #[test]
+    fn moderators_are_found_as_in_inns_moderators_file() {
+        let config = Config::parse(
+            "[moderation]\nmta = [\"/bin/true\"]\n\
+             [[moderation.moderator]]\ngroups = \"local.announce\"\naddress = \"ann@example.com\"\n\
+             [[moderation.moderator]]\ngroups = \"comp.*\"\naddress = \"%s@mod.example\"\n",
+        )
+        .expect("moderation");
+        let m = &config.moderation;
+        assert_eq!(m.mta, ["/bin/true"]);
+        assert_eq!(
+            m.moderator_of("local.announce").as_deref(),
+            Some("ann@example.com")
+        );
+        assert_eq!(
+            m.moderator_of("comp.lang.rust").as_deref(),
+            Some("comp-lang-rust@mod.example")
+        );
+        assert_eq!(m.moderator_of("rec.arts"), None);
+        assert_eq!(Config::default().moderation.mta[0], "/usr/sbin/sendmail");
     }
 
     #[test]

@@ -59,9 +59,14 @@ impl Session {
             ListKind::OverviewFmt => OVERVIEW_FMT.as_bytes().to_vec(),
             // Any header can be asked for (":"), plus the two metadata items.
             ListKind::Headers(_) => b":\r\n:bytes\r\n:lines\r\n".to_vec(),
-            // We keep no distribution patterns, distributions or moderators
-            // yet: the lists are valid and empty.
-            ListKind::DistribPats | ListKind::Distributions | ListKind::Moderators => Vec::new(),
+            // We keep no distribution patterns or distributions yet: the
+            // lists are valid and empty.
+            ListKind::DistribPats | ListKind::Distributions => Vec::new(),
+            // RFC 6048 §5: `pattern:address`, as INN's moderators file.
+            ListKind::Moderators => (self.config().moderation.moderators.iter())
+                .map(|m| format!("{}:{}\r\n", m.groups.0.as_str(), m.address))
+                .collect::<String>()
+                .into_bytes(),
             ListKind::Motd => {
                 let motd = &self.config().server.motd;
                 if motd.is_empty() {

@@ -67,6 +67,13 @@ impl Session {
         {
             return refuse("posting rate limit reached; try again in a minute");
         }
+        // A moderated group's post without Approved goes to its moderator
+        // (RFC 5537 §3.5.1), not into the store.
+        if article::header_value(&prepared.head, "Approved").is_none()
+            && let Some(group) = self.first_moderated(&prepared).await
+        {
+            return self.mail_to_moderator(&prepared, &group).await;
+        }
         let msgid = prepared.message_id.clone();
         match self.shared.ingest.submit(prepared, Origin::Post).await {
             Ok(Outcome::Stored { article_id, .. }) => {
@@ -78,6 +85,82 @@ impl Session {
             Ok(Outcome::Refused(reason)) => refuse(reason),
             Err(IngestError::Closed) => refuse("server is shutting down"),
             Err(e) => refuse(e),
+        }
+    }
+}
+
+/// How long the mail program may take.
+const MTA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Session {
+    /// The first of the article's newsgroups that is moderated here.
+    async fn first_moderated(&self, prepared: &article::Prepared) -> Option<String> {
+        for group in &prepared.newsgroups {
+            if let Ok(Some(g)) = self.shared.store.group(group.as_str()).await
+                && g.status == 'm'
+            {
+                return Some(g.name);
+            }
+        }
+        None
+    }
+
+    /// Mails `prepared` to the moderator of `group` with the configured
+    /// mail program, as INN's nnrpd does; 240 once the program took it.
+    async fn mail_to_moderator(&self, prepared: &article::Prepared, group: &str) -> Response {
+        let config = self.config();
+        let Some(address) = config.moderation.moderator_of(group) else {
+            return refuse(format!(
+                "{group} is moderated and this server has no moderator address for it"
+            ));
+        };
+        let Some((program, args)) = config.moderation.mta.split_first() else {
+            return refuse("no mail program to reach the moderator (moderation.mta)");
+        };
+        // A mail for the moderator: To, then the article as posted, with
+        // the line ends of local mail.
+        let mut mail = format!("To: {address}\n").into_bytes();
+        mail.extend(prepared.head.iter().filter(|&&b| b != b'\r'));
+        mail.push(b'\n');
+        mail.extend(prepared.body.iter().filter(|&&b| b != b'\r'));
+        let sent = tokio::time::timeout(MTA_TIMEOUT, async {
+            use tokio::io::AsyncWriteExt;
+            let mut child = tokio::process::Command::new(program)
+                .args(args)
+                .arg(&address)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()?;
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(&mail).await?;
+            }
+            child.wait_with_output().await
+        })
+        .await;
+        let msgid = &prepared.message_id;
+        match sent {
+            Ok(Ok(out)) if out.status.success() => {
+                tracing::info!(peer = %self.peer, %msgid, group, %address, "mailed to the moderator");
+                Response::new(
+                    codes::POSTED_OK,
+                    format!("Article {msgid} mailed to the moderator of {group}"),
+                )
+            }
+            Ok(Ok(out)) => {
+                let why = String::from_utf8_lossy(&out.stderr);
+                tracing::warn!(%msgid, "{program} for {address}: {}: {}", out.status, why.trim());
+                refuse(format!(
+                    "cannot mail the moderator of {group}: {}",
+                    out.status
+                ))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(%msgid, "{program} for {address}: {e}");
+                refuse(format!("cannot mail the moderator of {group}: {e}"))
+            }
+            Err(_) => refuse(format!("cannot mail the moderator of {group}: timed out")),
         }
     }
 }
