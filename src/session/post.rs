@@ -117,10 +117,16 @@ impl Session {
         let Some((program, args)) = config.moderation.mta.split_first() else {
             return refuse("no mail program to reach the moderator (moderation.mta)");
         };
-        // A mail for the moderator: To, then the article as posted, with
-        // the line ends of local mail.
+        // A mail for the moderator: To, then the article as it is before
+        // injection (RFC 5537 §3.5 forwards it before Injection-Date and
+        // Injection-Info are added; our Path says POSTED too), so that the
+        // moderator can post it again, approved. Local mail's line ends.
         let mut mail = format!("To: {address}\n").into_bytes();
-        mail.extend(prepared.head.iter().filter(|&&b| b != b'\r'));
+        for f in article::lenient_fields(&prepared.head) {
+            if !(f.is("Path") || f.is("Injection-Date") || f.is("Injection-Info")) {
+                mail.extend(f.line.iter().filter(|&&b| b != b'\r'));
+            }
+        }
         mail.push(b'\n');
         mail.extend(prepared.body.iter().filter(|&&b| b != b'\r'));
         let sent = tokio::time::timeout(MTA_TIMEOUT, async {
