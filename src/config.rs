@@ -1068,17 +1068,27 @@ mod tests {
         assert_eq!(config.peers[0].window, 256);
     }
 
-    #[test]
-    fn the_documented_access_example_parses_when_uncommented() {
+    /// The part of etc/tidings.toml from the line `from` to the line
+    /// `until` (or the end), its examples uncommented: table headers and
+    /// settings only, parsed.
+    fn documented(from: &str, until: Option<&str>) -> Config {
         let text = include_str!("../etc/tidings.toml");
-        let start = text.find("\n# [[access]]\n").expect("an access example");
-        let example: String = text[start..]
+        let start = text.find(&format!("\n{from}\n")).expect("the example");
+        let end = until.map_or(text.len(), |u| {
+            start + text[start..].find(&format!("\n{u}")).expect("its end")
+        });
+        let example: String = text[start..end]
             .lines()
-            .filter_map(|l| l.strip_prefix("# "))
-            .filter(|l| l.starts_with("[[") || l.contains(" = "))
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .filter(|l| l.starts_with('[') || l.contains(" = "))
             .map(|l| format!("{l}\n"))
             .collect();
-        let config = Config::parse(&example).expect("the access example must be valid");
+        Config::parse(&example).unwrap_or_else(|e| panic!("the example at {from}: {e}"))
+    }
+
+    #[test]
+    fn the_documented_access_example_parses_when_uncommented() {
+        let config = documented("# [[access]]", None);
         assert_eq!(config.access.len(), 3);
         assert!(config.access[0].deny);
         assert!(config.access[2].login_required);
@@ -1086,16 +1096,7 @@ mod tests {
 
     #[test]
     fn the_documented_expire_example_parses_when_uncommented() {
-        let text = include_str!("../etc/tidings.toml");
-        let start = text.find("\n[expire]\n").expect("an expire section");
-        let end = start + text[start..].find("\n# Groups created").expect("its end");
-        let example: String = text[start..end]
-            .lines()
-            .map(|l| l.strip_prefix("# ").unwrap_or(l))
-            .filter(|l| l.starts_with('[') || l.contains(" = "))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let config = Config::parse(&example).expect("the expire example must be valid");
+        let config = documented("[expire]", Some("# Groups created"));
         let e = &config.expire;
         assert_eq!(e.rules.len(), 4);
         assert_eq!(e.keep_secs("local.general"), None);
@@ -1108,16 +1109,7 @@ mod tests {
 
     #[test]
     fn the_documented_control_example_parses_when_uncommented() {
-        let text = include_str!("../etc/tidings.toml");
-        let start = text.find("\n# [[control]]\n").expect("a control example");
-        let end = start + text[start..].find("\n# Groups created").expect("its end");
-        let example: String = text[start..end]
-            .lines()
-            .filter_map(|l| l.strip_prefix("# "))
-            .filter(|l| l.starts_with("[[") || l.contains(" = "))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let config = Config::parse(&example).expect("the control example must be valid");
+        let config = documented("# [[control]]", Some("# Groups created"));
         assert_eq!(config.control.len(), 2);
         let admin = "group-admin@example.com";
         assert!(config.control[0].matches(ControlKind::Rmgroup, admin, "corp.old"));
