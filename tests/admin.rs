@@ -328,3 +328,124 @@ async fn reload_adds_a_peer_and_pause_resume_hold_and_release_its_feed() {
     let _ = child.kill().await;
     b.stop().await;
 }
+
+/// `group import` takes INN's active and newsgroups files: a dry run
+/// changes nothing, the import creates the groups with their statuses and
+/// describes them, the server serves them at once, groups already here
+/// keep their own settings, and a second import changes nothing.
+#[tokio::test]
+async fn group_import_takes_inn_s_active_and_newsgroups_files() {
+    let server = TestServer::start().await;
+    let config = config_file(&server);
+    let mut c = server.client().await;
+    let (_, before) = c.cmd_block("LIST NEWSGROUPS local.test", "215").await;
+    let dir = server.dir.path();
+    let active = dir.join("active");
+    std::fs::write(
+        &active,
+        "comp.lang.rust 0000001234 0000000100 y\n\
+         comp.archive 0000000003 0000000001 n\n\
+         news.announce.important 0000000010 0000000001 m\n\
+         local.test 0000000050 0000000001 n\n\
+         alt.gone 0000000000 0000000001 x\n\
+         alt.old 0000000000 0000000001 =alt.new\n\
+         this line is not right\n",
+    )
+    .expect("write active");
+    let newsgroups = dir.join("newsgroups");
+    std::fs::write(
+        &newsgroups,
+        "comp.lang.rust\tThe Rust programming language.\n\
+         comp.archive\t\tOld articles, read only.\n\
+         local.test\tSomething else.\n\
+         sci.physics\tNot carried here.\n",
+    )
+    .expect("write newsgroups");
+    let (active, newsgroups) = (active.to_string_lossy(), newsgroups.to_string_lossy());
+    let args = [
+        "group",
+        "import",
+        "--active",
+        &active,
+        "--newsgroups",
+        &newsgroups,
+    ];
+
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let run = tidings(&config, &dry).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("3 would be created, 1 here already"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("nothing was changed"), "{}", run.stdout);
+    assert!(c.cmd("GROUP comp.lang.rust").await.starts_with("411"));
+
+    let run = tidings(&config, &args).await;
+    assert!(run.ok, "{}", run.stderr);
+    for needle in [
+        ":5: alt.gone: flag x",
+        ":6: alt.old: an alias of alt.new",
+        ":7: expected `name high low flag`, found 5 field(s)",
+        "groups: 3 created, 1 here already",
+        "descriptions: 2 set, 1 not (the group has its own), 1 for groups not carried here",
+    ] {
+        assert!(run.stdout.contains(needle), "{needle}: {}", run.stdout);
+    }
+    let (_, lines) = c
+        .cmd_block("LIST ACTIVE comp.*,news.*,local.test", "215")
+        .await;
+    assert_eq!(
+        lines,
+        vec![
+            "comp.archive 0 1 n",
+            "comp.lang.rust 0 1 y",
+            "local.test 0 1 y",
+            "news.announce.important 0 1 m",
+        ]
+    );
+    let (_, lines) = c.cmd_block("LIST NEWSGROUPS comp.*", "215").await;
+    assert_eq!(
+        lines,
+        vec![
+            "comp.archive\tOld articles, read only.",
+            "comp.lang.rust\tThe Rust programming language.",
+        ]
+    );
+    let (_, after) = c.cmd_block("LIST NEWSGROUPS local.test", "215").await;
+    assert_eq!(after, before, "an existing group's description was changed");
+    let status = c
+        .post(&article("comp.lang.rust", "imported", "hello\r\n"))
+        .await;
+    assert!(status.starts_with("240"), "{status}");
+    let status = c
+        .post(&article("comp.archive", "read only", "no\r\n"))
+        .await;
+    assert!(status.starts_with("441"), "{status}");
+
+    let mut again = args.to_vec();
+    again.push("--json");
+    let run = tidings(&config, &again).await;
+    assert!(run.ok, "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(v["created"], 0);
+    assert_eq!(v["existing"], 4);
+    assert_eq!(v["described"], 0);
+    assert_eq!(v["skipped"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v["skipped"][0]["line"], 5);
+
+    for (args, needle) in [
+        (vec!["group", "import"], "nothing to import"),
+        (
+            vec!["group", "import", "--active", "/nonexistent/active"],
+            "cannot read /nonexistent/active",
+        ),
+    ] {
+        let run = tidings(&config, &args).await;
+        assert!(!run.ok, "{args:?} succeeded");
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+    }
+    server.stop().await;
+}

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod bench_ceiling;
 pub mod bench_feed;
 pub mod cancel;
+pub mod import;
 
 use std::process::ExitCode;
 
@@ -99,6 +100,26 @@ pub enum GroupCommand {
         status: Option<String>,
         #[arg(long)]
         description: Option<String>,
+    },
+    /// Create newsgroups from an INN `active` file and describe them from
+    /// a `newsgroups` file (INN's formats, also those of the lists
+    /// published on ftp.isc.org). Groups already here keep their status
+    /// and description; article numbers are not carried over.
+    Import {
+        /// An active file: `name high low flag` a line. Flags y, n and m
+        /// are imported; x, j and =alias groups are skipped and reported.
+        #[arg(long)]
+        active: Option<std::path::PathBuf>,
+        /// A newsgroups file: the name, white space, the description. It
+        /// describes groups that are here (or imported with it) and have
+        /// no description yet; it creates none.
+        #[arg(long)]
+        newsgroups: Option<std::path::PathBuf>,
+        /// Report what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        json: JsonFlag,
     },
 }
 
@@ -450,6 +471,108 @@ async fn group(config: &Config, command: GroupCommand) -> Result<(), Failure> {
                 .await?;
             print_group(&g);
         }
+        GroupCommand::Import {
+            active,
+            newsgroups,
+            dry_run,
+            json,
+        } => import_groups(config, active, newsgroups, dry_run, json.json).await?,
+    }
+    Ok(())
+}
+
+/// Skipped lines listed in full before the rest are only counted.
+const SKIPPED_SHOWN: usize = 20;
+
+async fn import_groups(
+    config: &Config,
+    active: Option<std::path::PathBuf>,
+    newsgroups: Option<std::path::PathBuf>,
+    dry_run: bool,
+    json: bool,
+) -> Result<(), Failure> {
+    if active.is_none() && newsgroups.is_none() {
+        return Err(Failure(
+            "nothing to import: give --active FILE and/or --newsgroups FILE".into(),
+        ));
+    }
+    let active = match &active {
+        Some(path) => Some((
+            path,
+            import::parse_active(&import::read(path).map_err(Failure)?),
+        )),
+        None => None,
+    };
+    let newsgroups = match &newsgroups {
+        Some(path) => Some((
+            path,
+            import::parse_newsgroups(&import::read(path).map_err(Failure)?),
+        )),
+        None => None,
+    };
+    let groups: Vec<(&str, char)> = active
+        .iter()
+        .flat_map(|(_, p)| p.entries.iter().map(|g| (g.name.as_str(), g.status)))
+        .collect();
+    let descriptions: Vec<(&str, &str)> = newsgroups
+        .iter()
+        .flat_map(|(_, p)| p.entries.iter().map(|(n, d)| (n.as_str(), d.as_str())))
+        .collect();
+    let store = open(config).await?;
+    let creator = std::env::var("USER").unwrap_or_else(|_| "admin".to_owned());
+    let done = store
+        .import_groups(&groups, &descriptions, &creator, dry_run)
+        .await?;
+    let skipped: Vec<(&std::path::PathBuf, &import::Skipped)> = active
+        .iter()
+        .flat_map(|(path, p)| p.skipped.iter().map(move |s| (*path, s)))
+        .chain(
+            newsgroups
+                .iter()
+                .flat_map(|(path, p)| p.skipped.iter().map(move |s| (*path, s))),
+        )
+        .collect();
+    if json {
+        let skipped: Vec<_> = skipped
+            .iter()
+            .map(|(path, s)| json!({"file": path.display().to_string(), "line": s.line, "why": s.why}))
+            .collect();
+        let v = json!({
+            "created": done.created,
+            "existing": done.existing,
+            "described": done.described,
+            "kept": done.kept,
+            "not_carried": done.not_carried,
+            "skipped": skipped,
+            "dry_run": dry_run,
+        });
+        println!("{v:#}");
+        return Ok(());
+    }
+    for (path, s) in skipped.iter().take(SKIPPED_SHOWN) {
+        println!("skipped {}:{}: {}", path.display(), s.line, s.why);
+    }
+    if skipped.len() > SKIPPED_SHOWN {
+        println!(
+            "skipped {} more lines (--json lists them all)",
+            skipped.len() - SKIPPED_SHOWN
+        );
+    }
+    let would = if dry_run { "would be " } else { "" };
+    if active.is_some() {
+        println!(
+            "groups: {} {would}created, {} here already (left as they are)",
+            done.created, done.existing
+        );
+    }
+    if newsgroups.is_some() {
+        println!(
+            "descriptions: {} {would}set, {} not (the group has its own), {} for groups not carried here",
+            done.described, done.kept, done.not_carried
+        );
+    }
+    if dry_run {
+        println!("dry run: nothing was changed");
     }
     Ok(())
 }

@@ -53,6 +53,21 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What `Store::import_groups` did (or would do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupImport {
+    /// Groups created.
+    pub created: usize,
+    /// Groups that were here already (left as they were).
+    pub existing: usize,
+    /// Groups here without a description that got one.
+    pub described: usize,
+    /// Groups here whose own, different description was kept.
+    pub kept: usize,
+    /// Descriptions of groups not carried here.
+    pub not_carried: usize,
+}
+
 /// A newsgroup as LIST ACTIVE / GROUP see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupInfo {
@@ -299,6 +314,81 @@ impl Store {
         self.group(name.as_str())
             .await?
             .ok_or_else(|| StoreError::NoSuchGroup(name.to_string()))
+    }
+
+    /// Creates the groups of `groups` that are not here yet, and gives
+    /// `descriptions` to the groups here that have none, all in one
+    /// transaction; with `dry_run` it is rolled back, so only the counts
+    /// are left. Existing groups keep their status and description. Names
+    /// must be unique within each list.
+    pub async fn import_groups(
+        &self,
+        groups: &[(&str, char)],
+        descriptions: &[(&str, &str)],
+        creator: &str,
+        dry_run: bool,
+    ) -> Result<GroupImport> {
+        // Each list goes in as one JSON array: a statement per group costs
+        // a round trip to sqlx's connection thread each, 30,000 groups
+        // some 10 s on the test VM, where these take well under one.
+        let groups = serde_json::Value::from_iter(
+            groups
+                .iter()
+                .map(|&(name, status)| serde_json::json!([name, status.to_string()])),
+        )
+        .to_string();
+        let descriptions = serde_json::Value::from_iter(
+            descriptions
+                .iter()
+                .map(|&(name, text)| serde_json::json!([name, text])),
+        )
+        .to_string();
+        let now = chrono::Utc::now().timestamp();
+        let mut tx = self.pool.begin().await?;
+        let listed: i64 = sqlx::query_scalar("SELECT count(*) FROM json_each(?1)")
+            .bind(&groups)
+            .fetch_one(&mut *tx)
+            .await?;
+        let created = sqlx::query(
+            "INSERT INTO groups (name, status, description, created, creator) \
+             SELECT value ->> 0, value ->> 1, '', ?2, ?3 FROM json_each(?1) WHERE true \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&groups)
+        .bind(now)
+        .bind(creator)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as usize;
+        let (not_carried, kept): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE g.name IS NULL), \
+                    count(*) FILTER (WHERE g.description NOT IN ('', d.value ->> 1)) \
+             FROM json_each(?1) AS d LEFT JOIN groups AS g ON g.name = d.value ->> 0",
+        )
+        .bind(&descriptions)
+        .fetch_one(&mut *tx)
+        .await?;
+        let described = sqlx::query(
+            "UPDATE groups SET description = d.value ->> 1 FROM json_each(?1) AS d \
+             WHERE groups.name = d.value ->> 0 AND groups.description = ''",
+        )
+        .bind(&descriptions)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() as usize;
+        let done = GroupImport {
+            created,
+            existing: (listed as usize).saturating_sub(created),
+            described,
+            kept: kept as usize,
+            not_carried: not_carried as usize,
+        };
+        if dry_run {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(done)
     }
 
     /// Changes a group's status and/or description.
