@@ -449,3 +449,51 @@ async fn group_import_takes_inn_s_active_and_newsgroups_files() {
     }
     server.stop().await;
 }
+
+/// `check` names what the server would stumble on: an unreadable TLS
+/// certificate, a mail program that is not there while groups have
+/// moderators; the same program with no moderator is only a warning.
+#[tokio::test]
+async fn check_names_the_files_and_programs_a_configuration_lacks() {
+    let server = TestServer::start().await;
+    let good = admin_config(&server, "");
+    let run = tidings(&good, &["check"]).await;
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("configuration is valid"),
+        "{}",
+        run.stdout
+    );
+    let db = server.db_path().display().to_string();
+    assert!(
+        run.stdout.contains(&format!("database:      {db} (")),
+        "{}",
+        run.stdout
+    );
+
+    let no_mailer = "[moderation]\nmta = [\"/nonexistent/mailer\", \"-oi\"]\n";
+    let run = tidings(&admin_config(&server, no_mailer), &["check"]).await;
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("warning: [moderation] mta: no program /nonexistent/mailer"),
+        "{}",
+        run.stdout
+    );
+
+    let bad = format!(
+        "{no_mailer}[[moderation.moderator]]\ngroups = \"local.*\"\naddress = \"%s@example.com\"\n\
+         [tls]\ncertificate = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n"
+    );
+    let run = tidings(&admin_config(&server, &bad), &["check"]).await;
+    assert!(!run.ok, "{}", run.stdout);
+    assert!(run.stderr.contains("2 problem(s)"), "{}", run.stderr);
+    for needle in [
+        "problem: [tls]: ",
+        "/nonexistent/cert.pem",
+        "problem: [moderation] mta: no program /nonexistent/mailer",
+    ] {
+        assert!(run.stdout.contains(needle), "{needle}: {}", run.stdout);
+    }
+    server.stop().await;
+}

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod bench_ceiling;
 pub mod bench_feed;
 pub mod cancel;
+pub mod check;
 pub mod import;
 
 use std::process::ExitCode;
@@ -52,6 +53,10 @@ pub enum AdminCommand {
     },
     /// Make the running server re-read its configuration file (as SIGHUP).
     Reload,
+    /// Check the configuration (as INN's inncheck) before starting or
+    /// reloading on it: the files it names (TLS certificates, the
+    /// database's directory) and programs it runs; then say what it sets up.
+    Check,
     /// Benchmarks, run by hand (they start their own server).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -289,6 +294,7 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
         AdminCommand::Bench(BenchCommand::Reader(b)) => bench::run(b).await.map_err(Failure),
         AdminCommand::Bench(BenchCommand::Stream(b)) => bench_feed::run(*b).await.map_err(Failure),
         AdminCommand::Group(g) => group(config, g).await,
+        AdminCommand::Check => check_config(config),
         AdminCommand::Peer(p) => peer(config, p).await,
         AdminCommand::User(u) => user(config, u).await,
         AdminCommand::Reload => reload(config),
@@ -479,6 +485,68 @@ async fn group(config: &Config, command: GroupCommand) -> Result<(), Failure> {
         } => import_groups(config, active, newsgroups, dry_run, json.json).await?,
     }
     Ok(())
+}
+
+fn check_config(config: &Config) -> Result<(), Failure> {
+    let findings = check::check(config);
+    let addrs = |a: &[std::net::SocketAddr]| {
+        let v: Vec<String> = a.iter().map(ToString::to_string).collect();
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    println!("listen:        {}", addrs(&config.server.listen));
+    match &config.tls.certificate {
+        Some(cert) => println!(
+            "tls:           {}; NNTPS on {}; STARTTLS {}",
+            cert.display(),
+            addrs(&config.tls.listen),
+            if config.tls.starttls { "on" } else { "off" }
+        ),
+        None => println!("tls:           off (no certificate)"),
+    }
+    let db = &config.storage.database;
+    match std::fs::metadata(db) {
+        Ok(m) => println!("database:      {} ({} bytes)", db.display(), m.len()),
+        Err(_) => println!(
+            "database:      {} (created at the first start, with {} groups)",
+            db.display(),
+            config.groups.len()
+        ),
+    }
+    println!("path identity: {}", config.server.path_identity.as_str());
+    println!("peers:         {}", config.peers.len());
+    for p in &config.peers {
+        println!(
+            "  {}: {} sends {}",
+            p.name.0,
+            p.address.as_deref().unwrap_or("receive only,"),
+            p.send.0.as_str()
+        );
+    }
+    println!(
+        "rules:         {} access, {} control, {} moderator",
+        config.access.len(),
+        config.control.len(),
+        config.moderation.moderators.len()
+    );
+    for w in &findings.warnings {
+        println!("warning: {w}");
+    }
+    for p in &findings.problems {
+        println!("problem: {p}");
+    }
+    match findings.problems.len() {
+        0 => {
+            println!("configuration is valid");
+            Ok(())
+        }
+        n => Err(Failure(format!(
+            "{n} problem(s): the server would not run as configured"
+        ))),
+    }
 }
 
 /// Skipped lines listed in full before the rest are only counted.
