@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestServer, admin_config, article, log_head, posted_id, tidings};
+use tidings::config::Config;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidings");
 
@@ -495,5 +496,90 @@ async fn check_names_the_files_and_programs_a_configuration_lacks() {
     ] {
         assert!(run.stdout.contains(needle), "{needle}: {}", run.stdout);
     }
+    server.stop().await;
+}
+
+/// `backup` copies the database of a server that goes on taking posts
+/// meanwhile; a server started on the copy serves every article the copy
+/// holds, numbered without gaps, and takes new posts; the original loses
+/// nothing; a backup never overwrites a file.
+#[tokio::test]
+async fn backup_copies_a_running_server_s_database_consistently() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let server = TestServer::start().await;
+    let config = config_file(&server);
+    let mut c = server.client().await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let status = c
+            .post(&article("local.test", &format!("before {i}"), "b\r\n"))
+            .await;
+        ids.push(posted_id(&status));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let poster = {
+        let stop = stop.clone();
+        let addr = server.addr;
+        tokio::spawn(async move {
+            let mut c = common::Client::connect(addr).await;
+            let mut posted = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let status = c.post(&article("local.test", "during", "d\r\n")).await;
+                assert!(status.starts_with("240"), "{status}");
+                posted += 1;
+            }
+            posted
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let copy = server.dir.path().join("copy.db");
+    let copy_arg = copy.to_string_lossy().into_owned();
+    let run = tidings(&config, &["backup", &copy_arg]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(run.stdout.contains("backed up"), "{}", run.stdout);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    let during = poster.await.expect("poster");
+    assert!(during > 0, "nothing was posted during the backup");
+
+    let again = tidings(&config, &["backup", &copy_arg]).await;
+    assert!(!again.ok);
+    assert!(again.stderr.contains("exists"), "{}", again.stderr);
+    let (_, originals) = c.cmd_block("LISTGROUP local.test", "211").await;
+    assert_eq!(originals.len(), 20 + during, "the original lost articles");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut restored = Config::default();
+    restored.server.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    restored.storage.database = copy.clone();
+    let restored = TestServer::start_in(dir, restored).await;
+    let mut r = restored.client().await;
+    for id in &ids {
+        assert!(
+            r.cmd(&format!("STAT {id}")).await.starts_with("223"),
+            "{id} missing"
+        );
+    }
+    let (status, numbers) = r.cmd_block("LISTGROUP local.test", "211").await;
+    let held = numbers.len();
+    assert!((20..=20 + during).contains(&held), "{status}");
+    let expected: Vec<String> = (1..=held).map(|n| n.to_string()).collect();
+    assert_eq!(numbers, expected, "the copy's numbers have gaps");
+    for n in &numbers {
+        assert!(r.cmd(&format!("ARTICLE {n}")).await.starts_with("220"));
+        r.block().await;
+    }
+    let status = r
+        .post(&article("local.test", "after restore", "a\r\n"))
+        .await;
+    assert!(status.starts_with("240"), "{status}");
+    let (status, _) = r.cmd_block("LISTGROUP local.test", "211").await;
+    assert!(
+        status.starts_with(&format!("211 {} 1 {} ", held + 1, held + 1)),
+        "{status}"
+    );
+    restored.stop().await;
     server.stop().await;
 }

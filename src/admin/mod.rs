@@ -53,6 +53,16 @@ pub enum AdminCommand {
     },
     /// Make the running server re-read its configuration file (as SIGHUP).
     Reload,
+    /// Copy the database, consistently, while the server runs: the copy is
+    /// everything committed when it starts (articles, groups, history,
+    /// users, peers' cursors). To restore, stop the server, remove the
+    /// database's -wal and -shm files and put the copy in its place.
+    Backup {
+        /// The copy to write; it must not exist.
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
     /// Check the configuration (as INN's inncheck) before starting or
     /// reloading on it: the files it names (TLS certificates, the
     /// database's directory) and programs it runs; then say what it sets up.
@@ -295,6 +305,7 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
         AdminCommand::Bench(BenchCommand::Stream(b)) => bench_feed::run(*b).await.map_err(Failure),
         AdminCommand::Group(g) => group(config, g).await,
         AdminCommand::Check => check_config(config),
+        AdminCommand::Backup { file, json } => backup(config, &file, json.json).await,
         AdminCommand::Peer(p) => peer(config, p).await,
         AdminCommand::User(u) => user(config, u).await,
         AdminCommand::Reload => reload(config),
@@ -483,6 +494,54 @@ async fn group(config: &Config, command: GroupCommand) -> Result<(), Failure> {
             dry_run,
             json,
         } => import_groups(config, active, newsgroups, dry_run, json.json).await?,
+    }
+    Ok(())
+}
+
+async fn backup(config: &Config, file: &std::path::Path, json: bool) -> Result<(), Failure> {
+    if file.exists() {
+        return Err(Failure(format!(
+            "{} exists: give the backup a new name",
+            file.display()
+        )));
+    }
+    let store = open(config).await?;
+    // Written under another name and renamed when whole: an interrupted
+    // backup leaves no file that looks like a good one.
+    let mut partial = file.as_os_str().to_owned();
+    partial.push(format!(".partial-{}", std::process::id()));
+    let partial = std::path::PathBuf::from(partial);
+    let started = std::time::Instant::now();
+    let done = store.backup(&partial).await;
+    // On disk before it has its name, and the name on disk before the
+    // backup is reported done.
+    let done = done.map_err(Failure::from).and_then(|()| {
+        let synced = std::fs::File::open(&partial).and_then(|f| f.sync_all());
+        synced
+            .and_then(|()| std::fs::rename(&partial, file))
+            .and_then(|()| match file.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
+                _ => std::fs::File::open(".")?.sync_all(),
+            })
+            .map_err(|e| Failure(format!("writing {}: {e}", file.display())))
+    });
+    if let Err(e) = done {
+        let _ = std::fs::remove_file(&partial);
+        return Err(Failure(format!("backup to {} failed: {e}", file.display())));
+    }
+    let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let secs = started.elapsed().as_secs_f64();
+    if json {
+        println!(
+            "{:#}",
+            json!({"file": file.display().to_string(), "bytes": bytes, "seconds": secs})
+        );
+    } else {
+        println!(
+            "backed up {} to {} ({bytes} bytes) in {secs:.1} s",
+            config.storage.database.display(),
+            file.display()
+        );
     }
     Ok(())
 }

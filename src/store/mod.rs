@@ -830,6 +830,27 @@ impl Store {
         })
     }
 
+    /// Writes a consistent copy of the database to `to`, a file that must
+    /// not exist (SQLite's VACUUM INTO: a read transaction, so the writer
+    /// goes on meanwhile, and the copy holds exactly what was committed
+    /// when it began, compacted).
+    pub async fn backup(&self, to: &Path) -> Result<()> {
+        let Some(to) = to.to_str() else {
+            return Err(StoreError::Io {
+                path: to.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the backup's path must be UTF-8",
+                ),
+            });
+        };
+        sqlx::query("VACUUM INTO ?1")
+            .bind(to)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
