@@ -383,10 +383,21 @@ async fn an_operator_removes_an_article_beside_the_running_server() {
     let mut p = Client::connect(s.addr).await;
     assert!(p.cmd(&format!("IHAVE {id}")).await.starts_with("435 "));
 
-    let run = tidings(&config, &["article", "remove", &id]).await;
-    assert!(!run.ok);
+    // Asked again, the CLI says what became of it.
+    for verb in ["remove", "show"] {
+        let run = tidings(&config, &["article", verb, &id]).await;
+        assert!(!run.ok);
+        assert!(
+            run.stderr.contains(&format!(
+                "no article {id}: cancelled; its message-id is remembered until 20"
+            )),
+            "{verb}: {}",
+            run.stderr
+        );
+    }
+    let run = tidings(&config, &["article", "show", "<never@example.com>"]).await;
     assert!(
-        run.stderr.contains(&format!("no article {id}")),
+        run.stderr.contains("never seen here, or forgotten since"),
         "{}",
         run.stderr
     );

@@ -249,8 +249,32 @@ async fn stored_article(
     let store = open(config).await?;
     match store.article_by_msgid(&id).await? {
         Some(a) => Ok((store, a)),
-        None => Err(Failure(format!("no article {id}"))),
+        None => Err(not_here(&store, &id).await),
     }
+}
+
+/// Why `id` is not here, as far as history knows.
+async fn not_here(store: &Store, id: &MessageId) -> Failure {
+    let known = match store.history_of(id).await {
+        Ok(k) => k,
+        Err(e) => return Failure(format!("no article {id} (history: {e})")),
+    };
+    let why = match known {
+        None => "never seen here, or forgotten since".to_owned(),
+        Some((status, until)) => {
+            let what = match status {
+                1 => "refused",
+                2 => "cancelled",
+                3 => "expired or removed",
+                _ => "not stored",
+            };
+            format!(
+                "{what}; its message-id is remembered until {}, so peers cannot feed it again",
+                when(until)
+            )
+        }
+    };
+    Failure(format!("no article {id}: {why}"))
 }
 
 fn parse_status(s: &str) -> Result<char, Failure> {
@@ -355,7 +379,7 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
             let store = open(config).await?;
             let until = chrono::Utc::now().timestamp() + config.storage.remember_secs();
             let Some(bytes) = store.remove_article(&id, until).await? else {
-                return Err(Failure(format!("no article {id}")));
+                return Err(not_here(&store, &id).await);
             };
             if json.json {
                 println!("{:#}", json!({ "removed": id.as_str(), "bytes": bytes }));

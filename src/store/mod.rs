@@ -830,6 +830,18 @@ impl Store {
         })
     }
 
+    /// What history remembers of a message-id that is not stored (or no
+    /// longer): its status (1 refused, 2 cancelled, 3 expired or removed)
+    /// and until when it is remembered. `None`: never seen, or forgotten.
+    pub async fn history_of(&self, msgid: &MessageId) -> Result<Option<(i64, Option<i64>)>> {
+        Ok(sqlx::query_as(
+            "SELECT status, remember_until FROM history WHERE msgid = ?1 AND status != 0",
+        )
+        .bind(msgid.as_str())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Writes a consistent copy of the database to `to`, a file that must
     /// not exist (SQLite's VACUUM INTO: a read transaction, so the writer
     /// goes on meanwhile, and the copy holds exactly what was committed
