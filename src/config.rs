@@ -411,6 +411,11 @@ pub struct StorageConfig {
     /// merges them into the history index in message-id order (see
     /// `store::tail`).
     pub history_tail_ids: usize,
+    /// The most the database may grow to, in MiB (SQLite `max_page_count`
+    /// on the writer); 0: no limit but the disk's. A full database refuses
+    /// new articles (441, 436, or 400 to a streaming peer, which offers
+    /// them again later) and serves everything it holds.
+    pub max_size_mib: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -636,6 +641,7 @@ impl Default for StorageConfig {
             remember_days: 11,
             spin_micros: 400,
             history_tail_ids: 16_384,
+            max_size_mib: 0,
         }
     }
 }

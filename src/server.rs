@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, StorageConfig};
 use crate::feeds::Feeds;
 use crate::ingest::{BatchLimits, Ingest, WriterThread};
 use crate::session::{self, Session, Shared};
@@ -81,6 +81,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         spin: std::time::Duration::from_micros(storage.spin_micros.into()),
         merge_at: storage.history_tail_ids,
         cancels: config.cancels.process,
+        max_size_mib: storage.max_size_mib,
     };
     let (ingest, writer) =
         Ingest::start(&store, config.server.path_identity.as_str(), limits).await?;
@@ -358,7 +359,12 @@ impl Server {
             warn!("reload: keeping the running TLS certificate: {e}");
             new.tls = old.tls.clone();
         }
-        new.storage = old.storage.clone();
+        let max_size_mib = new.storage.max_size_mib;
+        new.storage = StorageConfig {
+            max_size_mib,
+            ..old.storage.clone()
+        };
+        self.shared.ingest.set_max_size(max_size_mib);
         new.server.path_identity = old.server.path_identity.clone();
         self.feeds.reconfigure(&new.peers);
         self.shared.ingest.set_cancel_policy(new.cancels.process);

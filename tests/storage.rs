@@ -223,3 +223,96 @@ async fn a_merge_spread_over_a_pipelined_feed_writes_every_message_id() {
     }
     s.stop().await;
 }
+
+/// A database at `storage.max_size_mib` refuses new articles with the
+/// codes that make posters and peers try again later (441, 436) and serves
+/// every article it holds; removing articles makes room again, and a
+/// reload with a higher limit lifts it.
+#[tokio::test]
+async fn a_full_database_refuses_new_articles_and_keeps_the_stored_ones() {
+    let mut server = TestServer::start_with(|c| {
+        c.storage.max_size_mib = 2;
+        c.peers = vec![common::peer("feeder", None, "*")];
+    })
+    .await;
+    let mut c = reader(server.addr).await;
+    let body = "All work and no play makes Jack a dull boy.\r\n".repeat(300);
+    let mut stored = Vec::new();
+    let refusal = loop {
+        assert!(
+            stored.len() < 400,
+            "2 MiB held {} articles of 13 KiB",
+            stored.len()
+        );
+        let subject = format!("filler {}", stored.len());
+        let status = c.post(&article("local.test", &subject, &body)).await;
+        if !status.starts_with("240") {
+            break status;
+        }
+        stored.push(common::posted_id(&status));
+    };
+    assert!(stored.len() >= 50, "only {} articles fit", stored.len());
+    assert!(refusal.starts_with("441 "), "{refusal}");
+    assert!(refusal.contains("database is full"), "{refusal}");
+
+    // A peer is told to offer it again later.
+    let mut feeder = common::Client::connect(server.addr).await;
+    let id = "<full@feeder.test>";
+    assert!(feeder.cmd(&format!("IHAVE {id}")).await.starts_with("335"));
+    let offered = format!(
+        "Path: feeder.test!not-for-mail\r\nFrom: f@feeder.test\r\nNewsgroups: local.test\r\n\
+         Subject: offered\r\nMessage-ID: {id}\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\n{body}.\r\n"
+    );
+    feeder.send(offered.as_bytes()).await;
+    let status = feeder.line().await;
+    assert!(status.starts_with("436 "), "{status}");
+
+    // A streaming peer is told 400 and the connection ends: RFC 4644 has
+    // no "later" for TAKETHIS, and 439 would make the peer drop it.
+    let mut streamer = common::Client::connect(server.addr).await;
+    assert!(streamer.cmd("MODE STREAM").await.starts_with("203"));
+    let streamed = offered.replace(id, "<full2@feeder.test>");
+    streamer
+        .send(format!("TAKETHIS <full2@feeder.test>\r\n{streamed}").as_bytes())
+        .await;
+    let status = streamer.line().await;
+    assert!(status.starts_with("400 "), "{status}");
+    assert_eq!(streamer.try_line().await, None, "the connection must end");
+
+    // Nothing stored is lost.
+    for id in &stored {
+        let (status, lines) = c.cmd_block(&format!("BODY {id}"), "222").await;
+        assert!(status.starts_with("222"), "{status}");
+        assert_eq!(lines.len(), 300, "{id}");
+    }
+
+    // Room made by removing articles is used again.
+    let until = chrono::Utc::now().timestamp() + 86_400;
+    for id in &stored[..stored.len() / 2] {
+        let id = tidings::wire::types::MessageId::try_from(id.as_str()).expect("id");
+        server
+            .server()
+            .store()
+            .remove_article(&id, until)
+            .await
+            .expect("remove");
+    }
+    let status = c.post(&article("local.test", "after removal", &body)).await;
+    assert!(status.starts_with("240"), "{status}");
+
+    // The peer's article comes in once the limit is lifted.
+    let mut config = server.config.clone();
+    config.storage.max_size_mib = 0;
+    server.server_mut().reload(config);
+    for i in 0..stored.len() {
+        let status = c
+            .post(&article("local.test", &format!("more {i}"), &body))
+            .await;
+        assert!(status.starts_with("240"), "{status}");
+    }
+    assert!(feeder.cmd(&format!("IHAVE {id}")).await.starts_with("335"));
+    feeder.send(offered.as_bytes()).await;
+    let status = feeder.line().await;
+    assert!(status.starts_with("235"), "{status}");
+    server.stop().await;
+}

@@ -17,7 +17,7 @@ mod checkpoint;
 pub mod known;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use crate::article::Prepared;
 use crate::config::{CancelPolicy, Synchronous};
@@ -120,6 +120,8 @@ pub struct Ingest {
     waiting: Arc<AtomicUsize>,
     spin: Duration,
     cancels: Cancels,
+    /// `storage.max_size_mib`, changed by a reload.
+    max_size_mib: Arc<AtomicU64>,
 }
 
 /// The cancel policy the writer applies, changed by a reload.
@@ -215,6 +217,9 @@ pub struct BatchLimits {
     /// Which cancels and supersedes are carried out (`cancels.process`) at
     /// start; `Ingest::set_cancel_policy` changes it.
     pub cancels: CancelPolicy,
+    /// The most the database may grow to, in MiB; 0: no limit
+    /// (`storage.max_size_mib`; `Ingest::set_max_size` changes it).
+    pub max_size_mib: u64,
 }
 
 impl Ingest {
@@ -233,11 +238,13 @@ impl Ingest {
         let wal = (store.synchronous() == Synchronous::Full).then(|| store.wal_path());
         let known = Arc::new(KnownIds::default());
         let cancels = Cancels::new(limits.cancels);
+        let max_size_mib = Arc::new(AtomicU64::new(limits.max_size_mib));
         let writer = Writer {
             runtime,
             store: store.clone(),
             known: known.clone(),
             cancels: cancels.clone(),
+            max_size_mib: max_size_mib.clone(),
             path_identity: identity,
             limits,
             wal,
@@ -262,6 +269,7 @@ impl Ingest {
                         waiting: Arc::default(),
                         spin: limits.spin,
                         cancels,
+                        max_size_mib,
                     },
                     WriterThread(join),
                 ))
@@ -378,6 +386,12 @@ impl Ingest {
         self.cancels.set(policy);
     }
 
+    /// Sets the most the database may grow to, in MiB (0: no limit), from
+    /// the writer's next batch on (a reload).
+    pub fn set_max_size(&self, mib: u64) {
+        self.max_size_mib.store(mib, Ordering::Relaxed);
+    }
+
     /// The id of the newest committed article; changes wake feeders.
     pub fn head(&self) -> watch::Receiver<i64> {
         self.head.clone()
@@ -480,6 +494,7 @@ struct Writer {
     store: Store,
     known: Arc<KnownIds>,
     cancels: Cancels,
+    max_size_mib: Arc<AtomicU64>,
     path_identity: String,
     limits: BatchLimits,
     /// The WAL file to sync before answering (synchronous = full).
@@ -542,6 +557,27 @@ async fn tick_merges(tx: mpsc::WeakSender<Request>, tail: Arc<crate::store::tail
     }
 }
 
+/// Pages of 8 KiB (`store::base_options`) in a MiB.
+const PAGES_PER_MIB: u64 = (1 << 20) / 8192;
+
+/// SQLite's own largest `max_page_count`: no limit but the disk's.
+const NO_PAGE_LIMIT: u64 = 4_294_967_294;
+
+/// Sets `max_page_count` on the writer's connection: a transaction that
+/// would grow the database past it fails with SQLITE_FULL, rolled back
+/// whole, and its articles are answered as not stored.
+fn limit_size(db: &Db, mib: u64) {
+    let pages = match mib {
+        0 => NO_PAGE_LIMIT,
+        mib => mib.saturating_mul(PAGES_PER_MIB).min(NO_PAGE_LIMIT),
+    };
+    match db.exec(&format!("PRAGMA max_page_count = {pages}")) {
+        Ok(()) if mib > 0 => info!("the database may grow to {mib} MiB"),
+        Ok(()) => {}
+        Err(e) => error!("cannot limit the database to {mib} MiB: {e}"),
+    }
+}
+
 /// Logs a step of merging the history tail (`BatchWriter::merge_tail`,
 /// `merge_idle`); whether there is more to do.
 fn merge_step(step: Result<MergeStep, RawError>) -> bool {
@@ -551,6 +587,11 @@ fn merge_step(step: Result<MergeStep, RawError>) -> bool {
                 debug!(ids = step.written, more = step.more, "history tail merged");
             }
             step.more
+        }
+        // The batches' warning says so already; the merge waits for room.
+        Err(e) if e.is_full() => {
+            debug!("merging the history tail into history: {e}");
+            false
         }
         Err(e) => {
             error!("merging the history tail into history: {e}");
@@ -636,7 +677,14 @@ fn run_writer(
         info!("writer started at article {}", writer.last_id());
 
         let mut batch = Batch::default();
+        // The size limit in force on the connection (`u64::MAX`: not set).
+        let mut max_size_applied = u64::MAX;
         while let Some(first) = spin_for(&mut rx, limits.spin) {
+            let max_size = writer_state.max_size_mib.load(Ordering::Relaxed);
+            if max_size != max_size_applied {
+                max_size_applied = max_size;
+                limit_size(&db, max_size);
+            }
             if let Request::MergeTail = first {
                 // Short slices, as long as nothing else comes: the tick
                 // also comes while a feed is running.
@@ -712,6 +760,24 @@ fn run_writer(
                     } else {
                         queued.fetch_add(1, Ordering::AcqRel);
                         let _ = synced_tx.send(committed);
+                    }
+                }
+                Err(e) if e.is_full() => {
+                    // Refused, not lost: posters are told 441, peers 436
+                    // or 400, and they offer the articles again later.
+                    warn!(
+                        articles = replies.len(),
+                        "the database is full ({}): articles are refused until expiry \
+                         or `tidings article remove` frees space, or storage.max_size_mib \
+                         is raised",
+                        match max_size_applied {
+                            0 => "the disk is full".to_owned(),
+                            mib => format!("storage.max_size_mib = {mib}, or the disk"),
+                        }
+                    );
+                    for reply in replies {
+                        let _ = reply
+                            .send(Err(IngestError::Storage("the database is full".to_owned())));
                     }
                 }
                 Err(e) => {

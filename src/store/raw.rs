@@ -29,6 +29,13 @@ pub struct RawError {
     pub message: String,
 }
 
+impl RawError {
+    /// The database reached its `max_page_count`, or the disk is full.
+    pub fn is_full(&self) -> bool {
+        self.code & 0xff == ffi::SQLITE_FULL
+    }
+}
+
 impl Db {
     /// # Safety
     /// `handle` must be a valid open connection that no one else uses while
