@@ -35,6 +35,8 @@ pub struct Skipped {
 pub struct Parsed<T> {
     pub entries: Vec<T>,
     pub skipped: Vec<Skipped>,
+    /// The names taken so far.
+    seen: HashSet<String>,
 }
 
 impl<T> Default for Parsed<T> {
@@ -42,6 +44,22 @@ impl<T> Default for Parsed<T> {
         Parsed {
             entries: Vec::new(),
             skipped: Vec::new(),
+            seen: HashSet::new(),
+        }
+    }
+}
+
+impl<T> Parsed<T> {
+    /// Takes the entry of line `line` for `name`, unless the file listed
+    /// `name` before: the first line of a name counts.
+    fn take(&mut self, line: usize, name: &GroupName, entry: T) {
+        if self.seen.insert(name.as_str().to_owned()) {
+            self.entries.push(entry);
+        } else {
+            self.skipped.push(Skipped {
+                line,
+                why: format!("{name}: listed before in this file"),
+            });
         }
     }
 }
@@ -50,7 +68,6 @@ impl<T> Default for Parsed<T> {
 /// which INN's files lack but hand-made ones may have.
 pub fn parse_active(text: &str) -> Parsed<ActiveGroup> {
     let mut parsed = Parsed::default();
-    let mut seen = HashSet::new();
     for (i, line) in text.lines().enumerate() {
         let skip = |why: String| Skipped { line: i + 1, why };
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -105,13 +122,7 @@ pub fn parse_active(text: &str) -> Parsed<ActiveGroup> {
                 continue;
             }
         };
-        if !seen.insert(name.as_str().to_owned()) {
-            parsed
-                .skipped
-                .push(skip(format!("{name}: listed before in this file")));
-            continue;
-        }
-        parsed.entries.push(ActiveGroup { name, status });
+        parsed.take(i + 1, &name.clone(), ActiveGroup { name, status });
     }
     parsed
 }
@@ -121,7 +132,6 @@ pub fn parse_active(text: &str) -> Parsed<ActiveGroup> {
 /// skipped.
 pub fn parse_newsgroups(text: &str) -> Parsed<(GroupName, String)> {
     let mut parsed = Parsed::default();
-    let mut seen: HashSet<String> = HashSet::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim_end();
         if line.is_empty() || line.starts_with('#') {
@@ -143,13 +153,7 @@ pub fn parse_newsgroups(text: &str) -> Parsed<(GroupName, String)> {
             parsed.skipped.push(skip(format!("{name}: no description")));
             continue;
         }
-        if !seen.insert(name.as_str().to_owned()) {
-            parsed
-                .skipped
-                .push(skip(format!("{name}: listed before in this file")));
-            continue;
-        }
-        parsed.entries.push((name, description.to_owned()));
+        parsed.take(i + 1, &name.clone(), (name, description.to_owned()));
     }
     parsed
 }
