@@ -7,7 +7,12 @@
 //! The writer takes everything waiting on its bounded channel (up to the
 //! configured number of articles or bytes) into one transaction, so batches
 //! grow by themselves under load, and a full channel makes senders wait: the
-//! back-pressure that keeps a flood from growing memory.
+//! back-pressure that keeps a flood from growing memory. While the last
+//! commit is being synced (on the sync thread), the next transaction stays
+//! open and takes whatever comes, and commits when that sync ends: its
+//! articles could be acknowledged no sooner, and one commit per sync writes
+//! fewer pages per article (each commit rewrites the last, partly filled
+//! pages of the tables it touches).
 //!
 //! It runs on a dedicated OS thread, because its SQLite calls (and the fsync
 //! of each commit) block.
@@ -57,6 +62,9 @@ enum Request {
     Articles(Vec<Submission>),
     /// Merge the history tail if nothing else is waiting (`tick_merges`).
     MergeTail,
+    /// The sync thread has answered what it had: an open transaction may
+    /// commit (`run_writer`).
+    Synced,
 }
 
 /// An article handed to the writer with the channel for its outcome.
@@ -78,7 +86,7 @@ impl Request {
             Request::Article(s) => s.size(),
             Request::Reject(id, _) => id.len(),
             Request::Articles(v) => v.iter().map(Submission::size).sum(),
-            Request::MergeTail => 0,
+            Request::MergeTail | Request::Synced => 0,
         }
     }
 }
@@ -103,7 +111,7 @@ impl Batch {
             Request::Article(s) => self.articles.push(s),
             Request::Articles(v) => self.articles.extend(v),
             Request::Reject(id, reply) => self.rejects.push((id, reply)),
-            Request::MergeTail => {}
+            Request::MergeTail | Request::Synced => {}
         }
     }
 }
@@ -251,7 +259,10 @@ impl Ingest {
         };
         let join = thread::Builder::new()
             .name("tidings-writer".into())
-            .spawn(move || run_writer(writer, conn, rx, head_tx, ready_tx))
+            .spawn({
+                let wake = tx.downgrade();
+                move || run_writer(writer, conn, rx, wake, head_tx, ready_tx)
+            })
             .map_err(|source| StoreError::Io {
                 path: "writer thread".into(),
                 source,
@@ -471,6 +482,7 @@ fn run_syncer(
     rx: std::sync::mpsc::Receiver<Committed>,
     head: watch::Sender<i64>,
     queued: Arc<AtomicUsize>,
+    writer: mpsc::WeakSender<Request>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut done = vec![first];
@@ -485,6 +497,11 @@ fn run_syncer(
         );
         answer(done, failure, &head);
         queued.fetch_sub(batches, Ordering::AcqRel);
+        // A full channel means the writer has work and will look at
+        // `queued` anyway.
+        if let Some(tx) = writer.upgrade() {
+            let _ = tx.try_send(Request::Synced);
+        }
     }
 }
 
@@ -600,10 +617,126 @@ fn merge_step(step: Result<MergeStep, RawError>) -> bool {
     }
 }
 
+/// How the writer gets committed transactions synced and answered.
+struct Syncing<'a> {
+    /// For syncing here, when nothing else waits (see `Pending::finish`).
+    own_sync: WalSync,
+    /// Transactions handed to the sync thread and not yet answered.
+    queued: Arc<AtomicUsize>,
+    synced_tx: std::sync::mpsc::Sender<Committed>,
+    head: watch::Sender<i64>,
+    checkpointer: &'a mut Checkpointer,
+}
+
+/// The writer's open transaction: the batches written into it, with their
+/// outcomes, until it commits.
+struct Pending {
+    batch: Batch,
+    outcomes: Vec<Outcome>,
+    bytes: usize,
+    started: Instant,
+    /// The size limit in force on the connection (`u64::MAX`: not set).
+    max_size: u64,
+}
+
+impl Default for Pending {
+    fn default() -> Pending {
+        Pending {
+            batch: Batch::default(),
+            outcomes: Vec::new(),
+            bytes: 0,
+            started: Instant::now(),
+            max_size: u64::MAX,
+        }
+    }
+}
+
+impl Pending {
+    /// Commits the open transaction and has it synced and answered.
+    fn finish(
+        &mut self,
+        writer: &mut BatchWriter<'_>,
+        rx: &mpsc::Receiver<Request>,
+        s: &mut Syncing<'_>,
+        state: &Writer,
+        tail: &crate::store::tail::Tail,
+    ) {
+        if let Err(e) = writer.commit() {
+            self.fail(e);
+            return;
+        }
+        state.remember_ids(&self.batch, writer.remembered());
+        debug!(
+            articles = self.outcomes.len(),
+            bytes = self.bytes,
+            merged = writer.last_merge().written,
+            tail = tail.len(),
+            open_micros = self.started.elapsed().as_micros() as u64,
+            "batch committed"
+        );
+        let replies = self.batch.articles.drain(..).map(|s| s.reply);
+        let committed = Committed {
+            replies: replies.zip(self.outcomes.drain(..)).collect(),
+            rejects: self.batch.rejects.drain(..).map(|(_, r)| r).collect(),
+            last_id: writer.last_id(),
+        };
+        s.checkpointer.committed(self.bytes);
+        self.bytes = 0;
+        // With nothing waiting to be written and nothing before it waiting
+        // for a sync, the transaction is synced here: a hand-off to the
+        // sync thread costs a wake-up, tens of microseconds on a VM, on
+        // every batch of a lock-step or small-window peer. Otherwise the
+        // sync thread syncs it while the next one is written. (Before,
+        // only batches of up to 4 articles were synced here. Medians of
+        // interleaved runs, one connection: CHECK-first window 20,
+        // innfeed's default, 11.2k -> 13.2k/s; pipelined window 64 25.4k
+        // -> 27.1k/s; 4 connections 23.5k -> 31.4k/s; 20 KiB 10.6k ->
+        // 11.2k/s; IHAVE the same.)
+        if rx.is_empty() && s.queued.load(Ordering::Acquire) == 0 {
+            let failure = s.own_sync.sync();
+            answer(vec![committed], failure, &s.head);
+        } else {
+            s.queued.fetch_add(1, Ordering::AcqRel);
+            let _ = s.synced_tx.send(committed);
+        }
+    }
+
+    /// Answers every article of the transaction as not stored (it was
+    /// rolled back).
+    fn fail(&mut self, e: RawError) {
+        let articles = self.batch.articles.len();
+        let why = if e.is_full() {
+            // Refused, not lost: posters are told 441, peers 436 or 400,
+            // and they offer the articles again later.
+            warn!(
+                articles,
+                "the database is full ({}): articles are refused until expiry \
+                 or `tidings article remove` frees space, or storage.max_size_mib \
+                 is raised",
+                match self.max_size {
+                    0 | u64::MAX => "the disk is full".to_owned(),
+                    mib => format!("storage.max_size_mib = {mib}, or the disk"),
+                }
+            );
+            "the database is full".to_owned()
+        } else {
+            error!(articles, "writer transaction failed, batch not stored: {e}");
+            e.message
+        };
+        for s in self.batch.articles.drain(..) {
+            let _ = s.reply.send(Err(IngestError::Storage(why.clone())));
+        }
+        self.batch.rejects.clear();
+        self.outcomes.clear();
+        self.bytes = 0;
+    }
+}
+
 fn run_writer(
     writer_state: Writer,
     mut conn: sqlx::SqliteConnection,
     mut rx: mpsc::Receiver<Request>,
+    wake: mpsc::WeakSender<Request>,
     head: watch::Sender<i64>,
     ready: oneshot::Sender<Result<(), StoreError>>,
 ) {
@@ -613,7 +746,7 @@ fn run_writer(
     // The writer syncs a batch itself when nothing else is waiting and no
     // sync is under way (see below): a lock-step IHAVE or POST is answered
     // without a hand-off.
-    let mut own_sync = WalSync {
+    let own_sync = WalSync {
         wal: writer_state.wal.clone(),
         file: None,
     };
@@ -632,7 +765,7 @@ fn run_writer(
         };
         thread::Builder::new()
             .name("tidings-sync".into())
-            .spawn(move || run_syncer(wal, synced_rx, head, queued))
+            .spawn(move || run_syncer(wal, synced_rx, head, queued, wake))
             .map_err(thread_failed("sync thread"))
             .and_then(|syncer| {
                 Checkpointer::start(runtime.clone(), writer_state.store.clone())
@@ -676,40 +809,85 @@ fn run_writer(
         let _ = ready.send(Ok(()));
         info!("writer started at article {}", writer.last_id());
 
-        let mut batch = Batch::default();
-        // The size limit in force on the connection (`u64::MAX`: not set).
-        let mut max_size_applied = u64::MAX;
-        while let Some(first) = spin_for(&mut rx, limits.spin) {
-            let max_size = writer_state.max_size_mib.load(Ordering::Relaxed);
-            if max_size != max_size_applied {
-                max_size_applied = max_size;
-                limit_size(&db, max_size);
-            }
-            if let Request::MergeTail = first {
-                // Short slices, as long as nothing else comes: the tick
-                // also comes while a feed is running.
-                while rx.is_empty() && merge_step(writer.merge_tail(MergeSlices::Short)) {}
+        let mut pending = Pending::default();
+        let mut syncing = Syncing {
+            own_sync,
+            queued: queued.clone(),
+            synced_tx,
+            head: head.clone(),
+            checkpointer: &mut checkpointer,
+        };
+        loop {
+            let request = if !writer.is_open() {
+                match spin_for(&mut rx, limits.spin) {
+                    Some(r) => r,
+                    None => break,
+                }
+            } else if syncing.queued.load(Ordering::Acquire) == 0
+                || pending.batch.len() >= limits.articles
+                || pending.bytes >= limits.bytes
+            {
+                // No sync under way (or the transaction is full): commit.
+                pending.finish(&mut writer, &rx, &mut syncing, &writer_state, &tail);
+                // Nothing waiting: time to merge a little of the tail.
+                while rx.is_empty() && merge_step(writer.merge_idle()) {}
                 continue;
-            }
-            let mut bytes = first.size();
-            batch.take(first);
-            while batch.len() < limits.articles && bytes < limits.bytes {
+            } else {
+                // A sync is under way, and this transaction's articles
+                // would wait for the next one whenever they were
+                // committed: what comes meanwhile joins it, and it is
+                // committed when the sync ends (the sync thread sends
+                // `Synced`). One commit per sync, as large as the flow.
+                match rx.blocking_recv() {
+                    Some(r) => r,
+                    None => break,
+                }
+            };
+            let first = match request {
+                Request::MergeTail if !writer.is_open() => {
+                    // Short slices, as long as nothing else comes: the tick
+                    // also comes while a feed is running.
+                    while rx.is_empty() && merge_step(writer.merge_tail(MergeSlices::Short)) {}
+                    continue;
+                }
+                Request::MergeTail | Request::Synced => continue,
+                first => first,
+            };
+            let (from_articles, from_rejects) =
+                (pending.batch.articles.len(), pending.batch.rejects.len());
+            pending.bytes += first.size();
+            pending.batch.take(first);
+            while pending.batch.len() < limits.articles && pending.bytes < limits.bytes {
                 match rx.try_recv() {
                     Ok(r) => {
-                        bytes += r.size();
-                        batch.take(r);
+                        pending.bytes += r.size();
+                        pending.batch.take(r);
                     }
                     Err(_) => break,
                 }
             }
-            let articles: Vec<(&Prepared, Origin)> = (batch.articles.iter())
-                .map(|s| (&s.article, s.origin))
+            if !writer.is_open() {
+                let max_size = writer_state.max_size_mib.load(Ordering::Relaxed);
+                if max_size != pending.max_size {
+                    pending.max_size = max_size;
+                    limit_size(&db, max_size);
+                }
+                pending.started = Instant::now();
+                if let Err(e) = writer.begin() {
+                    pending.fail(e);
+                    continue;
+                }
+            }
+            let articles: Vec<(&Prepared, Origin)> = (pending.batch.articles[from_articles..]
+                .iter())
+            .map(|s| (&s.article, s.origin))
+            .collect();
+            let rejected: Vec<&str> = (pending.batch.rejects[from_rejects..].iter())
+                .map(|(id, _)| id.as_str())
                 .collect();
-            let rejected: Vec<&str> = batch.rejects.iter().map(|(id, _)| id.as_str()).collect();
             let now = chrono::Utc::now().timestamp();
-            let started = std::time::Instant::now();
             let surely_new = |msgid: &str| writer_state.known.surely_new(msgid);
-            let result = writer.write(
+            let added = writer.add(
                 &articles,
                 &rejected,
                 now,
@@ -717,86 +895,26 @@ fn run_writer(
                 &surely_new,
                 writer_state.cancels.get(),
             );
-            let took = started.elapsed();
             drop(articles);
             drop(rejected);
-            if result.is_ok() {
-                writer_state.remember_ids(&batch, writer.remembered());
-            }
-            let replies: Vec<_> = batch.articles.drain(..).map(|s| s.reply).collect();
-            let reject_replies: Vec<_> = batch.rejects.drain(..).map(|(_, r)| r).collect();
-            match result {
-                Ok(outcomes) => {
-                    debug!(
-                        articles = outcomes.len(),
-                        bytes,
-                        merged = writer.last_merge().written,
-                        tail = tail.len(),
-                        micros = took.as_micros() as u64,
-                        "batch committed"
-                    );
-                    let committed = Committed {
-                        replies: replies.into_iter().zip(outcomes).collect(),
-                        rejects: reject_replies,
-                        last_id: writer.last_id(),
-                    };
-                    // With nothing waiting to be written and nothing before
-                    // it waiting for a sync, the batch is synced here: a
-                    // hand-off to the sync thread costs a wake-up, tens of
-                    // microseconds on a VM, on every batch of a lock-step
-                    // or small-window peer. Otherwise the sync thread syncs
-                    // it while the next batch is written; what comes in
-                    // meanwhile joins that next batch. (Before, only
-                    // batches of up to 4 articles were synced here. Medians
-                    // of interleaved runs, one connection: CHECK-first
-                    // window 20, innfeed's default, 11.2k -> 13.2k/s;
-                    // pipelined window 64 25.4k -> 27.1k/s; 4 connections
-                    // 23.5k -> 31.4k/s; 20 KiB 10.6k -> 11.2k/s; IHAVE the
-                    // same.)
-                    checkpointer.committed(bytes);
-                    if rx.is_empty() && queued.load(Ordering::Acquire) == 0 {
-                        let failure = own_sync.sync();
-                        answer(vec![committed], failure, &head);
-                    } else {
-                        queued.fetch_add(1, Ordering::AcqRel);
-                        let _ = synced_tx.send(committed);
-                    }
-                }
-                Err(e) if e.is_full() => {
-                    // Refused, not lost: posters are told 441, peers 436
-                    // or 400, and they offer the articles again later.
-                    warn!(
-                        articles = replies.len(),
-                        "the database is full ({}): articles are refused until expiry \
-                         or `tidings article remove` frees space, or storage.max_size_mib \
-                         is raised",
-                        match max_size_applied {
-                            0 => "the disk is full".to_owned(),
-                            mib => format!("storage.max_size_mib = {mib}, or the disk"),
-                        }
-                    );
-                    for reply in replies {
-                        let _ = reply
-                            .send(Err(IngestError::Storage("the database is full".to_owned())));
-                    }
-                }
+            match added {
+                Ok(outcomes) => pending.outcomes.extend(outcomes),
                 Err(e) => {
-                    error!("writer transaction failed, batch not stored: {e}");
-                    for reply in replies {
-                        let _ = reply.send(Err(IngestError::Storage(e.message.clone())));
-                    }
+                    writer.rollback();
+                    pending.fail(e);
                 }
             }
-            // Nothing waiting: time to merge a little of the tail.
-            while rx.is_empty() && merge_step(writer.merge_idle()) {}
+        }
+        if writer.is_open() {
+            pending.finish(&mut writer, &rx, &mut syncing, &writer_state, &tail);
         }
         // A clean stop leaves history whole.
         while merge_step(writer.merge_tail(MergeSlices::Long)) {}
         tail.stop();
         info!("writer stopped at article {}", writer.last_id());
     }
-    // Every committed batch is answered before the connection closes.
-    drop(synced_tx);
+    // Every committed batch is answered before the connection closes (the
+    // sync thread's channel closed with `syncing`).
     let _ = syncer.join();
     drop(checkpointer);
     if let Err(e) = runtime.block_on(sqlx::Connection::close(conn)) {

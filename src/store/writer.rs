@@ -126,6 +126,9 @@ pub struct BatchWriter<'db> {
     remembered: Vec<String>,
     /// Prepared at the first withdrawal.
     withdrawing: Option<WithdrawStmts<'db>>,
+    /// The transaction `begin` opened: the last log id before it, and the
+    /// articles written into it so far.
+    open: Option<(i64, usize)>,
     /// A tail this long is merged into history while ingest goes on; a
     /// shorter one waits for the writer to be idle. At the default 16,384
     /// ids the tail holds ~2 MiB, and a merge into a history of 100,000
@@ -262,6 +265,7 @@ impl<'db> BatchWriter<'db> {
             last_merge: MergeStep::default(),
             remembered: Vec::new(),
             withdrawing: None,
+            open: None,
             merge_at,
         })
     }
@@ -288,53 +292,94 @@ impl<'db> BatchWriter<'db> {
         surely_new: &dyn Fn(&str) -> bool,
         cancels: CancelPolicy,
     ) -> Result<Vec<Outcome>, RawError> {
-        let saved_last_id = self.last_id;
+        self.begin()?;
+        match self.add(batch, rejected, now, remember_until, surely_new, cancels) {
+            Ok(outcomes) => self.commit().map(|()| outcomes),
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens a transaction for `add` to write batches into, until `commit`
+    /// (or `rollback`): batches that come while the last commit is being
+    /// synced share the next one.
+    pub fn begin(&mut self) -> Result<(), RawError> {
         self.remembered.clear();
         self.db.exec("BEGIN IMMEDIATE")?;
-        let result = self
-            .write_rows(batch, now, remember_until, surely_new)
-            .and_then(|outcomes| {
-                self.withdraw_all(batch, &outcomes, cancels, remember_until)?;
-                Ok(outcomes)
-            })
-            .and_then(|outcomes| {
-                for id in rejected {
-                    self.remember_rejected(id, remember_until)?;
-                }
-                Ok(outcomes)
-            })
-            .and_then(|outcomes| {
-                // A writer never idle long enough to merge (`merge_idle`)
-                // merges in its batches once the tail is twice its length,
-                // faster than the tail grows, so the merge ends. It covers
-                // the tail as committed before this batch.
-                let step = if self.tail.len() >= 2 * self.merge_at {
-                    self.merge_rows(MERGE_PER_ARTICLE * batch.len().max(1), false, saved_last_id)?
-                } else {
-                    None
-                };
-                self.db.exec("COMMIT")?;
-                Ok((outcomes, step))
-            });
-        match result {
-            Ok((outcomes, step)) => {
+        self.open = Some((self.last_id, 0));
+        Ok(())
+    }
+
+    /// Whether a transaction is open (`begin`).
+    pub fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// Writes `batch` into the open transaction (see `write`). On error
+    /// the transaction must be rolled back.
+    pub fn add(
+        &mut self,
+        batch: &[(&Prepared, Origin)],
+        rejected: &[&str],
+        now: i64,
+        remember_until: i64,
+        surely_new: &dyn Fn(&str) -> bool,
+        cancels: CancelPolicy,
+    ) -> Result<Vec<Outcome>, RawError> {
+        let outcomes = self.write_rows(batch, now, remember_until, surely_new)?;
+        self.withdraw_all(batch, &outcomes, cancels, remember_until)?;
+        for id in rejected {
+            self.remember_rejected(id, remember_until)?;
+        }
+        if let Some((_, articles)) = self.open.as_mut() {
+            *articles += batch.len();
+        }
+        Ok(outcomes)
+    }
+
+    /// Commits the open transaction; on error it is rolled back and
+    /// nothing of it is stored.
+    pub fn commit(&mut self) -> Result<(), RawError> {
+        let (saved_last_id, articles) = self.open.unwrap_or((self.last_id, 0));
+        // A writer never idle long enough to merge (`merge_idle`) merges
+        // in its batches once the tail is twice its length, faster than
+        // the tail grows, so the merge ends. It covers the tail as
+        // committed before this transaction.
+        let done = if self.tail.len() >= 2 * self.merge_at {
+            self.merge_rows(MERGE_PER_ARTICLE * articles.max(1), false, saved_last_id)
+        } else {
+            Ok(None)
+        };
+        let done = done.and_then(|step| self.db.exec("COMMIT").map(|()| step));
+        match done {
+            Ok(step) => {
+                self.open = None;
                 self.tail.add(self.fresh.drain());
                 if let Some(step) = step {
                     self.merged(step);
                 }
                 self.last_merge = step.unwrap_or_default();
-                Ok(outcomes)
+                Ok(())
             }
             Err(e) => {
-                // Best effort: if COMMIT failed the transaction may already be gone.
-                let _ = self.db.exec("ROLLBACK");
-                self.last_id = saved_last_id;
-                self.fresh.clear();
-                self.remembered.clear();
-                self.last_merge = MergeStep::default();
+                self.rollback();
                 Err(e)
             }
         }
+    }
+
+    /// Abandons the open transaction: nothing of it is stored.
+    pub fn rollback(&mut self) {
+        // Best effort: if COMMIT failed the transaction may already be gone.
+        let _ = self.db.exec("ROLLBACK");
+        if let Some((saved_last_id, _)) = self.open.take() {
+            self.last_id = saved_last_id;
+        }
+        self.fresh.clear();
+        self.remembered.clear();
+        self.last_merge = MergeStep::default();
     }
 
     /// Whether `msgid` is stored and not yet in history: earlier in the
