@@ -270,38 +270,6 @@ impl<'db> BatchWriter<'db> {
         })
     }
 
-    /// Writes `batch` in one transaction stamped `now` (Unix seconds) and
-    /// commits. On error nothing of the batch is stored.
-    ///
-    /// `rejected` are message-ids refused before they reached the writer
-    /// (malformed, unwanted): they are remembered until `remember_until` so
-    /// a peer that offers them again is told 438/435 at once. Relayed
-    /// articles that carry none of our groups are remembered the same way.
-    ///
-    /// `surely_new` tells ids certainly not stored nor remembered (see
-    /// `is_duplicate`); `|_| false` makes every id be looked up.
-    ///
-    /// The cancels and superseding articles of the batch withdraw their
-    /// targets in the same transaction, as far as `cancels` allows.
-    pub fn write(
-        &mut self,
-        batch: &[(&Prepared, Origin)],
-        rejected: &[&str],
-        now: i64,
-        remember_until: i64,
-        surely_new: &dyn Fn(&str) -> bool,
-        cancels: CancelPolicy,
-    ) -> Result<Vec<Outcome>, RawError> {
-        self.begin()?;
-        match self.add(batch, rejected, now, remember_until, surely_new, cancels) {
-            Ok(outcomes) => self.commit().map(|()| outcomes),
-            Err(e) => {
-                self.rollback();
-                Err(e)
-            }
-        }
-    }
-
     /// Opens a transaction for `add` to write batches into, until `commit`
     /// (or `rollback`): batches that come while the last commit is being
     /// synced share the next one.
@@ -317,8 +285,19 @@ impl<'db> BatchWriter<'db> {
         self.open.is_some()
     }
 
-    /// Writes `batch` into the open transaction (see `write`). On error
-    /// the transaction must be rolled back.
+    /// Writes `batch` into the open transaction (`begin`), stamped `now`
+    /// (Unix seconds). On error the transaction must be rolled back.
+    ///
+    /// `rejected` are message-ids refused before they reached the writer
+    /// (malformed, unwanted): they are remembered until `remember_until` so
+    /// a peer that offers them again is told 438/435 at once. Relayed
+    /// articles that carry none of our groups are remembered the same way.
+    ///
+    /// `surely_new` tells ids certainly not stored nor remembered (see
+    /// `is_duplicate`); `|_| false` makes every id be looked up.
+    ///
+    /// The cancels and superseding articles of the batch withdraw their
+    /// targets in the same transaction, as far as `cancels` allows.
     pub fn add(
         &mut self,
         batch: &[(&Prepared, Origin)],
