@@ -186,34 +186,31 @@ impl Stmt<'_> {
         unsafe { ffi::sqlite3_column_int64(self.stmt.as_ptr(), i) }
     }
 
-    /// Text value of column `i` of the current row, copied.
-    pub fn column_text(&self, i: c_int) -> String {
-        // SAFETY: valid statement; the pointer is valid until the next
-        // step/reset, and we copy before returning. NULL -> empty.
-        unsafe {
-            let p = ffi::sqlite3_column_text(self.stmt.as_ptr(), i);
-            let n = ffi::sqlite3_column_bytes(self.stmt.as_ptr(), i);
-            if p.is_null() || n <= 0 {
-                String::new()
-            } else {
-                let bytes = std::slice::from_raw_parts(p, n as usize);
-                String::from_utf8_lossy(bytes).into_owned()
-            }
-        }
-    }
-
-    /// Blob value of column `i` of the current row, copied.
-    pub fn column_blob(&self, i: c_int) -> Vec<u8> {
-        // SAFETY: as column_text; NULL or empty -> empty.
+    /// The bytes of column `i` of the current row (text or blob), valid
+    /// while `self` is borrowed: the next step or reset needs `&mut self`.
+    fn column_bytes(&self, i: c_int) -> &[u8] {
+        // SAFETY: valid statement; SQLite keeps the value until the next
+        // step/reset/finalize, none of which can happen while the borrow
+        // lives. NULL or empty -> empty.
         unsafe {
             let p = ffi::sqlite3_column_blob(self.stmt.as_ptr(), i);
             let n = ffi::sqlite3_column_bytes(self.stmt.as_ptr(), i);
             if p.is_null() || n <= 0 {
-                Vec::new()
+                &[]
             } else {
-                std::slice::from_raw_parts(p.cast::<u8>(), n as usize).to_vec()
+                std::slice::from_raw_parts(p.cast::<u8>(), n as usize)
             }
         }
+    }
+
+    /// Text value of column `i` of the current row, copied.
+    pub fn column_text(&self, i: c_int) -> String {
+        String::from_utf8_lossy(self.column_bytes(i)).into_owned()
+    }
+
+    /// Blob value of column `i` of the current row, copied.
+    pub fn column_blob(&self, i: c_int) -> Vec<u8> {
+        self.column_bytes(i).to_vec()
     }
 
     /// Resets the statement for reuse and clears its bindings.
@@ -226,16 +223,21 @@ impl Stmt<'_> {
         }
     }
 
-    /// Runs a query one step and resets it: the first row's column 0 as an
-    /// integer, `None` when there is no row.
-    pub fn first_i64(&mut self) -> Result<Option<i64>, RawError> {
+    /// Runs a query one step and resets it: what `read` takes from the
+    /// first row, `None` when there is no row.
+    pub fn first_row<T>(&mut self, read: impl FnOnce(&Self) -> T) -> Result<Option<T>, RawError> {
         let r = match self.step() {
-            Ok(Step::Row) => Ok(Some(self.column_i64(0))),
+            Ok(Step::Row) => Ok(Some(read(self))),
             Ok(Step::Done) => Ok(None),
             Err(e) => Err(e),
         };
         self.reset();
         r
+    }
+
+    /// The first row's column 0 as an integer (`first_row`).
+    pub fn first_i64(&mut self) -> Result<Option<i64>, RawError> {
+        self.first_row(|s| s.column_i64(0))
     }
 
     /// Runs a statement that returns no rows, then resets it.

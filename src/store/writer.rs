@@ -714,13 +714,10 @@ impl<'db> BatchWriter<'db> {
             Some(id) => Some(id),
             None => {
                 st.history.bind_text(1, target)?;
-                let found = match st.history.step() {
-                    Ok(Step::Row) => Ok(Some((st.history.column_i64(0), st.history.column_i64(1)))),
-                    Ok(Step::Done) => Ok(None),
-                    Err(e) => Err(e),
-                };
-                st.history.reset();
-                match found? {
+                let found = st
+                    .history
+                    .first_row(|r| (r.column_i64(0), r.column_i64(1)))?;
+                match found {
                     Some((0, id)) => Some(id),
                     Some(_) => return Ok(Withdrawn::Gone),
                     None => None,
@@ -738,13 +735,7 @@ impl<'db> BatchWriter<'db> {
             return Ok(Withdrawn::Remembered);
         };
         st.read.bind_i64(1, id)?;
-        let bytes = match st.read.step() {
-            Ok(Step::Row) => Ok(Some(st.read.column_blob(0))),
-            Ok(Step::Done) => Ok(None),
-            Err(e) => Err(e),
-        };
-        st.read.reset();
-        let Some(bytes) = bytes? else {
+        let Some(bytes) = st.read.first_row(|r| r.column_blob(0))? else {
             return Ok(Withdrawn::Gone);
         };
         let lock = article::header_value(&bytes, "Cancel-Lock");
@@ -793,19 +784,13 @@ impl<'db> BatchWriter<'db> {
     fn load_group(&mut self, name: &str) -> Result<Option<Slot>, RawError> {
         let s = &mut self.find_group;
         s.bind_text(1, name)?;
-        let found = match s.step() {
-            Ok(Step::Row) => Ok(Some(Slot {
-                id: s.column_i64(0),
-                high: s.column_i64(1).max(0) as u64,
-                status: s.column_text(2).chars().next().unwrap_or('y'),
-                first_new: 0,
-                added: 0,
-            })),
-            Ok(Step::Done) => Ok(None),
-            Err(e) => Err(e),
-        };
-        s.reset();
-        found
+        s.first_row(|r| Slot {
+            id: r.column_i64(0),
+            high: r.column_i64(1).max(0) as u64,
+            status: r.column_text(2).chars().next().unwrap_or('y'),
+            first_new: 0,
+            added: 0,
+        })
     }
 
     /// The id of the last article written (the head of the article log).
