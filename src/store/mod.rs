@@ -112,6 +112,11 @@ pub(crate) async fn keep_log_head(conn: &mut SqliteConnection) -> Result<()> {
     Ok(())
 }
 
+/// The meta key of `Store::control_cursor`.
+fn control_cursor_key(group: &str) -> String {
+    format!("control:{group}")
+}
+
 /// The statement of `keep_log_head`, for the writer's raw handle.
 pub(crate) fn keep_log_head_sql() -> String {
     format!("UPDATE meta SET value = {LAST_ARTICLE_ID} WHERE key = 'last_article_id'")
@@ -610,7 +615,7 @@ impl Store {
     /// `None` before it first looked.
     pub async fn control_cursor(&self, group: &str) -> Result<Option<u64>> {
         let n: Option<i64> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
-            .bind(format!("control:{group}"))
+            .bind(control_cursor_key(group))
             .fetch_optional(&self.pool)
             .await?;
         Ok(n.map(|n| n.max(0) as u64))
@@ -621,7 +626,7 @@ impl Store {
             "INSERT INTO meta (key, value) VALUES (?1, ?2) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
-        .bind(format!("control:{group}"))
+        .bind(control_cursor_key(group))
         .bind(number as i64)
         .execute(&self.pool)
         .await?;

@@ -37,12 +37,6 @@ pub(crate) const REMEMBER_CANCELLED: &str = "INSERT INTO history (msgid, article
 /// Deletes article ?1 from the log.
 pub(crate) const DELETE_ARTICLE: &str = "DELETE FROM articles WHERE id = ?1";
 
-/// The (group, number) pairs a stored article is numbered under: its Xref,
-/// which the writer wrote.
-pub(crate) fn numbers(bytes: &[u8]) -> Vec<(String, u64)> {
-    article::xref_entries(bytes)
-}
-
 impl Store {
     /// Withdraws a stored article from every group, remembering its
     /// message-id as cancelled until `remember_until`
@@ -87,7 +81,8 @@ async fn withdraw(
     remember_until: i64,
 ) -> Result<()> {
     keep_log_head(conn).await?;
-    for (group, number) in numbers(bytes) {
+    // Its numbers are those of the Xref the writer wrote.
+    for (group, number) in article::xref_entries(bytes) {
         let taken = sqlx::query(UNNUMBER)
             .bind(&group)
             .bind(number as i64)

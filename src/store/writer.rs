@@ -757,7 +757,8 @@ impl<'db> BatchWriter<'db> {
             }));
         }
         st.keep_head.execute()?;
-        for (group, number) in withdraw::numbers(&bytes) {
+        // Its numbers are those of the Xref the writer wrote.
+        for (group, number) in article::xref_entries(&bytes) {
             st.unnumber.bind_text(1, &group)?;
             st.unnumber.bind_i64(2, number as i64)?;
             st.unnumber.bind_i64(3, id)?;
