@@ -94,8 +94,7 @@ impl Prepared {
     /// `newgroup`...): such an article is filed in `control.<verb>` or
     /// `control` where we carry those groups, as INN files it.
     pub fn control_verb(&self) -> Option<String> {
-        let verb = self.control.as_deref()?.split_whitespace().next()?;
-        Some(verb.to_ascii_lowercase())
+        control_verb(self.control.as_deref()?)
     }
 
     /// How many header fields the article has (folded lines count once).
@@ -149,6 +148,17 @@ impl Prepared {
 /// body may be missing when there is no body.
 pub fn prepare_post(raw: &[u8], cx: &InjectionContext<'_>) -> Result<Prepared, ArticleError> {
     inject::post(raw, cx)
+}
+
+/// The verb of a Control header's value, in lower case.
+pub fn control_verb(control: &str) -> Option<String> {
+    Some(control.split_whitespace().next()?.to_ascii_lowercase())
+}
+
+/// The groups a control message with `verb` is filed in, in order of
+/// preference: the first of them a server carries takes it (INN's way).
+pub fn control_groups(verb: &str) -> [String; 2] {
+    [format!("control.{verb}"), "control".to_owned()]
 }
 
 /// A new message-id of ours (`<unique@domain>`), for POST's 340 answer:

@@ -59,11 +59,10 @@ fn wants_control(peer: &PeerConfig, bytes: &[u8]) -> bool {
     let Some(control) = article::header_value(bytes, "Control") else {
         return false;
     };
-    let Some(verb) = control.split_whitespace().next() else {
+    let Some(verb) = article::control_verb(&control) else {
         return false;
     };
-    let filed = format!("control.{}", verb.to_ascii_lowercase());
-    peer.send.wants([filed.as_str()]) || peer.send.wants(["control"])
+    (article::control_groups(&verb).iter()).any(|g| peer.send.wants([g.as_str()]))
 }
 
 /// An article with distributions `values` passes a peer's list when one of

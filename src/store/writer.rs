@@ -641,7 +641,7 @@ impl<'db> BatchWriter<'db> {
         verb: &str,
         slots: &mut HashMap<String, Option<Slot>>,
     ) -> Result<Option<String>, RawError> {
-        for name in [format!("control.{verb}"), "control".to_owned()] {
+        for name in article::control_groups(verb) {
             if !slots.contains_key(&name) {
                 let slot = self.load_group(&name)?;
                 slots.insert(name.clone(), slot);
