@@ -838,13 +838,9 @@ pub struct ControlRule {
     pub from: FeedPattern,
     /// A wildmat of the group the message creates or removes; absent:
     /// every group.
-    #[serde(default = "every_group")]
+    #[serde(default = "all_groups")]
     pub groups: FeedPattern,
     pub action: ControlAction,
-}
-
-fn every_group() -> FeedPattern {
-    FeedPattern(Wildmat::parse("*", true).unwrap_or_else(|_| unreachable!()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
