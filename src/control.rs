@@ -182,11 +182,8 @@ async fn pass(shared: &Shared) -> Result<(), StoreError> {
         let Some(g) = store.group(name).await? else {
             continue;
         };
-        loop {
-            let after = store.control_cursor(name).await?.unwrap_or(0);
-            if after >= g.high {
-                break;
-            }
+        let mut after = store.control_cursor(name).await?.unwrap_or(0);
+        while after < g.high {
             let range = Range {
                 low: after + 1,
                 high: Some(g.high),
@@ -208,9 +205,7 @@ async fn pass(shared: &Shared) -> Result<(), StoreError> {
                 }
             }
             store.set_control_cursor(name, last).await?;
-            if last >= g.high {
-                break;
-            }
+            after = last;
         }
     }
     Ok(())
