@@ -240,15 +240,21 @@ fn message_id_arg(arg: &str) -> Result<MessageId, Failure> {
     MessageId::try_from(arg).map_err(|e| Failure(format!("{e}: {arg:?}")))
 }
 
-/// The store, and the article `arg` names; a failure when it is not here.
+/// Who runs the command, for what it creates (`creator` of a group).
+fn operator() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "admin".to_owned())
+}
+
+/// The store, the message-id `arg` gives and the article it names; a
+/// failure when it is not here.
 async fn stored_article(
     config: &Config,
     arg: &str,
-) -> Result<(Store, crate::store::StoredArticle), Failure> {
+) -> Result<(Store, MessageId, crate::store::StoredArticle), Failure> {
     let id = message_id_arg(arg)?;
     let store = open(config).await?;
     match store.article_by_msgid(&id).await? {
-        Some(a) => Ok((store, a)),
+        Some(a) => Ok((store, id, a)),
         None => Err(not_here(&store, &id).await),
     }
 }
@@ -334,7 +340,7 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
         AdminCommand::User(u) => user(config, u).await,
         AdminCommand::Reload => reload(config),
         AdminCommand::Article(ArticleCommand::Show { message_id, json }) => {
-            let (_, a) = stored_article(config, &message_id).await?;
+            let (_, _, a) = stored_article(config, &message_id).await?;
             if json.json {
                 let v = json!({
                     "message_id": a.msgid,
@@ -357,8 +363,7 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
             Ok(())
         }
         AdminCommand::Article(ArticleCommand::Cancel { message_id, json }) => {
-            let (store, stored) = stored_article(config, &message_id).await?;
-            let id = message_id_arg(&message_id)?;
+            let (store, id, stored) = stored_article(config, &message_id).await?;
             let secrets = store.cancel_secrets().await?;
             let text = cancel::cancel_article(config, &secrets, &id, &stored).map_err(Failure)?;
             let addr = cancel::server_address(config)
@@ -447,7 +452,7 @@ async fn group(config: &Config, command: GroupCommand) -> Result<(), Failure> {
             let name = group_name(&name)?;
             let status = parse_status(&status)?;
             let store = open(config).await?;
-            let creator = std::env::var("USER").unwrap_or_else(|_| "admin".to_owned());
+            let creator = operator();
             let g = store
                 .add_group(&name, status, &description, &creator)
                 .await?;
@@ -670,7 +675,7 @@ async fn import_groups(
         .flat_map(|(_, p)| p.entries.iter().map(|(n, d)| (n.as_str(), d.as_str())))
         .collect();
     let store = open(config).await?;
-    let creator = std::env::var("USER").unwrap_or_else(|_| "admin".to_owned());
+    let creator = operator();
     let done = store
         .import_groups(&groups, &descriptions, &creator, dry_run)
         .await?;
