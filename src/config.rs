@@ -416,6 +416,10 @@ pub struct StorageConfig {
     /// new articles (441, 436, or 400 to a streaming peer, which offers
     /// them again later) and serves everything it holds.
     pub max_size_mib: u64,
+    /// The size of the write-ahead log file, in MiB: written in advance at
+    /// start, and used round (it starts again from its beginning when
+    /// three quarters are used; see `ingest::checkpoint`).
+    pub wal_size_mib: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -642,6 +646,7 @@ impl Default for StorageConfig {
             spin_micros: 400,
             history_tail_ids: 16_384,
             max_size_mib: 0,
+            wal_size_mib: 160,
         }
     }
 }
@@ -709,9 +714,10 @@ impl Config {
         if self.storage.max_batch_articles == 0
             || self.storage.read_connections == 0
             || self.storage.history_tail_ids == 0
+            || self.storage.wal_size_mib == 0
         {
-            return Err("storage.max_batch_articles, storage.read_connections and \
-                 storage.history_tail_ids must be at least 1"
+            return Err("storage.max_batch_articles, storage.read_connections, \
+                 storage.history_tail_ids and storage.wal_size_mib must be at least 1"
                 .into());
         }
         if self.server.listen.is_empty() {

@@ -8,12 +8,11 @@ use common::{TestServer, article, reader};
 
 /// Committed articles reach the database file itself soon after they are
 /// acknowledged (the checkpoint thread copies the WAL ahead of the
-/// writer), not only once the WAL has grown to the writer's own
-/// checkpoint threshold of ~40 MiB; and the server stops cleanly with
-/// that thread running.
+/// writer), not only once the WAL is due to go round (here at ~48 MiB);
+/// and the server stops cleanly with that thread running.
 #[tokio::test]
 async fn committed_articles_are_copied_into_the_database_file_soon() {
-    let s = TestServer::start().await;
+    let s = TestServer::start_with(|c| c.storage.wal_size_mib = 64).await;
     let db = s.db_path();
     let size = || std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
     // Let the start-up writes settle into the file first.
@@ -29,9 +28,9 @@ async fn committed_articles_are_copied_into_the_database_file_soon() {
         assert!(status.starts_with("240"), "{status}");
     }
     // 450 posts of ~8 KiB, one commit each (3.7 MB: the thread is nudged
-    // once, after 400 commits) are ~2,300 WAL frames, below the writer's
-    // threshold of 5,000: only the checkpoint thread copies (the first 400
-    // of) them.
+    // once, after 400 commits) are ~2,300 WAL frames, far below where the
+    // WAL goes round: only the checkpoint thread copies (the first 400 of)
+    // them.
     let deadline = Instant::now() + Duration::from_secs(10);
     while size() < before + 3_000_000 {
         assert!(
@@ -44,6 +43,90 @@ async fn committed_articles_are_copied_into_the_database_file_soon() {
     let status = poster.cmd("GROUP local.test").await;
     assert!(status.starts_with("211 450 "), "{status}");
     s.stop().await;
+}
+
+/// The WAL's checkpoint sequence number (its header's fourth 32-bit
+/// word), which SQLite raises each time the log starts again from the
+/// beginning of its file.
+fn wal_round(wal: &std::path::Path) -> u32 {
+    let header = std::fs::read(wal).expect("read the WAL");
+    u32::from_be_bytes(header[12..16].try_into().expect("4 bytes"))
+}
+
+/// The WAL file is written in full when the server starts
+/// (`storage.wal_size_mib`) and the log goes round inside it rather than
+/// growing; a server killed after many rounds, with its log in the middle
+/// of the file and zeros or older rounds after it, comes back with every
+/// article it acknowledged.
+#[tokio::test]
+async fn the_wal_goes_round_in_its_file_and_a_killed_server_keeps_every_article() {
+    const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+    const N: usize = 4000;
+    const WINDOW: usize = 64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = dir.path().join("t.db-wal");
+    let config = common::binary_config(
+        dir.path(),
+        "t",
+        "[[peer]]\nname = \"p\"\npath_identity = \"p.test\"\naccept_from = [\"127.0.0.1\"]\n\
+         [[group]]\nname = \"local.test\"\n",
+    );
+    let wal_bytes = common::TEST_WAL_MIB << 20;
+    let (mut server, addr) = common::spawn_binary(BIN, &config).await;
+    let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(size() >= wal_bytes, "the WAL has {} bytes at start", size());
+    let first_round = wal_round(&wal);
+
+    let mut feed = common::Client::connect(addr).await;
+    assert_eq!(feed.cmd("MODE STREAM").await, "203 Streaming permitted");
+    let id = |i: usize| format!("<round{i}@wal.test>");
+    let body = "y".repeat(72) + "\r\n";
+    let body = body.repeat(26); // ~2 KiB, as in a feed
+    let mut answered = 0;
+    for i in 0..N {
+        let text = format!(
+            "TAKETHIS {m}\r\nPath: origin.test!not-for-mail\r\nFrom: a@example.com\r\n\
+             Newsgroups: local.test\r\nSubject: round {i}\r\nMessage-ID: {m}\r\n\
+             Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\n{body}.\r\n",
+            m = id(i)
+        );
+        feed.send(text.as_bytes()).await;
+        if i + 1 - answered >= WINDOW {
+            let line = feed.line().await;
+            assert!(line.starts_with("239"), "{line}");
+            answered += 1;
+        }
+    }
+    while answered < N {
+        let line = feed.line().await;
+        assert!(line.starts_with("239"), "{line}");
+        answered += 1;
+    }
+    // ~9 MB of articles went through a 4 MiB log: it went round, and did
+    // not grow past what the writer may add while the checkpoint thread
+    // catches up (at most four times the point where it goes round).
+    assert!(
+        wal_round(&wal) > first_round,
+        "the WAL never started again from its beginning"
+    );
+    assert!(size() <= 4 * wal_bytes, "the WAL grew to {} bytes", size());
+
+    server.start_kill().expect("SIGKILL");
+    let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+    let (mut server, addr) = common::spawn_binary(BIN, &config).await;
+    let mut c = reader(addr).await;
+    let status = c.cmd("GROUP local.test").await;
+    assert!(status.starts_with(&format!("211 {N} 1 {N} ")), "{status}");
+    for i in (0..N).step_by(7).chain([N - 1]) {
+        let m = id(i);
+        let (status, lines) = c.cmd_block(&format!("ARTICLE {m}"), "220").await;
+        assert!(status.contains(&m), "{status}");
+        assert!(
+            lines.iter().any(|l| l == &format!("Subject: round {i}")),
+            "{m}: {lines:?}"
+        );
+    }
+    let _ = server.kill().await;
 }
 
 /// Waits until every stored article has its history row (the writer

@@ -34,8 +34,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::article::Prepared;
 use crate::config::{CancelPolicy, Synchronous};
-use crate::store::raw::Db;
-use crate::store::raw::RawError;
+use crate::store::raw::{Db, RawError, WalFrames};
 use crate::store::writer::{BatchWriter, MergeSlices, MergeStep, Origin, Outcome};
 use crate::store::{Store, StoreError};
 use checkpoint::Checkpointer;
@@ -228,6 +227,9 @@ pub struct BatchLimits {
     /// The most the database may grow to, in MiB; 0: no limit
     /// (`storage.max_size_mib`; `Ingest::set_max_size` changes it).
     pub max_size_mib: u64,
+    /// The WAL file's size, given in advance and used round
+    /// (`storage.wal_size_mib`, see `checkpoint::presize_wal`).
+    pub wal_bytes: u64,
 }
 
 impl Ingest {
@@ -637,6 +639,10 @@ struct Syncing<'a> {
     synced_tx: std::sync::mpsc::Sender<Committed>,
     head: watch::Sender<i64>,
     checkpointer: &'a mut Checkpointer,
+    /// The writer's connection, for its own checkpoints.
+    db: &'a Db,
+    /// The WAL's length after the last commit.
+    wal_frames: &'a WalFrames,
 }
 
 /// The writer's open transaction: the batches written into it, with their
@@ -683,6 +689,7 @@ impl Pending {
             merged = writer.last_merge().written,
             tail = tail.len(),
             open_micros = self.started.elapsed().as_micros() as u64,
+            wal_frames = s.wal_frames.get(),
             "batch committed"
         );
         let replies = self.batch.articles.drain(..).map(|s| s.reply);
@@ -691,7 +698,7 @@ impl Pending {
             rejects: self.batch.rejects.drain(..).map(|(_, r)| r).collect(),
             last_id: writer.last_id(),
         };
-        s.checkpointer.committed(self.bytes);
+        let checkpoint_here = s.checkpointer.committed(self.bytes, s.wal_frames.get());
         self.bytes = 0;
         // A small transaction, with nothing waiting to be written and
         // nothing before it waiting for a sync, is synced here: a hand-off
@@ -708,6 +715,9 @@ impl Pending {
         } else {
             s.queued.fetch_add(1, Ordering::AcqRel);
             let _ = s.synced_tx.send(committed);
+        }
+        if checkpoint_here {
+            s.checkpointer.checkpoint_here(s.db);
         }
     }
 
@@ -778,9 +788,13 @@ fn run_writer(
             .spawn(move || run_syncer(wal, synced_rx, head, queued, wake))
             .map_err(thread_failed("sync thread"))
             .and_then(|syncer| {
-                Checkpointer::start(runtime.clone(), writer_state.store.clone())
-                    .map(|checkpointer| (syncer, checkpointer))
-                    .map_err(thread_failed("checkpoint thread"))
+                Checkpointer::start(
+                    runtime.clone(),
+                    writer_state.store.clone(),
+                    checkpoint::restart_frames(limits.wal_bytes),
+                )
+                .map(|checkpointer| (syncer, checkpointer))
+                .map_err(thread_failed("checkpoint thread"))
             })
     };
     let (syncer, mut checkpointer) = match helpers {
@@ -802,6 +816,8 @@ fn run_writer(
         // outlives `db` and every statement (all dropped at the end of this
         // block, statements first).
         let db = unsafe { Db::new(locked.as_raw_handle()) };
+        let wal_frames = WalFrames::default();
+        let _wal_watch = db.watch_wal(&wal_frames);
         let tail = writer_state.store.tail().clone();
         let mut writer = match BatchWriter::new(
             &db,
@@ -815,6 +831,7 @@ fn run_writer(
                 return;
             }
         };
+        checkpoint::presize_wal(&db, &writer_state.store.wal_path(), limits.wal_bytes);
         head.send_replace(writer.last_id());
         let _ = ready.send(Ok(()));
         info!("writer started at article {}", writer.last_id());
@@ -826,6 +843,8 @@ fn run_writer(
             synced_tx,
             head: head.clone(),
             checkpointer: &mut checkpointer,
+            db: &db,
+            wal_frames: &wal_frames,
         };
         loop {
             let request = if !writer.is_open() {

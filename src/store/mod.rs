@@ -216,21 +216,20 @@ impl Store {
         ))
     }
 
-    /// A dedicated connection for the ingest writer: a page cache that holds
-    /// a whole batch, and checkpoints every ~40 MiB of WAL rather than every
-    /// 8 MiB (STORAGE-NOTES.md "Tuned").
+    /// A dedicated connection for the ingest writer, with a page cache that
+    /// holds a whole batch (STORAGE-NOTES.md "Tuned"). Its checkpoints are
+    /// the ingest's own (`ingest::checkpoint`): most WAL frames are copied
+    /// by a thread of their own, and the writer restarts the WAL.
     ///
     /// It runs with `synchronous=NORMAL` whatever the configuration says:
     /// with `full`, ingest makes each commit durable itself by syncing the
     /// WAL file (`wal_path`) on another thread while the next batch is
     /// written, and acknowledges only after that sync. NORMAL still syncs the
     /// WAL before every checkpoint, so a checkpoint never copies frames that
-    /// are not on disk. Most frames are copied before its threshold comes
-    /// due, by the checkpoint thread (`ingest::checkpoint`).
+    /// are not on disk.
     pub async fn writer_connection(&self) -> Result<SqliteConnection> {
         let conn = base_options(&self.path, Synchronous::Normal)
             .pragma("cache_size", format!("-{}", self.write_cache_kib))
-            .pragma("wal_autocheckpoint", "5000")
             .connect()
             .await?;
         Ok(conn)

@@ -11,7 +11,9 @@
 //! `Db` and the lock are, because sqlx's close fails on unfinalized statements.
 //! The writer owns all three in one scope, in that order.
 
-use std::ffi::{CStr, c_int};
+use std::cell::Cell;
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::marker::PhantomData;
 use std::ptr::{self, NonNull};
 
 use libsqlite3_sys as ffi;
@@ -33,6 +35,11 @@ impl RawError {
     /// The database reached its `max_page_count`, or the disk is full.
     pub fn is_full(&self) -> bool {
         self.code & 0xff == ffi::SQLITE_FULL
+    }
+
+    /// Another connection holds a lock this needed.
+    pub fn is_busy(&self) -> bool {
+        self.code & 0xff == ffi::SQLITE_BUSY
     }
 }
 
@@ -87,6 +94,52 @@ impl Db {
         unsafe { ffi::sqlite3_changes64(self.handle.as_ptr()) }
     }
 
+    /// Has SQLite note in `frames` how many frames the WAL holds after each
+    /// commit on this connection, until the returned guard is dropped. This
+    /// replaces SQLite's automatic checkpoints (`wal_autocheckpoint`): the
+    /// caller checkpoints, with `checkpoint`, when it sees fit.
+    pub fn watch_wal<'a>(&'a self, frames: &'a WalFrames) -> WalWatch<'a> {
+        let arg: *const WalFrames = frames;
+        // SAFETY: valid handle; `arg` stays valid until the guard, which
+        // borrows `frames`, removes the hook. SQLite calls the hook only
+        // from within a commit on this connection, on the thread that
+        // commits, the thread that owns `frames` (`WalFrames` is not Sync).
+        unsafe {
+            ffi::sqlite3_wal_hook(
+                self.handle.as_ptr(),
+                Some(note_wal_frames),
+                arg.cast_mut().cast(),
+            );
+        }
+        WalWatch {
+            db: self,
+            _frames: PhantomData,
+        }
+    }
+
+    /// A passive checkpoint of the main database: copies every WAL frame
+    /// it can into the database without waiting for anyone, and syncs the
+    /// database file when it copied them all (`synchronous` NORMAL or
+    /// FULL). Returns the frames in the WAL and how many are copied.
+    pub fn checkpoint(&self) -> Result<(i64, i64), RawError> {
+        let (mut frames, mut copied): (c_int, c_int) = (0, 0);
+        // SAFETY: valid handle, NUL-terminated name, out-pointers to locals.
+        let rc = unsafe {
+            ffi::sqlite3_wal_checkpoint_v2(
+                self.handle.as_ptr(),
+                c"main".as_ptr(),
+                ffi::SQLITE_CHECKPOINT_PASSIVE,
+                &mut frames,
+                &mut copied,
+            )
+        };
+        if rc == ffi::SQLITE_OK {
+            Ok((frames.into(), copied.into()))
+        } else {
+            Err(self.error(rc))
+        }
+    }
+
     /// Prepares a statement that will be reused (SQLITE_PREPARE_PERSISTENT).
     pub fn prepare<'db>(&'db self, sql: &str) -> Result<Stmt<'db>, RawError> {
         let mut stmt: *mut ffi::sqlite3_stmt = ptr::null_mut();
@@ -106,6 +159,47 @@ impl Db {
             _ => Err(self.error(rc)),
         }
     }
+}
+
+/// The WAL's length in frames after the last commit of a watched
+/// connection (`Db::watch_wal`); 0 until the first.
+#[derive(Debug, Default)]
+pub struct WalFrames(Cell<i64>);
+
+impl WalFrames {
+    pub fn get(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+/// Keeps a WAL hook in place; removes it, restoring no automatic
+/// checkpoints, when dropped.
+pub struct WalWatch<'a> {
+    db: &'a Db,
+    _frames: PhantomData<&'a WalFrames>,
+}
+
+impl Drop for WalWatch<'_> {
+    fn drop(&mut self) {
+        // SAFETY: valid handle; removing the hook is always allowed.
+        unsafe {
+            ffi::sqlite3_wal_hook(self.db.handle.as_ptr(), None, ptr::null_mut());
+        }
+    }
+}
+
+/// The WAL hook of `Db::watch_wal`.
+unsafe extern "C" fn note_wal_frames(
+    arg: *mut c_void,
+    _db: *mut ffi::sqlite3,
+    _name: *const c_char,
+    frames: c_int,
+) -> c_int {
+    // SAFETY: `arg` is the `WalFrames` that `watch_wal` registered, alive
+    // while the hook is (see there).
+    let watched = unsafe { &*arg.cast::<WalFrames>() };
+    watched.0.set(frames.into());
+    ffi::SQLITE_OK
 }
 
 /// One prepared statement; finalized on drop.

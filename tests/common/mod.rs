@@ -18,6 +18,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 /// How long any single read may wait before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
+/// The WAL size of test servers (`storage.wal_size_mib`): the default
+/// 160 MiB, written in full at each start, would cost the suite minutes.
+pub const TEST_WAL_MIB: u64 = 4;
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub dir: TempDir,
@@ -38,6 +42,7 @@ impl TestServer {
         let mut config = Config::default();
         config.server.listen = vec!["127.0.0.1:0".parse().expect("addr")];
         config.storage.database = dir.path().join("tidings.db");
+        config.storage.wal_size_mib = TEST_WAL_MIB;
         f(&mut config);
         TestServer::start_in(dir, config).await
     }
@@ -450,7 +455,7 @@ pub fn binary_config(dir: &std::path::Path, name: &str, extra: &str) -> PathBuf 
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\npath_identity = \"{name}.test\"\n\
-         [storage]\ndatabase = {:?}\n{extra}",
+         [storage]\ndatabase = {:?}\nwal_size_mib = {TEST_WAL_MIB}\n{extra}",
         dir.join(format!("{name}.db")).display().to_string()
     );
     std::fs::write(&path, text).expect("write config");
@@ -493,7 +498,7 @@ pub async fn spawn_binary(
 pub fn admin_config(server: &TestServer, extra: &str) -> PathBuf {
     let path = server.dir.path().join("admin.toml");
     let text = format!(
-        "[storage]\ndatabase = {:?}\n{extra}",
+        "[storage]\ndatabase = {:?}\nwal_size_mib = {TEST_WAL_MIB}\n{extra}",
         server.db_path().display().to_string()
     );
     std::fs::write(&path, text).expect("write config");
