@@ -243,9 +243,9 @@ pub(super) fn presize_wal(db: &Db, path: &Path, bytes: u64) {
     }
     match written {
         Ok(0) => {}
-        Ok(n) => info!(
-            "gave the WAL {} MiB in advance in {} ms",
-            n >> 20,
+        Ok(_) => info!(
+            "wrote the WAL's {} MiB in advance in {} ms",
+            bytes >> 20,
             started.elapsed().as_millis()
         ),
         Err(e) => warn!("cannot size the WAL {}: {e}", path.display()),
