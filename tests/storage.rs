@@ -45,6 +45,50 @@ async fn committed_articles_are_copied_into_the_database_file_soon() {
     s.stop().await;
 }
 
+/// Streams `n` articles to local.test on a streaming connection, TAKETHIS
+/// only, with up to 64 unanswered, and expects 239 for each. Article `i`
+/// has message-id `id(i)`, subject "`subject` i" and `body`.
+async fn stream_takethis(
+    feed: &mut common::Client,
+    n: usize,
+    id: impl Fn(usize) -> String,
+    subject: &str,
+    body: &str,
+) {
+    const WINDOW: usize = 64;
+    let mut answered = 0;
+    for i in 0..n {
+        let text = format!(
+            "TAKETHIS {m}\r\nPath: origin.test!not-for-mail\r\nFrom: a@example.com\r\n\
+             Newsgroups: local.test\r\nSubject: {subject} {i}\r\nMessage-ID: {m}\r\n\
+             Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\n{body}.\r\n",
+            m = id(i)
+        );
+        feed.send(text.as_bytes()).await;
+        if i + 1 - answered >= WINDOW {
+            let line = feed.line().await;
+            assert!(line.starts_with("239"), "{line}");
+            answered += 1;
+        }
+    }
+    while answered < n {
+        let line = feed.line().await;
+        assert!(line.starts_with("239"), "{line}");
+        answered += 1;
+    }
+}
+
+/// A server binary's configuration in `dir`: a peer "p" that may feed from
+/// 127.0.0.1, and the group local.test.
+fn peer_and_group_config(dir: &std::path::Path) -> std::path::PathBuf {
+    common::binary_config(
+        dir,
+        "t",
+        "[[peer]]\nname = \"p\"\npath_identity = \"p.test\"\naccept_from = [\"127.0.0.1\"]\n\
+         [[group]]\nname = \"local.test\"\n",
+    )
+}
+
 /// The WAL's checkpoint sequence number (its header's fourth 32-bit
 /// word), which SQLite raises each time the log starts again from the
 /// beginning of its file.
@@ -62,15 +106,9 @@ fn wal_round(wal: &std::path::Path) -> u32 {
 async fn the_wal_goes_round_in_its_file_and_a_killed_server_keeps_every_article() {
     const BIN: &str = env!("CARGO_BIN_EXE_tidings");
     const N: usize = 4000;
-    const WINDOW: usize = 64;
     let dir = tempfile::tempdir().expect("tempdir");
     let wal = dir.path().join("t.db-wal");
-    let config = common::binary_config(
-        dir.path(),
-        "t",
-        "[[peer]]\nname = \"p\"\npath_identity = \"p.test\"\naccept_from = [\"127.0.0.1\"]\n\
-         [[group]]\nname = \"local.test\"\n",
-    );
+    let config = peer_and_group_config(dir.path());
     let wal_bytes = common::TEST_WAL_MIB << 20;
     let (mut server, addr) = common::spawn_binary(BIN, &config).await;
     let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
@@ -82,26 +120,7 @@ async fn the_wal_goes_round_in_its_file_and_a_killed_server_keeps_every_article(
     let id = |i: usize| format!("<round{i}@wal.test>");
     let body = "y".repeat(72) + "\r\n";
     let body = body.repeat(26); // ~2 KiB, as in a feed
-    let mut answered = 0;
-    for i in 0..N {
-        let text = format!(
-            "TAKETHIS {m}\r\nPath: origin.test!not-for-mail\r\nFrom: a@example.com\r\n\
-             Newsgroups: local.test\r\nSubject: round {i}\r\nMessage-ID: {m}\r\n\
-             Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\n{body}.\r\n",
-            m = id(i)
-        );
-        feed.send(text.as_bytes()).await;
-        if i + 1 - answered >= WINDOW {
-            let line = feed.line().await;
-            assert!(line.starts_with("239"), "{line}");
-            answered += 1;
-        }
-    }
-    while answered < N {
-        let line = feed.line().await;
-        assert!(line.starts_with("239"), "{line}");
-        answered += 1;
-    }
+    stream_takethis(&mut feed, N, id, "round", &body).await;
     // ~9 MB of articles went through a 4 MiB log: it went round, and did
     // not grow past what the writer may add while the checkpoint thread
     // catches up (at most four times the point where it goes round).
@@ -203,12 +222,7 @@ async fn a_killed_server_reads_its_unmerged_message_ids_back() {
     const BIN: &str = env!("CARGO_BIN_EXE_tidings");
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("t.db");
-    let config = common::binary_config(
-        dir.path(),
-        "t",
-        "[[peer]]\nname = \"p\"\npath_identity = \"p.test\"\naccept_from = [\"127.0.0.1\"]\n\
-         [[group]]\nname = \"local.test\"\n",
-    );
+    let config = peer_and_group_config(dir.path());
     // Posts, then SIGKILL at once; the writer merges when idle (about
     // once a second), so the last post is nearly always still in memory:
     // try again in the rare case it was merged.
@@ -267,7 +281,6 @@ async fn a_killed_server_reads_its_unmerged_message_ids_back() {
 #[tokio::test]
 async fn a_merge_spread_over_a_pipelined_feed_writes_every_message_id() {
     const N: usize = 3000;
-    const WINDOW: usize = 64;
     let s = TestServer::start_with(|c| {
         c.storage.history_tail_ids = 100;
         c.peers = vec![common::peer("p", None, "*")];
@@ -281,24 +294,7 @@ async fn a_merge_spread_over_a_pipelined_feed_writes_every_message_id() {
             (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
         )
     };
-    let mut answered = 0;
-    for i in 0..N {
-        let text = format!(
-            "TAKETHIS {m}\r\nPath: origin.test!not-for-mail\r\nFrom: a@example.com\r\n\
-             Newsgroups: local.test\r\nSubject: spread {i}\r\nMessage-ID: {m}\r\n\
-             Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nbody\r\n.\r\n",
-            m = id(i)
-        );
-        feed.send(text.as_bytes()).await;
-        if i + 1 - answered >= WINDOW {
-            assert!(feed.line().await.starts_with("239"));
-            answered += 1;
-        }
-    }
-    while answered < N {
-        assert!(feed.line().await.starts_with("239"));
-        answered += 1;
-    }
+    stream_takethis(&mut feed, N, id, "spread", "body\r\n").await;
     wait_for_merged(&s.db_path(), N as i64).await;
     for i in (0..N).step_by(97) {
         let m = id(i);
