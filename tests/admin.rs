@@ -471,6 +471,15 @@ async fn check_names_the_files_and_programs_a_configuration_lacks() {
         "{}",
         run.stdout
     );
+    // The space the WAL takes besides the database (admin_config sets it).
+    assert!(
+        run.stdout.contains(&format!(
+            "disk:          WAL {} MiB while the server runs; database up to the disk's size",
+            common::TEST_WAL_MIB
+        )),
+        "{}",
+        run.stdout
+    );
 
     let no_mailer = "[moderation]\nmta = [\"/nonexistent/mailer\", \"-oi\"]\n";
     let run = tidings(&admin_config(&server, no_mailer), &["check"]).await;

@@ -604,6 +604,14 @@ fn check_config(config: &Config) -> Result<(), Failure> {
             config.groups.len()
         ),
     }
+    println!(
+        "disk:          WAL {} MiB while the server runs; database {}",
+        config.storage.wal_size_mib,
+        match config.storage.max_size_mib {
+            0 => "up to the disk's size".to_owned(),
+            mib => format!("up to {mib} MiB"),
+        }
+    );
     println!("path identity: {}", config.server.path_identity.as_str());
     println!("peers:         {}", config.peers.len());
     for p in &config.peers {
