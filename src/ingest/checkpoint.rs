@@ -54,9 +54,8 @@ const NUDGE_BYTES: usize = 4 << 20;
 /// Commits between two checkpoints of the thread, whatever their size: a
 /// lock-step peer sends one article per commit, and each commit rewrites ~4
 /// pages, so 4 MiB of its articles would be 8,000 frames. 400 commits are
-/// ~1,600 frames. (Checkpointing every 10 ms
-/// instead made some lock-step IHAVE runs a quarter slower: its syncs queue
-/// behind the checkpoint's.)
+/// ~1,600 frames. (Checkpointing every 10 ms instead made some lock-step
+/// IHAVE runs a quarter slower: its syncs queue behind the checkpoint's.)
 const NUDGE_COMMITS: usize = 400;
 
 /// How many frames the thread may have left uncopied for the writer's own
