@@ -6,7 +6,7 @@
 //! database between two batches, while streaming peers wait for their
 //! answers. Instead this thread runs a passive checkpoint (it never blocks
 //! the writer or a reader) after every few MiB of articles committed, and
-//! syncs the database file after it (`DatabaseSync`).
+//! syncs the database file after it (see `run`).
 //!
 //! The WAL starts again from its beginning only at a transaction after a
 //! checkpoint that copied every frame, and only the writer can be sure of
@@ -36,6 +36,7 @@ use std::time::Instant;
 
 use tracing::{debug, info, warn};
 
+use super::FileSync;
 use crate::store::Store;
 use crate::store::raw::Db;
 
@@ -261,44 +262,6 @@ impl Drop for Checkpointer {
     }
 }
 
-/// Syncs the database file after each checkpoint of the thread. SQLite
-/// syncs it only at the end of a checkpoint that copied every frame in the
-/// WAL, and while articles stream in the writer adds frames meanwhile: the
-/// thread's checkpoints would all be left unsynced for the writer's own,
-/// which then waited for tens of MiB to reach the disk (~50 ms on the
-/// 2-core test VM, every 15,000 frames) while every peer waited for its
-/// answers.
-struct DatabaseSync {
-    path: std::path::PathBuf,
-    file: Option<std::fs::File>,
-}
-
-impl DatabaseSync {
-    fn new(path: &Path) -> DatabaseSync {
-        DatabaseSync {
-            path: path.to_owned(),
-            file: None,
-        }
-    }
-
-    /// Failures are logged: the writer's checkpoint syncs the file anyway.
-    fn sync(&mut self) {
-        if self.file.is_none() {
-            match std::fs::File::open(&self.path) {
-                Ok(f) => self.file = Some(f),
-                Err(e) => {
-                    warn!("cannot open {} to sync it: {e}", self.path.display());
-                    return;
-                }
-            }
-        }
-        if let Some(Err(e)) = self.file.as_ref().map(|f| f.sync_data()) {
-            warn!("syncing {}: {e}", self.path.display());
-            self.file = None;
-        }
-    }
-}
-
 fn run(runtime: tokio::runtime::Handle, store: Store, rx: Receiver<()>, shared: Arc<Shared>) {
     let mut conn = match runtime.block_on(store.checkpoint_connection()) {
         Ok(c) => c,
@@ -308,7 +271,13 @@ fn run(runtime: tokio::runtime::Handle, store: Store, rx: Receiver<()>, shared: 
             return;
         }
     };
-    let mut database = DatabaseSync::new(store.path());
+    // SQLite syncs the database file only at the end of a checkpoint that
+    // copied every frame in the WAL, and while articles stream in the
+    // writer adds frames meanwhile: left to SQLite, none of the thread's
+    // checkpoints would be synced, and the writer's own, restarting the
+    // WAL, waited for tens of MiB to reach the disk (~50 ms on the 2-core
+    // test VM, every 15,000 frames) while every peer waited for answers.
+    let mut database = FileSync::new(store.path().to_owned());
     while rx.recv().is_ok() {
         shared.busy.store(true, Ordering::Release);
         let started = Instant::now();
@@ -316,7 +285,10 @@ fn run(runtime: tokio::runtime::Handle, store: Store, rx: Receiver<()>, shared: 
             runtime.block_on(sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut conn));
         match done {
             Ok((busy, frames, copied)) => {
-                database.sync();
+                // On failure the writer's checkpoint syncs the file anyway.
+                if let Err(e) = database.sync() {
+                    warn!("{e}");
+                }
                 shared.copied.store(copied, Ordering::Release);
                 debug!(
                     busy,

@@ -418,33 +418,48 @@ struct Committed {
     last_id: i64,
 }
 
-/// Syncs the WAL file to disk (`fdatasync`): after it returns, every
-/// transaction committed before the call is durable. `None` with
-/// synchronous = normal, where commits are answered without a sync.
-struct WalSync {
-    wal: Option<std::path::PathBuf>,
+/// A file synced (`fdatasync`) again and again through one handle, opened
+/// at the first sync, and again after a failed one in case the file was
+/// replaced.
+struct FileSync {
+    path: std::path::PathBuf,
     file: Option<std::fs::File>,
 }
 
+impl FileSync {
+    fn new(path: std::path::PathBuf) -> FileSync {
+        FileSync { path, file: None }
+    }
+
+    /// Syncs; the reason on failure.
+    fn sync(&mut self) -> Result<(), String> {
+        let file = match &self.file {
+            Some(f) => f,
+            None => match std::fs::File::open(&self.path) {
+                Ok(f) => self.file.insert(f),
+                Err(e) => return Err(format!("cannot open {}: {e}", self.path.display())),
+            },
+        };
+        file.sync_data().map_err(|e| {
+            self.file = None;
+            format!("syncing {}: {e}", self.path.display())
+        })
+    }
+}
+
+/// Syncs the WAL file to disk: after it returns, every transaction
+/// committed before the call is durable. Without a file (synchronous =
+/// normal) commits are answered without a sync.
+struct WalSync(Option<FileSync>);
+
 impl WalSync {
+    fn new(wal: Option<&std::path::PathBuf>) -> WalSync {
+        WalSync(wal.cloned().map(FileSync::new))
+    }
+
     /// Syncs; the reason on failure.
     fn sync(&mut self) -> Option<String> {
-        let path = self.wal.as_ref()?;
-        if self.file.is_none() {
-            match std::fs::File::open(path) {
-                Ok(f) => self.file = Some(f),
-                Err(e) => return Some(format!("cannot open {}: {e}", path.display())),
-            }
-        }
-        let f = self.file.as_ref()?;
-        match f.sync_data() {
-            Ok(()) => None,
-            Err(e) => {
-                // Reopen next time, in case the file was replaced.
-                self.file = None;
-                Some(format!("syncing {}: {e}", path.display()))
-            }
-        }
+        self.0.as_mut()?.sync().err()
     }
 }
 
@@ -766,19 +781,13 @@ fn run_writer(
     // The writer syncs a batch itself when nothing else is waiting and no
     // sync is under way (see below): a lock-step IHAVE or POST is answered
     // without a hand-off.
-    let own_sync = WalSync {
-        wal: writer_state.wal.clone(),
-        file: None,
-    };
+    let own_sync = WalSync::new(writer_state.wal.as_ref());
     // Batches handed to the sync thread and not yet answered.
     let queued = Arc::new(AtomicUsize::new(0));
     let helpers = {
         let head = head.clone();
         let queued = queued.clone();
-        let wal = WalSync {
-            wal: writer_state.wal.clone(),
-            file: None,
-        };
+        let wal = WalSync::new(writer_state.wal.as_ref());
         let thread_failed = |what: &str| {
             let path = what.into();
             move |source| StoreError::Io { path, source }
