@@ -179,11 +179,10 @@ impl KnownIds {
         let mut after = String::new();
         loop {
             let chunk = store.history_ids_after(&after, 20_000).await?;
-            let Some(last) = chunk.last() else { break };
-            after = last.clone();
-            for id in &chunk {
-                filter.insert(id);
-            }
+            let Some(last) = chunk.lines().inspect(|id| filter.insert(id)).max() else {
+                break;
+            };
+            after = last.to_owned();
         }
         let ids = filter.added.load(Ordering::Relaxed);
         let bytes = filter.bytes();

@@ -669,18 +669,22 @@ impl Store {
         Ok(found)
     }
 
-    /// Up to `limit` message-ids of history after `after`, in key order (a
-    /// walk of the whole of history, a chunk at a time).
-    pub async fn history_ids_after(&self, after: &str, limit: i64) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar(
-                "SELECT msgid FROM history WHERE msgid > ?1 ORDER BY msgid LIMIT ?2",
-            )
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?,
+    /// Up to `limit` message-ids of history after `after` in key order (a
+    /// walk of the whole of history, a chunk at a time), as one string with
+    /// an id per line (a message-id holds no line break), in no particular
+    /// order: the chunk's largest id is where the next one starts. One row
+    /// per chunk, where a row per id cost sqlx ~1.5 µs each. Empty past the
+    /// end.
+    pub async fn history_ids_after(&self, after: &str, limit: i64) -> Result<String> {
+        let ids: Option<String> = sqlx::query_scalar(
+            "SELECT group_concat(msgid, char(10)) FROM \
+             (SELECT msgid FROM history WHERE msgid > ?1 ORDER BY msgid LIMIT ?2)",
         )
+        .bind(after)
+        .bind(limit)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ids.unwrap_or_default())
     }
 
     /// The next article after `number` (NEXT) or before it (LAST):
