@@ -109,3 +109,61 @@ async fn the_reader_bench_posts_and_reads() {
         ],
     );
 }
+
+#[tokio::test]
+async fn a_failed_bench_leaves_no_scratch_directory_behind() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A port nothing listens on: the run fails once it connects.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let run = |args: Vec<&str>| {
+        tokio::process::Command::new(BIN)
+            .args(args)
+            .env("TMPDIR", tmp.path())
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+    };
+    let failed = tokio::time::timeout(
+        Duration::from_secs(60),
+        run(vec![
+            "bench",
+            "stream",
+            "--articles",
+            "50",
+            "--target",
+            &target,
+        ]),
+    )
+    .await
+    .expect("in time")
+    .expect("ran");
+    assert!(
+        !failed.status.success(),
+        "streaming to a closed port succeeded"
+    );
+    let ok = tokio::time::timeout(
+        Duration::from_secs(120),
+        run(vec!["bench", "stream", "--articles", "50"]),
+    )
+    .await
+    .expect("in time")
+    .expect("ran");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("read tmp")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "left behind in the temporary directory: {left:?}"
+    );
+}

@@ -428,14 +428,50 @@ async fn post_range(addr: SocketAddr, ids: Vec<usize>, groups: usize) -> BenchRe
     Ok(())
 }
 
+/// A benchmark's scratch directory: the one given, which is kept, or a new
+/// one under the system's temporary directory, removed however the run
+/// ends (its databases take gigabytes, and a failed run used to leave
+/// them behind).
+pub(crate) struct Scratch {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl Scratch {
+    /// `given`, or `<temp>/<prefix>-<pid>`; created if need be.
+    pub(crate) fn new(given: Option<&Path>, prefix: &str) -> BenchResult<Scratch> {
+        let scratch = match given {
+            Some(d) => Scratch {
+                path: d.to_owned(),
+                remove: false,
+            },
+            None => Scratch {
+                path: std::env::temp_dir().join(format!("{prefix}-{}", std::process::id())),
+                remove: true,
+            },
+        };
+        std::fs::create_dir_all(&scratch.path).map_err(err("scratch dir"))?;
+        Ok(scratch)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
 pub async fn run(b: ReaderBench) -> BenchResult<()> {
-    let dir = match &b.dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("tidings-bench-{}", std::process::id())),
-    };
-    std::fs::create_dir_all(&dir).map_err(err("scratch dir"))?;
-    let tls = if b.tls { Some(tls_setup(&dir)?) } else { None };
-    let mut server = start_server(&b, &dir, tls.as_ref().map(|(t, _)| t)).await?;
+    let scratch = Scratch::new(b.dir.as_deref(), "tidings-bench")?;
+    let dir = scratch.path();
+    let tls = if b.tls { Some(tls_setup(dir)?) } else { None };
+    let mut server = start_server(&b, dir, tls.as_ref().map(|(t, _)| t)).await?;
     let addr = server.addr;
     let pid = server.child.id().unwrap_or(0);
     println!(
@@ -566,9 +602,6 @@ pub async fn run(b: ReaderBench) -> BenchResult<()> {
     report_rss(pid, &format!("with {} idle connections", b.idle));
     drop(idle);
     let _ = server.child.kill().await;
-    if b.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
     Ok(())
 }
 

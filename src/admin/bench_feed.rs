@@ -363,11 +363,8 @@ async fn group_count(addr: SocketAddr) -> BenchResult<u64> {
 }
 
 pub async fn run(b: StreamBench) -> BenchResult<()> {
-    let dir = match &b.dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("tidings-stream-{}", std::process::id())),
-    };
-    std::fs::create_dir_all(&dir).map_err(err("scratch dir"))?;
+    let scratch = super::bench::Scratch::new(b.dir.as_deref(), "tidings-stream")?;
+    let dir = scratch.path();
     let run_id = b
         .run_id
         .clone()
@@ -381,7 +378,7 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
     // The sink for the flood measurement starts first, so the ingesting
     // server can name it as a peer (paused until the ingest is done).
     let sink = if b.flood && b.target.is_none() {
-        Some(spawn_server(&dir, "sink", "full", &groups, &peer_block("bench", None)).await?)
+        Some(spawn_server(dir, "sink", "full", &groups, &peer_block("bench", None)).await?)
     } else {
         None
     };
@@ -399,14 +396,14 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             if b.cancels {
                 extra.push_str("[cancels]\nprocess = \"all\"\n");
             }
-            let s = spawn_server(&dir, "bench", &b.synchronous, &groups, &extra).await?;
+            let s = spawn_server(dir, "bench", &b.synchronous, &groups, &extra).await?;
             let a = s.addr;
             server = Some(s);
             a
         }
     };
     if sink.is_some() {
-        pause_sink(&dir, true).await?;
+        pause_sink(dir, true).await?;
     }
 
     let rounds = b.rounds.max(1);
@@ -447,7 +444,7 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         }
     );
     let inn = match &b.vs_inn {
-        Some(script) => Some(Inn::start(&b, script, &dir, bytes * rounds).await?),
+        Some(script) => Some(Inn::start(&b, script, dir, bytes * rounds).await?),
         None => None,
     };
     // Everything measured while INN may run, so that it is stopped once,
@@ -460,14 +457,14 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         });
         if warm > 0 {
             let t = Instant::now();
-            warm_page_cache(&dir, warm).await?;
+            warm_page_cache(dir, warm).await?;
             println!(
                 "page cache warmed: {warm} MiB written and deleted in {:.1} s",
                 t.elapsed().as_secs_f64()
             );
         }
         let ceilings = if b.ceiling {
-            ceilings(&b, &dir, &articles).await?
+            ceilings(&b, dir, &articles).await?
         } else {
             Vec::new()
         };
@@ -550,7 +547,7 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
 
     if let Some(s) = &sink {
         let t = Instant::now();
-        pause_sink(&dir, false).await?;
+        pause_sink(dir, false).await?;
         // Timed from the first article's arrival: the feeder notices a
         // resume within a second, which is not flooding speed.
         let mut first: Option<(Instant, u64)> = None;
@@ -583,13 +580,10 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
     }
 
     if b.chain > 0 {
-        chain_latency(&dir, b.chain).await?;
+        chain_latency(dir, b.chain).await?;
     }
     for mut s in [server, sink].into_iter().flatten() {
         let _ = s.child.kill().await;
-    }
-    if b.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
 }
