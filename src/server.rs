@@ -82,7 +82,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         merge_at: storage.history_tail_ids,
         cancels: config.cancels.process,
         max_size_mib: storage.max_size_mib,
-        wal_bytes: storage.wal_size_mib << 20,
+        wal_bytes: storage.wal_size_mib.saturating_mul(1 << 20),
     };
     let (ingest, writer) =
         Ingest::start(&store, config.server.path_identity.as_str(), limits).await?;

@@ -66,9 +66,8 @@ const NUDGE_COMMITS: usize = 400;
 /// checkpoints in a row bring it down to this.
 const LEFT_FRAMES: i64 = 256;
 
-/// Bytes of a WAL frame: a page of 8 KiB (`store::base_options`) and its
-/// header.
-const FRAME_BYTES: u64 = 8192 + 24;
+/// Bytes of a WAL frame: a page (`store::PAGE_BYTES`) and its header.
+const FRAME_BYTES: u64 = crate::store::PAGE_BYTES as u64 + 24;
 
 /// Bytes of the WAL's own header, before the first frame.
 const WAL_HEADER_BYTES: u64 = 32;

@@ -591,8 +591,8 @@ async fn tick_merges(tx: mpsc::WeakSender<Request>, tail: Arc<crate::store::tail
     }
 }
 
-/// Pages of 8 KiB (`store::base_options`) in a MiB.
-const PAGES_PER_MIB: u64 = (1 << 20) / 8192;
+/// Pages (`store::PAGE_BYTES`) in a MiB.
+const PAGES_PER_MIB: u64 = (1 << 20) / crate::store::PAGE_BYTES as u64;
 
 /// SQLite's own largest `max_page_count`: no limit but the disk's.
 const NO_PAGE_LIMIT: u64 = 4_294_967_294;

@@ -133,14 +133,17 @@ pub struct Store {
     tail: Arc<tail::Tail>,
 }
 
+/// The page size of a database this server creates: 8 KiB pages hold a 2
+/// KiB article in ~2.8 KB instead of 4.2 KB (STORAGE-NOTES.md). It only
+/// takes effect when the file is created.
+pub(crate) const PAGE_BYTES: u32 = 8192;
+
 /// Connection options every connection shares.
 fn base_options(path: &Path, synchronous: Synchronous) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
-        // 8 KiB pages hold a 2 KiB article in ~2.8 KB instead of 4.2 KB
-        // (STORAGE-NOTES.md); only takes effect when the file is created.
-        .page_size(8192)
+        .page_size(PAGE_BYTES)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(match synchronous {
             Synchronous::Full => SqliteSynchronous::Full,
