@@ -407,9 +407,10 @@ pub struct StorageConfig {
     /// it (a lone submitter, or a streamer owed few answers), keep polling
     /// before they sleep; 0: sleep at once.
     pub spin_micros: u32,
-    /// Message-ids of new articles the writer keeps in memory before it
-    /// merges them into the history index in message-id order (see
-    /// `store::tail`).
+    /// The most message-ids of new articles the writer keeps in memory
+    /// before it merges them into the history index in message-id order:
+    /// it keeps an eighth of history's length, at least 16,384 (see
+    /// `store::tail::merge_length`).
     pub history_tail_ids: usize,
     /// The most the database may grow to, in MiB (SQLite `max_page_count`
     /// on the writer); 0: no limit but the disk's. A full database refuses
@@ -644,7 +645,7 @@ impl Default for StorageConfig {
             mmap_size: 0,
             remember_days: 11,
             spin_micros: 400,
-            history_tail_ids: 16_384,
+            history_tail_ids: 262_144,
             max_size_mib: 0,
             wal_size_mib: 160,
         }

@@ -213,6 +213,35 @@ async fn new_message_ids_are_known_before_and_after_they_are_merged_into_history
     s.stop().await;
 }
 
+/// While articles keep coming, the writer merges its tail into history
+/// only once the tail is long (`store::tail::merge_length`): merging it
+/// every second whatever its length would write history's leaves as often
+/// as a short tail does. A second without articles is time to merge it.
+#[tokio::test]
+async fn the_tail_waits_while_articles_flow_and_is_merged_once_they_stop() {
+    const POSTS: i64 = 50;
+    let s = TestServer::start().await;
+    let db = s.db_path();
+    let mut poster = reader(s.addr).await;
+    // A post every 50 ms for some 2.5 s: each of the writer's one-second
+    // ticks sees articles coming.
+    for i in 0..POSTS {
+        let status = poster
+            .post(&article("local.test", &format!("flow {i}"), "body\r\n"))
+            .await;
+        assert!(status.starts_with("240"), "{status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (through, head, _) = common::history_state(&db).await;
+    assert_eq!(
+        (through, head),
+        (0, POSTS),
+        "the tail was merged while articles came"
+    );
+    wait_for_merged(&db, POSTS).await;
+    s.stop().await;
+}
+
 /// A server killed before it merged its tail into history loses none of
 /// it: the admin CLI finds those articles by message-id with the server
 /// down, and the restarted server reads the tail back, refuses the ids

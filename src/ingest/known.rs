@@ -120,6 +120,14 @@ impl KnownIds {
             .is_some_and(|f| !f.may_contain(msgid))
     }
 
+    /// How many message-ids the filter holds: history and its tail as they
+    /// were when it was built, and every id added since (ids forgotten
+    /// since are still counted). `None` until the first one is built.
+    pub fn held(&self) -> Option<usize> {
+        let filters = self.filters.read().ok()?;
+        Some(filters.current.as_ref()?.added.load(Ordering::Relaxed))
+    }
+
     /// Adds ids the writer has just committed to history. Returns whether
     /// the filter is now fuller than it was sized for and no rebuild is
     /// under way (time to start one).

@@ -218,8 +218,8 @@ pub struct BatchLimits {
     /// How long the writer polls for work, and a lone submitter for its
     /// answer, before sleeping (`storage.spin_micros`, see `spin_for`).
     pub spin: Duration,
-    /// How long the history tail grows before it is merged while ingest
-    /// goes on (`storage.history_tail_ids`, see `store::tail`).
+    /// The longest the history tail grows before it is merged while ingest
+    /// goes on (`storage.history_tail_ids`, see `store::tail::merge_length`).
     pub merge_at: usize,
     /// Which cancels and supersedes are carried out (`cancels.process`) at
     /// start; `Ingest::set_cancel_policy` changes it.
@@ -571,9 +571,9 @@ fn spin_for(rx: &mut mpsc::Receiver<Request>, spin: Duration) -> Option<Request>
 }
 
 /// How often the writer is asked to merge the history tail
-/// (`store::tail`) whatever its length, when it has nothing else to do:
-/// a quiet server's history is whole within a second or so, and its next
-/// start reads little back.
+/// (`store::tail`) whatever its length; it does when it committed nothing
+/// since the last time: a quiet server's history is whole within two
+/// seconds or so, and its next start reads little back.
 const MERGE_TICK: Duration = Duration::from_secs(1);
 
 /// Asks the writer to merge the tail every `MERGE_TICK` while it is not
@@ -693,6 +693,8 @@ impl Pending {
         state: &Writer,
         tail: &crate::store::tail::Tail,
     ) {
+        let most = state.limits.merge_at;
+        writer.set_merge_at(crate::store::tail::merge_length(state.known.held(), most));
         if let Err(e) = writer.commit() {
             self.fail(e);
             return;
@@ -832,7 +834,7 @@ fn run_writer(
             &db,
             &writer_state.path_identity,
             tail.clone(),
-            limits.merge_at,
+            crate::store::tail::merge_length(None, limits.merge_at),
         ) {
             Ok(w) => w,
             Err(e) => {
@@ -846,6 +848,8 @@ fn run_writer(
         info!("writer started at article {}", writer.last_id());
 
         let mut pending = Pending::default();
+        // Whether a batch was committed since the last `MergeTail` tick.
+        let mut committed_since_tick = false;
         let mut syncing = Syncing {
             own_sync,
             queued: queued.clone(),
@@ -867,6 +871,7 @@ fn run_writer(
             {
                 // No sync under way (or the transaction is full): commit.
                 pending.finish(&mut writer, &rx, &mut syncing, &writer_state, &tail);
+                committed_since_tick = true;
                 // Nothing waiting: time to merge a little of the tail.
                 while rx.is_empty() && merge_step(writer.merge_idle()) {}
                 continue;
@@ -883,9 +888,14 @@ fn run_writer(
             };
             let first = match request {
                 Request::MergeTail if !writer.is_open() => {
-                    // Short slices, as long as nothing else comes: the tick
-                    // also comes while a feed is running.
-                    while rx.is_empty() && merge_step(writer.merge_tail(MergeSlices::Short)) {}
+                    // A quiet second: merge whatever the tail holds, in
+                    // short slices, as long as nothing else comes. While
+                    // articles flow the tail waits for its length
+                    // (`merge_idle`): merging it every second would write
+                    // history's leaves as often as a short tail does.
+                    if !std::mem::take(&mut committed_since_tick) {
+                        while rx.is_empty() && merge_step(writer.merge_tail(MergeSlices::Short)) {}
+                    }
                     continue;
                 }
                 Request::MergeTail | Request::Synced => continue,

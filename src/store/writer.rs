@@ -130,10 +130,10 @@ pub struct BatchWriter<'db> {
     /// articles written into it so far.
     open: Option<(i64, usize)>,
     /// A tail this long is merged into history while ingest goes on; a
-    /// shorter one waits for the writer to be idle. At the default 16,384
-    /// ids the tail holds ~2 MiB, and a merge into a history of 100,000
-    /// ids writes each of its ~800 leaves about once, where storing the ids
-    /// one batch at a time wrote some 16,000 leaves.
+    /// shorter one waits for the writer to be idle. It grows with history
+    /// (`tail::merge_length`, `set_merge_at`): a merge of 16,384 ids into
+    /// a history of 100,000 writes each of its ~800 leaves about once,
+    /// where storing the ids one batch at a time wrote some 16,000 leaves.
     merge_at: usize,
 }
 
@@ -144,7 +144,7 @@ struct Merge {
     /// The last log id it covers: `history_through` once it is done.
     through: i64,
     /// The tail's entries up to `through`, in message-id order.
-    entries: Vec<(String, i64)>,
+    entries: Vec<(Arc<str>, i64)>,
     /// How many are written.
     done: usize,
 }
@@ -278,6 +278,12 @@ impl<'db> BatchWriter<'db> {
         self.db.exec("BEGIN IMMEDIATE")?;
         self.open = Some((self.last_id, 0));
         Ok(())
+    }
+
+    /// Sets how long the tail grows before it is merged while ingest goes
+    /// on (`tail::merge_length`).
+    pub fn set_merge_at(&mut self, ids: usize) {
+        self.merge_at = ids.max(1);
     }
 
     /// Whether a transaction is open (`begin`).
