@@ -62,6 +62,23 @@ async fn the_stream_bench_offers_every_way_a_peer_does() {
     }
 }
 
+/// `--history`: the server under test starts with message-ids in its
+/// history, as one that has run for a while, and takes the load after it
+/// has built its message-id filter from them.
+#[tokio::test]
+async fn the_stream_bench_starts_on_a_long_history_when_asked() {
+    let run = bench(&["stream", "--articles", "200", "--history", "30000"]).await;
+    expect(
+        &run,
+        &["history: 30000 message-ids written", "ingest: 200 accepted"],
+    );
+    assert!(
+        run.stderr.contains("message-id filter built ids=30000"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[tokio::test]
 async fn the_stream_bench_measures_the_ceiling_beside_tidings() {
     for mode in ["--ihave", "--pipelined"] {

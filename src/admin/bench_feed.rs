@@ -19,7 +19,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
-use super::bench::{BenchResult, err, free_port, report_rss, spawn_server};
+use super::bench::{
+    BenchResult, err, free_port, report_rss, spawn_server, spawn_server_with_history,
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct StreamBench {
@@ -105,6 +107,11 @@ pub struct StreamBench {
     /// "all"`), the load's articles having no Cancel-Lock.
     #[arg(long, conflicts_with_all = ["flood", "target"])]
     cancels: bool,
+    /// Message-ids already in the history of the server under test, as in
+    /// one that has run for a while (written before it starts; the run
+    /// begins once its message-id filter is built).
+    #[arg(long, default_value_t = 0, conflicts_with = "target")]
+    history: usize,
 }
 
 const GROUP: &str = "bench.stream";
@@ -396,7 +403,9 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             if b.cancels {
                 extra.push_str("[cancels]\nprocess = \"all\"\n");
             }
-            let s = spawn_server(dir, "bench", &b.synchronous, &groups, &extra).await?;
+            let s =
+                spawn_server_with_history(dir, "bench", &b.synchronous, &groups, &extra, b.history)
+                    .await?;
             let a = s.addr;
             server = Some(s);
             a
