@@ -229,7 +229,7 @@ async fn expiry_beside_a_streaming_peer_loses_nothing() {
 }
 
 /// An article removed before the writer merged its message-id into
-/// history (within a second of its arrival), by expiry or with its group,
+/// history (within two seconds of its arrival), by expiry or with its group,
 /// is remembered and forgotten like any other, and may then be fed again:
 /// the merge that comes later must not write its row back as stored.
 #[tokio::test]

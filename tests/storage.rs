@@ -149,7 +149,7 @@ async fn the_wal_goes_round_in_its_file_and_a_killed_server_keeps_every_article(
 }
 
 /// Waits until every stored article has its history row (the writer
-/// merges its in-memory tail when idle, within a second or so).
+/// merges its in-memory tail after a second without articles).
 async fn wait_for_merged(db: &std::path::Path, articles: i64) {
     common::wait_for_history(db, |(through, head, rows)| {
         through == head && rows == articles
@@ -252,8 +252,8 @@ async fn a_killed_server_reads_its_unmerged_message_ids_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("t.db");
     let config = peer_and_group_config(dir.path());
-    // Posts, then SIGKILL at once; the writer merges when idle (about
-    // once a second), so the last post is nearly always still in memory:
+    // Posts, then SIGKILL at once; the writer merges after a second
+    // without articles, so the last post is nearly always still in memory:
     // try again in the rare case it was merged.
     let mut ids = Vec::new();
     let mut attempts = 0;

@@ -11,8 +11,8 @@
 //!
 //! So the writer's commit stores the article (its row holds the
 //! message-id: the log is durable on its own) and the writer remembers the
-//! id here, in memory. Once the tail is long enough (or the server is idle
-//! for a second), the writer merges a sorted snapshot of it into history, a
+//! id here, in memory. Once the tail is long enough (`merge_length`: it
+//! grows with history), or after a second without articles, the writer merges a sorted snapshot of it into history, a
 //! few ids per transaction whenever no article is waiting, so each leaf is
 //! written about once per merge rather than once per article; the last
 //! slice moves `meta.history_through` to the merged end.
