@@ -20,6 +20,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+use crate::ingest::known;
+
 #[derive(Args, Debug, Clone)]
 pub struct ReaderBench {
     /// Articles to post in all.
@@ -377,7 +379,7 @@ pub(crate) async fn spawn_server_with_history(
     if history > 0 {
         // Its log says when the message-id filter is built.
         command
-            .env("RUST_LOG", format!("{log},{FILTER_TARGET}=info"))
+            .env("RUST_LOG", format!("{log},{}=info", known::LOG_TARGET))
             .stderr(Stdio::piped());
     } else {
         command.env("RUST_LOG", log).stderr(Stdio::inherit());
@@ -402,15 +404,12 @@ pub(crate) async fn spawn_server_with_history(
     Err("server did not start listening".into())
 }
 
-/// The module whose log line says the message-id filter is built.
-const FILTER_TARGET: &str = "tidings::ingest::known";
-
 /// How long a server is given to build its message-id filter (~1.3 s for
 /// 2 million ids on the 2-core VM).
 const FILTER_WAIT: Duration = Duration::from_secs(300);
 
 /// Passes a server's log on to ours, and tells when it says its message-id
-/// filter is built.
+/// filter is built (`known::BUILT`).
 fn watch_for_filter(log: tokio::process::ChildStderr) -> tokio::sync::oneshot::Receiver<()> {
     let (built, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -418,7 +417,7 @@ fn watch_for_filter(log: tokio::process::ChildStderr) -> tokio::sync::oneshot::R
         let mut lines = BufReader::new(log).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             eprintln!("{line}");
-            if line.contains("message-id filter built")
+            if line.contains(known::BUILT)
                 && let Some(built) = built.take()
             {
                 let _ = built.send(());

@@ -24,6 +24,13 @@ use tracing::{info, warn};
 
 use crate::store::Store;
 
+/// What the log says once a filter is built (at `info`, from this module,
+/// `LOG_TARGET`): `tidings bench stream --history` waits for it.
+pub(crate) const BUILT: &str = "message-id filter built";
+
+/// The log target of this module's lines.
+pub(crate) const LOG_TARGET: &str = module_path!();
+
 /// Bits per id the filter is sized for, and bits set per id: about 1% of
 /// new ids are then "maybe known" and cost a look-up.
 const BITS_PER_ID: usize = 10;
@@ -160,7 +167,7 @@ impl KnownIds {
                 ids,
                 kib = bytes / 1024,
                 millis = started.elapsed().as_millis() as u64,
-                "message-id filter built"
+                "{BUILT}"
             ),
             Err(e) => {
                 if let Ok(mut filters) = self.filters.write() {
