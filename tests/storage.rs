@@ -244,8 +244,9 @@ async fn the_tail_waits_while_articles_flow_and_is_merged_once_they_stop() {
 
 /// A server killed before it merged its tail into history loses none of
 /// it: the admin CLI finds those articles by message-id with the server
-/// down, and the restarted server reads the tail back, refuses the ids
-/// when offered again, and merges them.
+/// down, and the restarted server reads the tail back, counts each id once
+/// in its message-id filter, refuses the ids when offered again, and
+/// merges them.
 #[tokio::test]
 async fn a_killed_server_reads_its_unmerged_message_ids_back() {
     const BIN: &str = env!("CARGO_BIN_EXE_tidings");
@@ -285,7 +286,19 @@ async fn a_killed_server_reads_its_unmerged_message_ids_back() {
     assert!(run.ok, "{}", run.stderr);
     assert!(run.stdout.contains(&last), "{}", run.stdout);
 
-    let (mut server, addr) = common::spawn_binary(BIN, &config).await;
+    let (mut server, addr, built) =
+        common::spawn_binary_watching(BIN, &config, "message-id filter built").await;
+    // Every id once, though the first merge tick, as the server starts,
+    // may move the tail into history while the filter's build reads both.
+    let built = tokio::time::timeout(Duration::from_secs(20), built)
+        .await
+        .expect("filter built in time")
+        .expect("log line");
+    assert!(
+        built.contains(&format!("ids={} ", ids.len())),
+        "{} ids stored: {built}",
+        ids.len()
+    );
     let mut c = reader(addr).await;
     let mut p = common::Client::connect(addr).await;
     for id in &ids {

@@ -68,11 +68,21 @@ impl Filter {
         (0..HASHES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) & mask)
     }
 
+    /// Sets the bits of `msgid`. It is counted only if it set one that
+    /// was not set: an id added again (read in the tail and again in
+    /// history by a build that a merge overtook, or added by the writer
+    /// while a build read it) counts once, and so does every id history
+    /// holds, but for the rare new one whose bits all happened to be set.
     fn insert(&self, msgid: &str) {
+        let mut new = false;
         for bit in self.positions(msgid) {
-            self.words[(bit / 64) as usize].fetch_or(1 << (bit % 64), Ordering::Relaxed);
+            let mask = 1 << (bit % 64);
+            let was = self.words[(bit / 64) as usize].fetch_or(mask, Ordering::Relaxed);
+            new |= was & mask == 0;
         }
-        self.added.fetch_add(1, Ordering::Relaxed);
+        if new {
+            self.added.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn may_contain(&self, msgid: &str) -> bool {
@@ -128,8 +138,10 @@ impl KnownIds {
     }
 
     /// How many message-ids the filter holds: history and its tail as they
-    /// were when it was built, and every id added since (ids forgotten
-    /// since are still counted). `None` until the first one is built.
+    /// were when it was built, and every id added since, each once (ids
+    /// forgotten since are still counted; a new id whose bits were all set
+    /// already is not, ~1% of them when the filter is full). `None` until
+    /// the first one is built.
     pub fn held(&self) -> Option<usize> {
         let filters = self.filters.read().ok()?;
         Some(filters.current.as_ref()?.added.load(Ordering::Relaxed))
@@ -268,11 +280,21 @@ mod tests {
         let known = Arc::new(KnownIds::default());
         known.clone().rebuild(store.clone()).await;
         assert!((0..45_000).all(|i| !known.surely_new(&format!("<{i}@old.example>"))));
+        assert_eq!(known.held(), Some(45_000));
         let new = (0..1000)
             .filter(|i| known.surely_new(&format!("<{i}@new.example>")))
             .count();
         assert!(new > 950, "only {new} of 1000 new ids known to be new");
         store.close().await;
+    }
+
+    #[test]
+    fn counts_an_id_added_twice_once() {
+        let f = Filter::with_capacity(1000);
+        for id in ["<a@x>", "<b@x>", "<a@x>", "<c@x>", "<b@x>"] {
+            f.insert(id);
+        }
+        assert_eq!(f.added.load(Ordering::Relaxed), 3);
     }
 
     #[test]

@@ -469,6 +469,31 @@ pub async fn spawn_binary(
     bin: &str,
     config: &std::path::Path,
 ) -> (tokio::process::Child, SocketAddr) {
+    let (child, addr, _) = spawn_binary_watching(bin, config, "listening on ").await;
+    (child, addr)
+}
+
+/// `spawn_binary`, and the first line of its log (from its start) that
+/// holds `needle`, when it comes.
+pub async fn spawn_binary_watching(
+    bin: &str,
+    config: &std::path::Path,
+    needle: &str,
+) -> (
+    tokio::process::Child,
+    SocketAddr,
+    tokio::sync::oneshot::Receiver<String>,
+) {
+    let (found_tx, found) = tokio::sync::oneshot::channel();
+    let mut found_tx = Some(found_tx);
+    let needle = needle.to_owned();
+    let mut watch = move |line: &str| {
+        if line.contains(&needle)
+            && let Some(tx) = found_tx.take()
+        {
+            let _ = tx.send(line.to_owned());
+        }
+    };
     let mut child = tokio::process::Command::new(bin)
         .arg("--config")
         .arg(config)
@@ -481,6 +506,7 @@ pub async fn spawn_binary(
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let addr = tokio::time::timeout(Duration::from_secs(20), async {
         while let Ok(Some(line)) = lines.next_line().await {
+            watch(&line);
             if let Some(rest) = line.split("listening on ").nth(1) {
                 return rest.trim().to_owned();
             }
@@ -489,8 +515,12 @@ pub async fn spawn_binary(
     })
     .await
     .expect("listening in time");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr.parse().expect("addr"))
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            watch(&line);
+        }
+    });
+    (child, addr.parse().expect("addr"), found)
 }
 
 /// Writes `admin.toml` beside a test server: its database, then `extra`
