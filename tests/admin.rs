@@ -156,6 +156,45 @@ async fn list_show_and_stats_speak_json() {
     server.stop().await;
 }
 
+/// With no peer to show, `peer list` and `peer status` say why rather
+/// than print nothing; `--json` is an empty list.
+#[tokio::test]
+async fn peer_list_and_status_say_when_there_is_no_peer() {
+    let server = TestServer::start().await;
+    let config = config_file(&server);
+    for args in [["peer", "list"], ["peer", "status"]] {
+        let run = tidings(&config, &args).await;
+        assert!(run.ok, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stdout
+                .contains("no peers in the configuration: add a [[peer]]"),
+            "{args:?}: {}",
+            run.stdout
+        );
+    }
+    for args in [["peer", "list", "--json"], ["peer", "status", "--json"]] {
+        let run = tidings(&config, &args).await;
+        assert!(run.ok, "{args:?}: {}", run.stderr);
+        assert_eq!(run.stdout.trim(), "[]", "{args:?}");
+    }
+    // A peer that only feeds us: listed, but nothing to feed it.
+    let receive_only = admin_config(
+        &server,
+        "[[peer]]\nname = \"up\"\npath_identity = \"up.test\"\naccept_from = [\"127.0.0.1\"]\n",
+    );
+    let run = tidings(&receive_only, &["peer", "list"]).await;
+    assert!(run.stdout.contains("(receive only)"), "{}", run.stdout);
+    let run = tidings(&receive_only, &["peer", "status"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("every [[peer]] in the configuration is receive-only"),
+        "{}",
+        run.stdout
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn bad_names_and_unknown_things_are_clear_errors() {
     let server = TestServer::start().await;

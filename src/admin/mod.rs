@@ -758,6 +758,11 @@ fn when(t: Option<i64>) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
+/// What `peer list` and `peer status` say when there is no peer (text
+/// only: `--json` prints an empty list).
+const NO_PEERS: &str = "no peers in the configuration: add a [[peer]] entry (see \
+     etc/tidings.toml), then `tidings reload` if the server runs";
+
 async fn peer(config: &Config, command: PeerCommand) -> Result<(), Failure> {
     match command {
         PeerCommand::List(json) => {
@@ -780,6 +785,9 @@ async fn peer(config: &Config, command: PeerCommand) -> Result<(), Failure> {
                     .collect();
                 println!("{:#}", serde_json::Value::Array(v));
             } else {
+                if config.peers.is_empty() {
+                    println!("{NO_PEERS}");
+                }
                 for p in &config.peers {
                     println!(
                         "{:16} {:24} {:24} send {}",
@@ -832,6 +840,17 @@ async fn peer(config: &Config, command: PeerCommand) -> Result<(), Failure> {
                     .collect();
                 println!("{:#}", serde_json::Value::Array(v));
             } else {
+                if all.is_empty() {
+                    println!(
+                        "{}",
+                        if config.peers.is_empty() {
+                            NO_PEERS
+                        } else {
+                            "no peer is fed from here: every [[peer]] in the configuration \
+                             is receive-only (no address)"
+                        }
+                    );
+                }
                 for (s, backlog, bytes) in &all {
                     let state = match (s.paused, s.connected_at) {
                         (true, _) => "paused".to_owned(),
