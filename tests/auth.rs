@@ -199,8 +199,15 @@ async fn the_user_commands_manage_who_may_log_in() {
             )
         }
     };
+    let (ok, out, err) = run(vec!["user", "list"], "").await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("no users: "), "{out}");
+    let (ok, out, _) = run(vec!["user", "list", "--json"], "").await;
+    assert!(ok && out.trim() == "[]", "{out}");
     let (ok, _, err) = run(vec!["user", "add", "bob"], "hunter2\n").await;
     assert!(ok, "{err}");
+    let (ok, out, _) = run(vec!["user", "list"], "").await;
+    assert!(ok && out.starts_with("bob "), "{out}");
     let (ok, _, err) = run(vec!["user", "add", "bob"], "other\n").await;
     assert!(!ok && err.contains("already exists"), "{err}");
     let (ok, _, err) = run(vec!["user", "add", "has space"], "x\n").await;

@@ -1007,6 +1007,12 @@ async fn user(config: &Config, command: UserCommand) -> Result<(), Failure> {
                     .collect();
                 println!("{:#}", serde_json::Value::Array(v));
             } else {
+                if users.is_empty() {
+                    println!(
+                        "no users: add one with `tidings user add NAME` (readers log in \
+                         with AUTHINFO USER/PASS)"
+                    );
+                }
                 for (n, c) in &users {
                     println!("{n:24} created {}", when(Some(*c)));
                 }
