@@ -195,6 +195,48 @@ async fn peer_list_and_status_say_when_there_is_no_peer() {
     server.stop().await;
 }
 
+/// An article can be named as a newsreader numbers it, GROUP:NUMBER, for
+/// `article show` and `article remove` as well as by message-id.
+#[tokio::test]
+async fn articles_are_named_by_group_and_number_too() {
+    let server = TestServer::start().await;
+    let config = config_file(&server);
+    let mut c = server.client().await;
+    let first = posted_id(&c.post(&article("local.test", "one", "1\r\n")).await);
+    let second = posted_id(&c.post(&article("local.test", "two", "2\r\n")).await);
+
+    let run = tidings(&config, &["article", "show", "local.test:2", "--json"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let a: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(a["message_id"], second.as_str());
+
+    for (arg, needle) in [
+        ("local.test:3", "no article 3 in local.test (it holds 1-2)"),
+        ("no.such.group:1", "no such newsgroup: no.such.group"),
+        ("local.test:x", "invalid message-id"),
+    ] {
+        let run = tidings(&config, &["article", "show", arg]).await;
+        assert!(!run.ok, "{arg} succeeded");
+        assert!(run.stderr.contains(needle), "{arg}: {}", run.stderr);
+    }
+
+    let run = tidings(&config, &["article", "remove", "local.test:1"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stdout.contains(&format!("removed {first}")),
+        "{}",
+        run.stdout
+    );
+    assert!(c.cmd(&format!("STAT {first}")).await.starts_with("430"));
+    let run = tidings(&config, &["article", "show", "local.test:1"]).await;
+    assert!(
+        run.stderr.contains("no article 1 in local.test"),
+        "{}",
+        run.stderr
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn bad_names_and_unknown_things_are_clear_errors() {
     let server = TestServer::start().await;

@@ -175,8 +175,9 @@ pub enum UserCommand {
 
 #[derive(Subcommand)]
 pub enum ArticleCommand {
-    /// Print an article by message-id.
+    /// Print an article by message-id (or GROUP:NUMBER).
     Show {
+        /// <id@host>, or GROUP:NUMBER as a newsreader numbers it.
         message_id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -185,6 +186,7 @@ pub enum ArticleCommand {
     /// with the key to the lock this server puts on its posts, through the
     /// running server (which must let this host post).
     Cancel {
+        /// <id@host>, or GROUP:NUMBER as a newsreader numbers it.
         message_id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -194,6 +196,7 @@ pub enum ArticleCommand {
     /// message-id is remembered (storage.remember_days). Other servers
     /// keep their copies.
     Remove {
+        /// <id@host>, or GROUP:NUMBER as a newsreader numbers it.
         message_id: String,
         #[command(flatten)]
         json: JsonFlag,
@@ -237,7 +240,34 @@ async fn open(config: &Config) -> Result<Store, Failure> {
 
 /// A message-id given on the command line.
 fn message_id_arg(arg: &str) -> Result<MessageId, Failure> {
-    MessageId::try_from(arg).map_err(|e| Failure(format!("{e}: {arg:?}")))
+    MessageId::try_from(arg)
+        .map_err(|e| Failure(format!("{e}: {arg:?} (give <id@host>, or GROUP:NUMBER)")))
+}
+
+/// `GROUP:NUMBER` (an article as a newsreader numbers it), if `arg` is one.
+fn group_number_arg(arg: &str) -> Option<(&str, u64)> {
+    if arg.starts_with('<') {
+        return None;
+    }
+    let (group, number) = arg.rsplit_once(':')?;
+    Some((group, number.parse().ok()?))
+}
+
+/// The message-id an article argument names: a message-id, or
+/// `GROUP:NUMBER` looked up in that group.
+async fn article_arg(store: &Store, arg: &str) -> Result<MessageId, Failure> {
+    let Some((name, number)) = group_number_arg(arg) else {
+        return message_id_arg(arg);
+    };
+    let group =
+        (store.group(name).await?).ok_or_else(|| Failure(format!("no such newsgroup: {name}")))?;
+    let msgid = (store.msgid_by_number(group.id, number).await?).ok_or_else(|| {
+        Failure(format!(
+            "no article {number} in {name} (it holds {}-{})",
+            group.low, group.high
+        ))
+    })?;
+    message_id_arg(&msgid)
 }
 
 /// Who runs the command, for what it creates (`creator` of a group).
@@ -251,8 +281,12 @@ async fn stored_article(
     config: &Config,
     arg: &str,
 ) -> Result<(Store, MessageId, crate::store::StoredArticle), Failure> {
-    let id = message_id_arg(arg)?;
+    if group_number_arg(arg).is_none() {
+        // A bad message-id is refused before the database is opened.
+        message_id_arg(arg)?;
+    }
     let store = open(config).await?;
+    let id = article_arg(&store, arg).await?;
     match store.article_by_msgid(&id).await? {
         Some(a) => Ok((store, id, a)),
         None => Err(not_here(&store, &id).await),
@@ -380,8 +414,11 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
             Ok(())
         }
         AdminCommand::Article(ArticleCommand::Remove { message_id, json }) => {
-            let id = message_id_arg(&message_id)?;
+            if group_number_arg(&message_id).is_none() {
+                message_id_arg(&message_id)?;
+            }
             let store = open(config).await?;
+            let id = article_arg(&store, &message_id).await?;
             let until = chrono::Utc::now().timestamp() + config.storage.remember_secs();
             let Some(bytes) = store.remove_article(&id, until).await? else {
                 return Err(not_here(&store, &id).await);
