@@ -345,6 +345,132 @@ async fn a_merge_spread_over_a_pipelined_feed_writes_every_message_id() {
     s.stop().await;
 }
 
+/// Rows in history's two tables (migration 0008): (folded, recent, in
+/// both).
+async fn history_tables(db: &std::path::Path) -> (i64, i64, i64) {
+    let url = format!("sqlite://{}", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
+    let row = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM history), (SELECT count(*) FROM history_recent), \
+                (SELECT count(*) FROM history JOIN history_recent USING (msgid))",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count history");
+    pool.close().await;
+    row
+}
+
+/// History is two tables: the writer merges its tail into a small recent
+/// one and folds that into the large one in sorted passes, so a long
+/// history is not rewritten a few ids at a time. Each id has its row in
+/// one of them, is refused when offered again wherever it is, also after
+/// a restart (whose message-id filter reads both), and an article removed
+/// or cancelled has its row changed where it is.
+#[tokio::test]
+async fn history_folds_its_recent_rows_into_the_large_table_and_knows_every_id() {
+    const N: usize = 2000;
+    // A tail of 40 ids: history_recent is folded at ~400 rows.
+    let s = TestServer::start_with(|c| {
+        c.storage.history_tail_ids = 40;
+        c.peers = vec![common::peer("p", None, "*")];
+    })
+    .await;
+    let db = s.db_path();
+    let mut feed = s.client().await;
+    assert_eq!(feed.cmd("MODE STREAM").await, "203 Streaming permitted");
+    let id = |i: usize| {
+        format!(
+            "<{:x}.{i}@fold.test>",
+            (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        )
+    };
+    stream_takethis(&mut feed, N, id, "fold", "body\r\n").await;
+    wait_for_merged(&db, N as i64).await;
+    let (folded, recent, both) = history_tables(&db).await;
+    assert!(folded > 0, "nothing folded: {recent} rows recent");
+    assert_eq!(
+        folded + recent,
+        N as i64,
+        "{folded} folded, {recent} recent"
+    );
+    assert_eq!(both, 0, "ids in both tables");
+    for i in (0..N).step_by(41) {
+        let m = id(i);
+        assert_eq!(feed.cmd(&format!("CHECK {m}")).await, format!("438 {m}"));
+    }
+
+    // An article whose row was folded, removed (as a cancel): its row
+    // says so, in the folded table, and its id is still refused.
+    let url = format!("sqlite://{}", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
+    let old: String = sqlx::query_scalar("SELECT msgid FROM history WHERE status = 0 LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .expect("a folded row");
+    let config = common::admin_config(&s, "");
+    let run = common::tidings(&config, &["article", "remove", &old]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT 'folded', status FROM history WHERE msgid = ?1 \
+         UNION ALL SELECT 'recent', status FROM history_recent WHERE msgid = ?1",
+    )
+    .bind(&old)
+    .fetch_all(&pool)
+    .await
+    .expect("read its rows");
+    assert_eq!(rows, vec![("folded".to_owned(), 2)]);
+    assert_eq!(
+        feed.cmd(&format!("CHECK {old}")).await,
+        format!("438 {old}")
+    );
+
+    // The group removed: every row of its articles, in either table, says
+    // so; none is lost or doubled.
+    let run = common::tidings(&config, &["group", "remove", "local.test"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let statuses: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM history_all GROUP BY status ORDER BY status")
+            .fetch_all(&pool)
+            .await
+            .expect("count statuses");
+    assert_eq!(statuses, vec![(2, 1), (3, N as i64 - 1)]);
+    pool.close().await;
+    assert_eq!(history_tables(&db).await.2, 0, "ids in both tables");
+
+    // Restarted, the server builds its message-id filter from both
+    // tables (and the tail, empty here): every id, once.
+    let (dir, _) = s.stop().await;
+    let config = common::binary_config(
+        dir.path(),
+        "tidings",
+        "[[peer]]\nname = \"p\"\npath_identity = \"p.test\"\naccept_from = [\"127.0.0.1\"]\n",
+    );
+    let (mut server, addr, built) = common::spawn_binary_watching(
+        env!("CARGO_BIN_EXE_tidings"),
+        &config,
+        "message-id filter built",
+    )
+    .await;
+    let built = tokio::time::timeout(Duration::from_secs(20), built)
+        .await
+        .expect("filter built in time")
+        .expect("log line");
+    assert!(built.contains(&format!("ids={N} ")), "{N} ids: {built}");
+    let mut feed = common::Client::connect(addr).await;
+    assert_eq!(feed.cmd("MODE STREAM").await, "203 Streaming permitted");
+    for i in (0..N).step_by(13) {
+        let m = id(i);
+        assert_eq!(feed.cmd(&format!("CHECK {m}")).await, format!("438 {m}"));
+    }
+    let fresh = "<fresh@fold.test>";
+    assert_eq!(
+        feed.cmd(&format!("CHECK {fresh}")).await,
+        format!("238 {fresh}")
+    );
+    let _ = server.kill().await;
+}
+
 /// A database at `storage.max_size_mib` refuses new articles with the
 /// codes that make posters and peers try again later (441, 436) and serves
 /// every article it holds; removing articles makes room again, and a

@@ -22,7 +22,7 @@ use std::sync::{Arc, RwLock};
 
 use tracing::{info, warn};
 
-use crate::store::Store;
+use crate::store::{HistoryLevel, Store};
 
 /// What the log says once a filter is built (at `info`, from this module,
 /// `LOG_TARGET`): `tidings bench stream --history` waits for it.
@@ -199,17 +199,20 @@ impl KnownIds {
         // Read history only after `next` is installed (see the module
         // comment), in chunks so no read holds a snapshot for long. The
         // tail first: an id leaves it only after history has it, so read
-        // in this order none slips between the two.
+        // in this order none slips between the two (and the same holds
+        // for history's two tables, `HistoryLevel::WALK`).
         for id in store.tail().ids() {
             filter.insert(&id);
         }
-        let mut after = String::new();
-        loop {
-            let chunk = store.history_ids_after(&after, 20_000).await?;
-            let Some(last) = chunk.lines().inspect(|id| filter.insert(id)).max() else {
-                break;
-            };
-            after = last.to_owned();
+        for level in HistoryLevel::WALK {
+            let mut after = String::new();
+            loop {
+                let chunk = store.history_ids_after(level, &after, 20_000).await?;
+                let Some(last) = chunk.lines().inspect(|id| filter.insert(id)).max() else {
+                    break;
+                };
+                after = last.to_owned();
+            }
         }
         let ids = filter.added.load(Ordering::Relaxed);
         let bytes = filter.bytes();

@@ -35,6 +35,7 @@ use tracing::{debug, error, info, warn};
 use crate::article::Prepared;
 use crate::config::{CancelPolicy, Synchronous};
 use crate::store::raw::{Db, RawError, WalFrames};
+use crate::store::tail::Sizing;
 use crate::store::writer::{BatchWriter, MergeSlices, MergeStep, Origin, Outcome};
 use crate::store::{Store, StoreError};
 use checkpoint::Checkpointer;
@@ -618,7 +619,7 @@ fn merge_step(step: Result<MergeStep, RawError>) -> bool {
     match step {
         Ok(step) => {
             if step.written > 0 {
-                debug!(ids = step.written, more = step.more, "history tail merged");
+                debug!(ids = step.written, more = step.more, "history merged");
             }
             step.more
         }
@@ -693,8 +694,7 @@ impl Pending {
         state: &Writer,
         tail: &crate::store::tail::Tail,
     ) {
-        let most = state.limits.merge_at;
-        writer.set_merge_at(crate::store::tail::merge_length(state.known.held(), most));
+        writer.size_merges(Sizing::new(state.known.held(), state.limits.merge_at));
         if let Err(e) = writer.commit() {
             self.fail(e);
             return;
@@ -834,7 +834,7 @@ fn run_writer(
             &db,
             &writer_state.path_identity,
             tail.clone(),
-            crate::store::tail::merge_length(None, limits.merge_at),
+            Sizing::new(None, limits.merge_at),
         ) {
             Ok(w) => w,
             Err(e) => {

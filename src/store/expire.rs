@@ -172,7 +172,7 @@ impl Store {
             }
         }
         let forgotten: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM history WHERE remember_until IS NOT NULL AND remember_until < ?1",
+            "SELECT count(*) FROM history_all WHERE remember_until IS NOT NULL AND remember_until < ?1",
         )
         .bind(now)
         .fetch_one(&mut *conn)
@@ -242,14 +242,13 @@ impl Store {
         if !gone.is_empty() {
             // One statement each for the chunk: the ids as a JSON array.
             let ids = format!("[{}]", gone.join(","));
-            sqlx::query(&super::remember_removed(
-                "SELECT value FROM json_each(?1)",
-                "?2",
-            ))
-            .bind(&ids)
-            .bind(remember_until)
-            .execute(&mut *tx)
-            .await?;
+            for sql in super::remember_removed("SELECT value FROM json_each(?1)", "?2") {
+                sqlx::query(&sql)
+                    .bind(&ids)
+                    .bind(remember_until)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let sizes: Vec<i64> = sqlx::query_scalar(
                 "DELETE FROM articles WHERE id IN (SELECT value FROM json_each(?1)) \
                  RETURNING length(bytes)",
@@ -279,23 +278,26 @@ impl Store {
     /// Forgets message-ids whose remember time has passed; how many.
     async fn forget(&self, now: i64) -> Result<u64> {
         let mut forgotten = 0;
-        loop {
-            let started = Instant::now();
-            let n = sqlx::query(
-                "DELETE FROM history WHERE msgid IN (SELECT msgid FROM history \
-                 WHERE remember_until IS NOT NULL AND remember_until < ?1 LIMIT ?2)",
-            )
-            .bind(now)
-            .bind(FORGET_CHUNK)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            forgotten += n;
-            if n < FORGET_CHUNK as u64 {
-                return Ok(forgotten);
+        for table in ["history_recent", "history"] {
+            loop {
+                let started = Instant::now();
+                let n = sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE msgid IN (SELECT msgid FROM {table} \
+                     WHERE remember_until IS NOT NULL AND remember_until < ?1 LIMIT ?2)"
+                ))
+                .bind(now)
+                .bind(FORGET_CHUNK)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                forgotten += n;
+                if n < FORGET_CHUNK as u64 {
+                    break;
+                }
+                pause_after(started).await;
             }
-            pause_after(started).await;
         }
+        Ok(forgotten)
     }
 }
 

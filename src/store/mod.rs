@@ -160,16 +160,48 @@ pub(crate) const LAST_ARTICLE_ID: &str = "max((SELECT value FROM meta WHERE key 
      coalesce((SELECT max(id) FROM articles), 0))";
 
 /// SQL that marks the articles whose ids `ids` selects as removed in
-/// history, remembered until `until`. An upsert: an article of the tail
-/// has no history row yet (and the merge that writes one later leaves the
-/// row made here alone).
-pub(crate) fn remember_removed(ids: &str, until: &str) -> String {
-    format!(
-        "INSERT INTO history (msgid, article_id, status, remember_until) \
-         SELECT msgid, NULL, 3, {until} FROM articles WHERE id IN ({ids}) \
-         ON CONFLICT (msgid) DO UPDATE SET status = 3, article_id = NULL, \
-         remember_until = excluded.remember_until"
-    )
+/// history, remembered until `until`: two statements, to run in this
+/// order in one transaction. An id's row is changed in whichever of
+/// history's tables holds it; an article of the tail has none yet, and
+/// gets one in `history_recent` (the merge that writes one later leaves
+/// the row made here alone).
+pub(crate) fn remember_removed(ids: &str, until: &str) -> [String; 2] {
+    [
+        format!(
+            "UPDATE history SET status = 3, article_id = NULL, remember_until = {until} \
+             WHERE msgid IN (SELECT msgid FROM articles WHERE id IN ({ids}))"
+        ),
+        format!(
+            "INSERT INTO history_recent (msgid, article_id, status, remember_until) \
+             SELECT a.msgid, NULL, 3, {until} FROM articles a WHERE a.id IN ({ids}) \
+             AND NOT EXISTS (SELECT 1 FROM history h WHERE h.msgid = a.msgid) \
+             ON CONFLICT (msgid) DO UPDATE SET status = 3, article_id = NULL, \
+             remember_until = excluded.remember_until"
+        ),
+    ]
+}
+
+/// The two tables of history (migrations/0008_history_recent.sql).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryLevel {
+    /// `history_recent`: where the tail is merged; small.
+    Recent,
+    /// `history`: where the recent rows are folded, in rare sorted passes.
+    Folded,
+}
+
+impl HistoryLevel {
+    /// Both, in the order a walk of all of history reads them: an id
+    /// leaves the recent table only in the transaction that writes it to
+    /// the folded one, so read this way none slips between the two.
+    pub const WALK: [HistoryLevel; 2] = [HistoryLevel::Recent, HistoryLevel::Folded];
+
+    fn table(self) -> &'static str {
+        match self {
+            HistoryLevel::Recent => "history_recent",
+            HistoryLevel::Folded => "history",
+        }
+    }
 }
 
 /// The articles of the history tail (`tail`), in SQL: those after
@@ -461,13 +493,12 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
-        sqlx::query(&remember_removed(
-            "SELECT article_id FROM temp.doomed",
-            "?1",
-        ))
-        .bind(remember_until)
-        .execute(&mut *tx)
-        .await?;
+        for sql in remember_removed("SELECT article_id FROM temp.doomed", "?1") {
+            sqlx::query(&sql)
+                .bind(remember_until)
+                .execute(&mut *tx)
+                .await?;
+        }
         let deleted =
             sqlx::query("DELETE FROM articles WHERE id IN (SELECT article_id FROM temp.doomed)")
                 .execute(&mut *tx)
@@ -503,7 +534,7 @@ impl Store {
     }
 
     pub async fn article_by_msgid(&self, msgid: &MessageId) -> Result<Option<StoredArticle>> {
-        const IN_HISTORY: &str = "SELECT a.id, a.msgid, a.bytes FROM history h \
+        const IN_HISTORY: &str = "SELECT a.id, a.msgid, a.bytes FROM history_all h \
              JOIN articles a ON a.id = h.article_id WHERE h.msgid = ?1 AND h.status = 0";
         // The tail first: an id leaves it only once history has it.
         let row = if !self.tail.is_live() {
@@ -560,14 +591,14 @@ impl Store {
     pub async fn has_article(&self, msgid: &MessageId) -> Result<bool> {
         self.stored_or_in(
             msgid,
-            "SELECT 1 FROM history WHERE msgid = ?1 AND status = 0",
+            "SELECT 1 FROM history_all WHERE msgid = ?1 AND status = 0",
         )
         .await
     }
 
     /// Whether a message-id is known at all (stored, refused or expired).
     pub async fn seen(&self, msgid: &MessageId) -> Result<bool> {
-        self.stored_or_in(msgid, "SELECT 1 FROM history WHERE msgid = ?1")
+        self.stored_or_in(msgid, "SELECT 1 FROM history_all WHERE msgid = ?1")
             .await
     }
 
@@ -647,7 +678,7 @@ impl Store {
     /// How many message-ids history holds, its tail included.
     pub async fn history_count(&self) -> Result<i64> {
         Ok(sqlx::query_scalar(&format!(
-            "SELECT (SELECT count(*) FROM history) + (SELECT count(*) FROM {TAIL_ARTICLES})"
+            "SELECT (SELECT count(*) FROM history_all) + (SELECT count(*) FROM {TAIL_ARTICLES})"
         ))
         .fetch_one(&self.pool)
         .await?)
@@ -678,11 +709,17 @@ impl Store {
     /// order: the chunk's largest id is where the next one starts. One row
     /// per chunk, where a row per id cost sqlx ~1.5 µs each. Empty past the
     /// end.
-    pub async fn history_ids_after(&self, after: &str, limit: i64) -> Result<String> {
-        let ids: Option<String> = sqlx::query_scalar(
+    pub async fn history_ids_after(
+        &self,
+        level: HistoryLevel,
+        after: &str,
+        limit: i64,
+    ) -> Result<String> {
+        let ids: Option<String> = sqlx::query_scalar(&format!(
             "SELECT group_concat(msgid, char(10)) FROM \
-             (SELECT msgid FROM history WHERE msgid > ?1 ORDER BY msgid LIMIT ?2)",
-        )
+             (SELECT msgid FROM {} WHERE msgid > ?1 ORDER BY msgid LIMIT ?2)",
+            level.table()
+        ))
         .bind(after)
         .bind(limit)
         .fetch_one(&self.pool)
@@ -826,7 +863,7 @@ impl Store {
             "SELECT (SELECT count(*) FROM groups), \
                     (SELECT count(*) FROM articles), \
                     (SELECT coalesce(sum(length(bytes)), 0) FROM articles), \
-                    (SELECT count(*) FROM history) + (SELECT count(*) FROM {TAIL_ARTICLES}), \
+                    (SELECT count(*) FROM history_all) + (SELECT count(*) FROM {TAIL_ARTICLES}), \
                     {LAST_ARTICLE_ID}, \
                     (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())"
         );
@@ -846,7 +883,7 @@ impl Store {
     /// and until when it is remembered. `None`: never seen, or forgotten.
     pub async fn history_of(&self, msgid: &MessageId) -> Result<Option<(i64, Option<i64>)>> {
         Ok(sqlx::query_as(
-            "SELECT status, remember_until FROM history WHERE msgid = ?1 AND status != 0",
+            "SELECT status, remember_until FROM history_all WHERE msgid = ?1 AND status != 0",
         )
         .bind(msgid.as_str())
         .fetch_optional(&self.pool)
@@ -951,7 +988,7 @@ impl Store {
                 // Numbered, so the tail's list binds the same values.
                 list.push_str(&format!("?{}", i + 1));
             }
-            let mut sql = format!("SELECT msgid FROM history WHERE msgid IN ({list})");
+            let mut sql = format!("SELECT msgid FROM history_all WHERE msgid IN ({list})");
             if !live {
                 sql.push_str(&format!(
                     " UNION SELECT msgid FROM {TAIL_ARTICLES} AND msgid IN ({list})"

@@ -29,10 +29,16 @@ pub(crate) const RECOUNT: &str = "UPDATE groups SET count = max(count - 1, 0), \
      WHERE name = ?1";
 
 /// Remembers message-id ?1 as cancelled until ?2, whatever history said
-/// of it before.
-pub(crate) const REMEMBER_CANCELLED: &str = "INSERT INTO history (msgid, article_id, status, remember_until) VALUES (?1, NULL, 2, ?2) \
+/// of it before: two statements, to run in this order in one transaction.
+/// The row is changed in whichever of history's tables holds it, or made
+/// in `history_recent`.
+pub(crate) const REMEMBER_CANCELLED: [&str; 2] = [
+    "UPDATE history SET status = 2, article_id = NULL, remember_until = ?2 WHERE msgid = ?1",
+    "INSERT INTO history_recent (msgid, article_id, status, remember_until) \
+     SELECT ?1, NULL, 2, ?2 WHERE NOT EXISTS (SELECT 1 FROM history WHERE msgid = ?1) \
      ON CONFLICT (msgid) DO UPDATE SET status = 2, article_id = NULL, \
-     remember_until = excluded.remember_until";
+     remember_until = excluded.remember_until",
+];
 
 /// Deletes article ?1 from the log.
 pub(crate) const DELETE_ARTICLE: &str = "DELETE FROM articles WHERE id = ?1";
@@ -97,11 +103,13 @@ async fn withdraw(
                 .await?;
         }
     }
-    sqlx::query(REMEMBER_CANCELLED)
-        .bind(msgid)
-        .bind(remember_until)
-        .execute(&mut *conn)
-        .await?;
+    for sql in REMEMBER_CANCELLED {
+        sqlx::query(sql)
+            .bind(msgid)
+            .bind(remember_until)
+            .execute(&mut *conn)
+            .await?;
+    }
     sqlx::query(DELETE_ARTICLE)
         .bind(id)
         .execute(&mut *conn)

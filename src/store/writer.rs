@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tracing::info;
 
 use super::raw::{Db, RawError, Step, Stmt};
-use super::tail::{self, Tail};
+use super::tail::{self, Sizing, Tail};
 use super::withdraw;
 use super::{LAST_ARTICLE_ID, keep_log_head_sql};
 use crate::article::{self, Prepared, cancel_lock};
@@ -47,21 +47,35 @@ struct WithdrawStmts<'db> {
     keep_head: Stmt<'db>,
     unnumber: Stmt<'db>,
     recount: Stmt<'db>,
-    remember: Stmt<'db>,
+    /// `withdraw::REMEMBER_CANCELLED`, its two statements.
+    remember: [Stmt<'db>; 2],
     delete: Stmt<'db>,
 }
 
 impl<'db> WithdrawStmts<'db> {
     fn prepare(db: &'db Db) -> Result<WithdrawStmts<'db>, RawError> {
         Ok(WithdrawStmts {
-            history: db.prepare("SELECT status, article_id FROM history WHERE msgid = ?1")?,
+            history: db.prepare("SELECT status, article_id FROM history_all WHERE msgid = ?1")?,
             read: db.prepare("SELECT bytes FROM articles WHERE id = ?1")?,
             keep_head: db.prepare(&keep_log_head_sql())?,
             unnumber: db.prepare(withdraw::UNNUMBER)?,
             recount: db.prepare(withdraw::RECOUNT)?,
-            remember: db.prepare(withdraw::REMEMBER_CANCELLED)?,
+            remember: [
+                db.prepare(withdraw::REMEMBER_CANCELLED[0])?,
+                db.prepare(withdraw::REMEMBER_CANCELLED[1])?,
+            ],
             delete: db.prepare(withdraw::DELETE_ARTICLE)?,
         })
+    }
+
+    /// Remembers `msgid` as cancelled until `until`.
+    fn remember_cancelled(&mut self, msgid: &str, until: i64) -> Result<(), RawError> {
+        for s in &mut self.remember {
+            s.bind_text(1, msgid)?;
+            s.bind_i64(2, until)?;
+            s.execute()?;
+        }
+        Ok(())
     }
 }
 
@@ -99,8 +113,13 @@ pub struct BatchWriter<'db> {
     find_group: Stmt<'db>,
     insert_article: Stmt<'db>,
     insert_overview: Stmt<'db>,
-    merge_history: Stmt<'db>,
-    merge_history_checked: Stmt<'db>,
+    /// Into `history`, and into `history_recent` (`Merge::into_recent`).
+    merge_history: [Stmt<'db>; 2],
+    merge_history_checked: [Stmt<'db>; 2],
+    fold_end: Stmt<'db>,
+    fold_copy: Stmt<'db>,
+    fold_delete: Stmt<'db>,
+    count_recent: Stmt<'db>,
     removed_through: Stmt<'db>,
     set_through: Stmt<'db>,
     article_exists: Stmt<'db>,
@@ -131,14 +150,58 @@ pub struct BatchWriter<'db> {
     open: Option<(i64, usize)>,
     /// A tail this long is merged into history while ingest goes on; a
     /// shorter one waits for the writer to be idle. It grows with history
-    /// (`tail::merge_length`, `set_merge_at`): a merge of 16,384 ids into
+    /// (`tail::merge_length`, `size_merges`): a merge of 16,384 ids into
     /// a history of 100,000 writes each of its ~800 leaves about once,
     /// where storing the ids one batch at a time wrote some 16,000 leaves.
     merge_at: usize,
+    /// Whether the next merge of the tail goes into `history_recent`, to
+    /// be folded into `history` later, or straight into `history`
+    /// (`size_merges`).
+    merge_into_recent: bool,
+    /// Rows in `history_recent`: counted at start, then kept as merges
+    /// add rows and folds move them (expiry's changes there are not
+    /// counted; this only times the folds).
+    recent: usize,
+    /// `history_recent` is folded into `history` once it holds this many
+    /// rows (`size_merges`).
+    fold_at: usize,
+    /// A fold under way. Only where it stands is kept, in memory: a
+    /// writer that stops mid-fold leaves nothing to finish, and the next
+    /// fold starts from the beginning of a table whose folded part is
+    /// gone.
+    folding: Option<Fold>,
+}
+
+/// A fold of `history_recent` into `history` under way.
+struct Fold {
+    /// The largest message-id moved so far ("" before the first slice).
+    after: String,
+    /// Rows moved so far, and when it began (for the log).
+    moved: usize,
+    started: std::time::Instant,
+}
+
+/// SQL that writes tail entry (?1 message-id, ?2 log id) to `table`.
+/// `checked`: only for an article still stored, as an expiry that removed
+/// a tail article wrote its row itself (which may even be forgotten
+/// already). That look-up is a random read of the article log, so it is
+/// made only when some tail article was removed (`removed_through`).
+fn merge_sql(table: &str, checked: bool) -> String {
+    let row = if checked {
+        "SELECT ?1, ?2, 0, NULL WHERE EXISTS (SELECT 1 FROM articles WHERE id = ?2)"
+    } else {
+        "VALUES (?1, ?2, 0, NULL)"
+    };
+    format!(
+        "INSERT INTO {table} (msgid, article_id, status, remember_until) {row} \
+         ON CONFLICT (msgid) DO NOTHING"
+    )
 }
 
 /// A merge of the tail into history, done a slice per transaction.
 struct Merge {
+    /// Into `history_recent` (else straight into `history`).
+    into_recent: bool,
     /// `history_through` when it started: it covers the ids after this.
     after: i64,
     /// The last log id it covers: `history_through` once it is done.
@@ -147,6 +210,20 @@ struct Merge {
     entries: Vec<(Arc<str>, i64)>,
     /// How many are written.
     done: usize,
+}
+
+/// What a batch's transaction merged besides its articles.
+enum InBatch {
+    Merge(MergeStep),
+    Fold(FoldStep),
+}
+
+/// A slice of a fold of `history_recent` into `history` (`fold_rows`).
+struct FoldStep {
+    /// The largest message-id moved; empty: the fold is done.
+    end: String,
+    /// How many rows moved.
+    moved: usize,
 }
 
 /// How much of the tail `merge_tail` writes per transaction.
@@ -179,6 +256,11 @@ const IDLE_SLICE: usize = 32;
 /// cost over the batches instead of stalling one of them.
 const MERGE_PER_ARTICLE: usize = 4;
 
+/// Rows of `history_recent` folded per article of a batch while a fold is
+/// under way: it then ends within half as many articles as it has rows,
+/// whatever the idle moments add.
+const FOLD_PER_ARTICLE: usize = 2;
+
 /// A group touched by the batch: where its numbering stands.
 struct Slot {
     id: i64,
@@ -195,7 +277,7 @@ impl<'db> BatchWriter<'db> {
         db: &'db Db,
         path_identity: &str,
         tail: Arc<Tail>,
-        merge_at: usize,
+        sizing: Sizing,
     ) -> Result<BatchWriter<'db>, RawError> {
         let last_id = (db.prepare(&format!("SELECT {LAST_ARTICLE_ID}"))?)
             .first_i64()?
@@ -213,10 +295,12 @@ impl<'db> BatchWriter<'db> {
             entries.push((unmerged.column_text(0), unmerged.column_i64(1)));
         }
         drop(unmerged);
+        let mut count_recent = db.prepare("SELECT count(*) FROM history_recent")?;
+        let recent = count_recent.first_i64()?.unwrap_or(0);
         tail.start(entries);
         Ok(BatchWriter {
             db,
-            find_history: db.prepare("SELECT status FROM history WHERE msgid = ?1")?,
+            find_history: db.prepare("SELECT status FROM history_all WHERE msgid = ?1")?,
             find_group: db.prepare("SELECT id, high, status FROM groups WHERE name = ?1")?,
             insert_article: db.prepare(
                 "INSERT INTO articles (id, arrived, msgid, bytes) VALUES (?1, ?2, ?3, ?4)",
@@ -225,20 +309,30 @@ impl<'db> BatchWriter<'db> {
                 "INSERT INTO overview (group_id, number, article_id, arrived, line) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?,
-            merge_history: db.prepare(
-                "INSERT INTO history (msgid, article_id, status, remember_until) \
-                 VALUES (?1, ?2, 0, NULL) ON CONFLICT (msgid) DO NOTHING",
+            merge_history: [
+                db.prepare(&merge_sql("history", false))?,
+                db.prepare(&merge_sql("history_recent", false))?,
+            ],
+            merge_history_checked: [
+                db.prepare(&merge_sql("history", true))?,
+                db.prepare(&merge_sql("history_recent", true))?,
+            ],
+            fold_end: db.prepare(
+                "SELECT max(msgid) FROM \
+                 (SELECT msgid FROM history_recent WHERE msgid > ?1 ORDER BY msgid LIMIT ?2)",
             )?,
-            // Only for an article still stored: an expiry that removed a
-            // tail article wrote its row itself (which may even be
-            // forgotten already). The look-up is a random read of the
-            // article log, so it is made only when some tail article was
-            // removed (`removed_through`).
-            merge_history_checked: db.prepare(
+            // Rows change in the table that holds them, so the folded
+            // table has none of these; a newer word wins all the same.
+            fold_copy: db.prepare(
                 "INSERT INTO history (msgid, article_id, status, remember_until) \
-                 SELECT ?1, ?2, 0, NULL WHERE EXISTS (SELECT 1 FROM articles WHERE id = ?2) \
-                 ON CONFLICT (msgid) DO NOTHING",
+                 SELECT msgid, article_id, status, remember_until FROM history_recent \
+                 WHERE msgid > ?1 AND msgid <= ?2 \
+                 ON CONFLICT (msgid) DO UPDATE SET article_id = excluded.article_id, \
+                 status = excluded.status, remember_until = excluded.remember_until",
             )?,
+            fold_delete: db
+                .prepare("DELETE FROM history_recent WHERE msgid > ?1 AND msgid <= ?2")?,
+            count_recent,
             removed_through: db.prepare(&format!(
                 "SELECT value FROM meta WHERE key = '{}'",
                 tail::REMOVED_THROUGH
@@ -253,8 +347,9 @@ impl<'db> BatchWriter<'db> {
                  low = CASE WHEN count = 0 THEN ?4 ELSE low END WHERE id = ?1",
             )?,
             remember: db.prepare(
-                "INSERT INTO history (msgid, article_id, status, remember_until) \
-                 VALUES (?1, NULL, 1, ?2) ON CONFLICT (msgid) DO NOTHING",
+                "INSERT INTO history_recent (msgid, article_id, status, remember_until) \
+                 SELECT ?1, NULL, 1, ?2 WHERE NOT EXISTS (SELECT 1 FROM history WHERE msgid = ?1) \
+                 ON CONFLICT (msgid) DO NOTHING",
             )?,
             last_id,
             through,
@@ -266,7 +361,11 @@ impl<'db> BatchWriter<'db> {
             remembered: Vec::new(),
             withdrawing: None,
             open: None,
-            merge_at,
+            merge_at: sizing.merge_at.max(1),
+            recent: usize::try_from(recent).unwrap_or(0),
+            merge_into_recent: sizing.into_recent,
+            fold_at: sizing.fold_at.max(1),
+            folding: None,
         })
     }
 
@@ -280,10 +379,11 @@ impl<'db> BatchWriter<'db> {
         Ok(())
     }
 
-    /// Sets how long the tail grows before it is merged while ingest goes
-    /// on (`tail::merge_length`).
-    pub fn set_merge_at(&mut self, ids: usize) {
-        self.merge_at = ids.max(1);
+    /// Sizes the merges for history's length (`tail::Sizing`).
+    pub fn size_merges(&mut self, sizing: Sizing) {
+        self.merge_at = sizing.merge_at.max(1);
+        self.merge_into_recent = sizing.into_recent;
+        self.fold_at = sizing.fold_at.max(1);
     }
 
     /// Whether a transaction is open (`begin`).
@@ -332,8 +432,16 @@ impl<'db> BatchWriter<'db> {
         // in its batches once the tail is twice its length, faster than
         // the tail grows, so the merge ends. It covers the tail as
         // committed before this transaction.
+        // A fold of `history_recent` under way goes on in the batches too:
+        // it is ten times a tail's length, and the idle moments of a busy
+        // writer did not end one (a fold of 2.6 million rows was still
+        // running 64 s and 2.7 million articles later).
         let done = if self.tail.len() >= 2 * self.merge_at {
             self.merge_rows(MERGE_PER_ARTICLE * articles.max(1), false, saved_last_id)
+                .map(|step| step.map(InBatch::Merge))
+        } else if self.folding.is_some() {
+            self.fold_rows(FOLD_PER_ARTICLE * articles.max(1))
+                .map(|step| step.map(InBatch::Fold))
         } else {
             Ok(None)
         };
@@ -342,10 +450,14 @@ impl<'db> BatchWriter<'db> {
             Ok(step) => {
                 self.open = None;
                 self.tail.add(self.fresh.drain());
-                if let Some(step) = step {
-                    self.merged(step);
-                }
-                self.last_merge = step.unwrap_or_default();
+                self.last_merge = match step {
+                    Some(InBatch::Merge(step)) => {
+                        self.merged(step);
+                        step
+                    }
+                    Some(InBatch::Fold(step)) => self.folded(step),
+                    None => MergeStep::default(),
+                };
                 Ok(())
             }
             Err(e) => {
@@ -384,9 +496,19 @@ impl<'db> BatchWriter<'db> {
     /// Merges a slice of the tail into history in a transaction of its
     /// own, whatever the tail holds: the writer has had nothing to do for
     /// a while, or is stopping.
+    ///
+    /// With `Short` slices, once the tail is merged, it goes on with a
+    /// fold of `history_recent` that is due or under way (`fold_idle`);
+    /// a stopping writer (`Long`) leaves that for its next start.
     pub fn merge_tail(&mut self, slices: MergeSlices) -> Result<MergeStep, RawError> {
         match slices {
-            MergeSlices::Short => self.merge_slice(IDLE_SLICE, true),
+            MergeSlices::Short => {
+                let step = self.merge_slice(IDLE_SLICE, true)?;
+                if step.written > 0 || step.more {
+                    return Ok(step);
+                }
+                self.fold_idle()
+            }
             MergeSlices::Long => self.merge_slice(MERGE_SLICE, true),
         }
     }
@@ -396,11 +518,107 @@ impl<'db> BatchWriter<'db> {
     /// a time, so an article arriving meanwhile waits little. Under a
     /// pipelined feed the writer waits for the next batch about half the
     /// time; this puts the merge there instead of in the batches' commits.
+    ///
+    /// With no merge of the tail due, it goes on with a fold of
+    /// `history_recent` into `history` in the same way (`fold_idle`).
     pub fn merge_idle(&mut self) -> Result<MergeStep, RawError> {
         if self.merging.is_none() && self.tail.len() < self.merge_at {
-            return Ok(MergeStep::default());
+            return self.fold_idle();
         }
         self.merge_slice(IDLE_SLICE, false)
+    }
+
+    /// Folds a slice of `history_recent` into `history` in a transaction
+    /// of its own, if a fold is due (`fold_at` rows) or under way.
+    fn fold_idle(&mut self) -> Result<MergeStep, RawError> {
+        if self.folding.is_none() && self.recent < self.fold_at {
+            return Ok(MergeStep::default());
+        }
+        self.db.exec("BEGIN IMMEDIATE")?;
+        let step = self
+            .fold_rows(IDLE_SLICE)
+            .and_then(|step| self.db.exec("COMMIT").map(|()| step));
+        match step {
+            Ok(Some(step)) => Ok(self.folded(step)),
+            Ok(None) => Ok(MergeStep::default()),
+            Err(e) => {
+                let _ = self.db.exec("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves up to `max` rows of `history_recent` into `history`, in
+    /// message-id order from where the fold stands, in the transaction
+    /// under way (starting a fold once the table holds `fold_at` rows);
+    /// `None` when no fold is due. `folded` applies the step once
+    /// committed.
+    ///
+    /// A fold writes each leaf of `history` about once: a slice covers
+    /// the next stretch of its keys. Rows merged meanwhile behind where it
+    /// stands stay for the next fold.
+    fn fold_rows(&mut self, max: usize) -> Result<Option<FoldStep>, RawError> {
+        if self.folding.is_none() && self.recent < self.fold_at {
+            return Ok(None);
+        }
+        let after = self
+            .folding
+            .as_ref()
+            .map(|f| f.after.clone())
+            .unwrap_or_default();
+        self.fold_end.bind_text(1, &after)?;
+        self.fold_end.bind_i64(2, max as i64)?;
+        // NULL (read as "") past the last row: the fold is done.
+        let end = (self.fold_end.first_row(|r| r.column_text(0))?).unwrap_or_default();
+        if end.is_empty() {
+            return Ok(Some(FoldStep { end, moved: 0 }));
+        }
+        for s in [&mut self.fold_copy, &mut self.fold_delete] {
+            s.bind_text(1, &after)?;
+            s.bind_text(2, &end)?;
+            s.execute()?;
+        }
+        let moved = usize::try_from(self.db.changes()).unwrap_or(0);
+        Ok(Some(FoldStep { end, moved }))
+    }
+
+    /// Records a committed fold step.
+    fn folded(&mut self, step: FoldStep) -> MergeStep {
+        self.recent = self.recent.saturating_sub(step.moved);
+        let more = !step.end.is_empty();
+        let recent = self.recent;
+        let fold = self.folding.get_or_insert_with(|| {
+            info!(
+                rows = recent + step.moved,
+                "folding recent history into history"
+            );
+            Fold {
+                after: String::new(),
+                moved: 0,
+                started: std::time::Instant::now(),
+            }
+        });
+        fold.moved += step.moved;
+        if more {
+            fold.after = step.end;
+        } else {
+            // What was merged behind the fold stays; counted afresh, so a
+            // count that drifted (expiry) is set right once per fold.
+            if let Ok(Some(rows)) = self.count_recent.first_i64() {
+                self.recent = usize::try_from(rows).unwrap_or(0);
+            }
+            info!(
+                rows = fold.moved,
+                millis = fold.started.elapsed().as_millis() as u64,
+                left = self.recent,
+                "recent history folded into history"
+            );
+            self.folding = None;
+        }
+        MergeStep {
+            written: step.moved,
+            more,
+        }
     }
 
     fn merge_slice(&mut self, max: usize, all: bool) -> Result<MergeStep, RawError> {
@@ -440,6 +658,7 @@ impl<'db> BatchWriter<'db> {
                 return Ok(None);
             }
             self.merging = Some(Merge {
+                into_recent: self.merge_into_recent,
                 after: self.through,
                 through: committed,
                 entries: self.tail.sorted_through(committed),
@@ -455,11 +674,12 @@ impl<'db> BatchWriter<'db> {
         // No key: as if anything may have been removed.
         let newest_removed = self.removed_through.first_i64()?.unwrap_or(i64::MAX);
         let check = newest_removed > merge.after;
+        let level = usize::from(merge.into_recent);
         for (msgid, id) in &merge.entries[merge.done..end] {
             let s = if check {
-                &mut self.merge_history_checked
+                &mut self.merge_history_checked[level]
             } else {
-                &mut self.merge_history
+                &mut self.merge_history[level]
             };
             s.bind_text(1, msgid)?;
             s.bind_i64(2, *id)?;
@@ -483,6 +703,10 @@ impl<'db> BatchWriter<'db> {
             return;
         };
         merge.done += step.written;
+        if merge.into_recent {
+            // Some may have been there already; this only times the folds.
+            self.recent += step.written;
+        }
         if !step.more {
             self.through = merge.through;
             self.tail.forget_through(merge.through);
@@ -734,9 +958,7 @@ impl<'db> BatchWriter<'db> {
             if policy != CancelPolicy::All {
                 return Ok(Withdrawn::NotHere);
             }
-            st.remember.bind_text(1, target)?;
-            st.remember.bind_i64(2, remember_until)?;
-            st.remember.execute()?;
+            st.remember_cancelled(target, remember_until)?;
             self.remembered.push(target.to_owned());
             return Ok(Withdrawn::Remembered);
         };
@@ -774,9 +996,7 @@ impl<'db> BatchWriter<'db> {
                 st.recount.execute()?;
             }
         }
-        st.remember.bind_text(1, target)?;
-        st.remember.bind_i64(2, remember_until)?;
-        st.remember.execute()?;
+        st.remember_cancelled(target, remember_until)?;
         st.delete.bind_i64(1, id)?;
         st.delete.execute()?;
         Ok(Withdrawn::Done)

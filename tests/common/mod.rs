@@ -422,7 +422,7 @@ pub async fn history_state(db: &std::path::Path) -> (i64, i64, i64) {
     let row: (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT value FROM meta WHERE key = 'history_through'), \
                 (SELECT coalesce(max(id), 0) FROM articles), \
-                (SELECT count(*) FROM history WHERE status = 0)",
+                (SELECT count(*) FROM history_all WHERE status = 0)",
     )
     .fetch_one(&pool)
     .await
