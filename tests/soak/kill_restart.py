@@ -2,6 +2,7 @@
 
     cargo build --release
     python3 tests/soak/kill_restart.py [BINARY] [ARTICLES] [KILLS] [compress]
+    SOAK_STORAGE='history_tail_ids = 40' python3 tests/soak/kill_restart.py ...
 
 Server A feeds server B (streaming, CHECK/TAKETHIS). Three posters post
 ARTICLES articles into A while B is SIGKILLed and restarted KILLS times and
@@ -9,7 +10,10 @@ A every third time. A poster whose POST got no answer posts the same
 message-id again (a 441 "duplicate" means the first one was stored). At
 the end both servers must hold every article, each exactly once, numbered
 1..ARTICLES without gaps. Exits 0 when they do. With `compress`, A's
-feed to B goes through COMPRESS DEFLATE.
+feed to B goes through COMPRESS DEFLATE. SOAK_STORAGE is added to both
+servers' [storage] section: a tail of 40 ids puts history in its two
+tables (and folds one into the other) from the first few hundred articles,
+so kills land mid-merge and mid-fold.
 """
 import os, random, signal, socket, subprocess, sys, tempfile, threading, time
 
@@ -18,6 +22,7 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 60000
 KILLS = int(sys.argv[3]) if len(sys.argv) > 3 else 15
 COMPRESS = len(sys.argv) > 4 and sys.argv[4] == "compress"
 D = tempfile.mkdtemp(prefix="tidings-soak-")
+STORAGE = os.environ.get("SOAK_STORAGE", "")
 
 
 def free_port():
@@ -31,7 +36,7 @@ PA, PB = free_port(), free_port()
 def cfg(name, port, extra):
     p = f"{D}/{name}.toml"
     open(p, "w").write(f'[server]\nlisten = ["127.0.0.1:{port}"]\npath_identity = "{name}.test"\n'
-                       f'[storage]\ndatabase = "{D}/{name}.db"\n{extra}')
+                       f'[storage]\ndatabase = "{D}/{name}.db"\n{STORAGE}\n{extra}')
     return p
 
 ca = cfg("a", PA, f'[[peer]]\nname = "b"\npath_identity = "b.test"\naddress = "127.0.0.1:{PB}"\n'
