@@ -548,12 +548,13 @@ async fn wait_front_or_input<S: AsyncRead + AsyncWrite + Unpin>(
             Duration::ZERO
         };
         let started = Instant::now();
+        let mut spinner = crate::ingest::Spinner::new();
         loop {
             tokio::select! {
                 biased;
                 a = front.answer() => break Woke::Answer(a),
                 r = conn.read_more() => break Woke::Input(r),
-                () = tokio::task::yield_now(), if started.elapsed() < spin => {}
+                () = spinner.turn(), if started.elapsed() < spin => {}
             }
         }
     } else {
