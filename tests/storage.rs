@@ -315,6 +315,28 @@ async fn a_killed_server_reads_its_unmerged_message_ids_back() {
     let _ = server.kill().await;
 }
 
+/// A server whose tail is merged at `tail_ids` (`storage.history_tail_ids`)
+/// and which takes feeds from any local host as peer "p", with a
+/// connection already in MODE STREAM.
+async fn streaming_with_tail(tail_ids: usize) -> (TestServer, common::Client) {
+    let s = TestServer::start_with(|c| {
+        c.storage.history_tail_ids = tail_ids;
+        c.peers = vec![common::peer("p", None, "*")];
+    })
+    .await;
+    let mut feed = s.client().await;
+    assert_eq!(feed.cmd("MODE STREAM").await, "203 Streaming permitted");
+    (s, feed)
+}
+
+/// Message-id `i` at `domain`, in no useful order, as a real feed's are.
+fn scattered_id(i: usize, domain: &str) -> String {
+    format!(
+        "<{:x}.{i}@{domain}>",
+        (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    )
+}
+
 /// A pipelined feed keeps the writer busy: a merge of the tail then runs a
 /// few ids at a time between batches, spread over many of them, and each
 /// id still reaches history once. (A first version took a batch that
@@ -323,19 +345,8 @@ async fn a_killed_server_reads_its_unmerged_message_ids_back() {
 #[tokio::test]
 async fn a_merge_spread_over_a_pipelined_feed_writes_every_message_id() {
     const N: usize = 3000;
-    let s = TestServer::start_with(|c| {
-        c.storage.history_tail_ids = 100;
-        c.peers = vec![common::peer("p", None, "*")];
-    })
-    .await;
-    let mut feed = s.client().await;
-    assert_eq!(feed.cmd("MODE STREAM").await, "203 Streaming permitted");
-    let id = |i: usize| {
-        format!(
-            "<{:x}.{i}@spread.test>",
-            (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        )
-    };
+    let (s, mut feed) = streaming_with_tail(100).await;
+    let id = |i: usize| scattered_id(i, "spread.test");
     stream_takethis(&mut feed, N, id, "spread", "body\r\n").await;
     wait_for_merged(&s.db_path(), N as i64).await;
     for i in (0..N).step_by(97) {
@@ -371,20 +382,9 @@ async fn history_tables(db: &std::path::Path) -> (i64, i64, i64) {
 async fn history_folds_its_recent_rows_into_the_large_table_and_knows_every_id() {
     const N: usize = 2000;
     // A tail of 40 ids: history_recent is folded at ~400 rows.
-    let s = TestServer::start_with(|c| {
-        c.storage.history_tail_ids = 40;
-        c.peers = vec![common::peer("p", None, "*")];
-    })
-    .await;
+    let (s, mut feed) = streaming_with_tail(40).await;
     let db = s.db_path();
-    let mut feed = s.client().await;
-    assert_eq!(feed.cmd("MODE STREAM").await, "203 Streaming permitted");
-    let id = |i: usize| {
-        format!(
-            "<{:x}.{i}@fold.test>",
-            (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        )
-    };
+    let id = |i: usize| scattered_id(i, "fold.test");
     stream_takethis(&mut feed, N, id, "fold", "body\r\n").await;
     wait_for_merged(&db, N as i64).await;
     let (folded, recent, both) = history_tables(&db).await;
