@@ -389,27 +389,59 @@ pub struct Run {
 }
 
 /// Runs the built binary `bin` with `args` and no input to completion; the
-/// test fails if it takes longer than `limit`.
+/// test fails if it takes longer than `limit`, showing what the command
+/// had written by then (its warnings, sqlx's slow statements among them).
 pub async fn run_binary<I, A>(bin: &str, args: I, limit: Duration) -> Run
 where
     I: IntoIterator<Item = A>,
     A: AsRef<std::ffi::OsStr>,
 {
-    let out = tokio::time::timeout(
-        limit,
-        tokio::process::Command::new(bin)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("command finished in time")
-    .expect("command ran");
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let mut child = tokio::process::Command::new(bin)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("command ran");
+    let drain = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let filled = seen.clone();
+        let task = tokio::spawn(async move {
+            let Some(mut pipe) = pipe else { return };
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                filled
+                    .lock()
+                    .expect("output")
+                    .extend_from_slice(&chunk[..n]);
+            }
+        });
+        (seen, task)
+    };
+    let (stdout, out_task) = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let (stderr, err_task) = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let text = |b: &std::sync::Arc<std::sync::Mutex<Vec<u8>>>| {
+        String::from_utf8_lossy(&b.lock().expect("output")).into_owned()
+    };
+    let Ok(status) = tokio::time::timeout(limit, child.wait()).await else {
+        let _ = child.kill().await;
+        panic!(
+            "{bin} {args:?} did not finish in {limit:?}; it had written:\n{}{}",
+            text(&stdout),
+            text(&stderr)
+        );
+    };
+    let status = status.expect("command ran");
+    let _ = tokio::join!(out_task, err_task);
     Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        ok: status.success(),
+        stdout: text(&stdout),
+        stderr: text(&stderr),
     }
 }
 
