@@ -315,8 +315,9 @@ impl Ingest {
     /// Waits for the writer's answer. A submitter that is the only one
     /// waiting (a lock-step IHAVE peer, a lone poster) polls for it for up
     /// to `spin` first (`Spinner`), so that its worker thread is awake
-    /// when the answer comes (see `spin_for`). When several wait, the writer answers them
-    /// together and a wake-up costs each of them little, so they sleep.
+    /// when the answer comes (see `spin_for`). When several wait, the
+    /// writer answers them together and a wake-up costs each of them
+    /// little, so they sleep.
     async fn answer<T>(
         &self,
         mut answer: oneshot::Receiver<T>,

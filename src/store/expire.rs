@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
-use super::{Result, Store, keep_log_head};
+use super::{HistoryLevel, Result, Store, keep_log_head};
 use crate::config::Config;
 
 /// Overview rows taken per transaction: a few milliseconds of lock.
@@ -278,7 +278,8 @@ impl Store {
     /// Forgets message-ids whose remember time has passed; how many.
     async fn forget(&self, now: i64) -> Result<u64> {
         let mut forgotten = 0;
-        for table in ["history_recent", "history"] {
+        for level in HistoryLevel::WALK {
+            let table = level.table();
             loop {
                 let started = Instant::now();
                 let n = sqlx::query(&format!(

@@ -10,7 +10,7 @@ use tracing::info;
 use super::raw::{Db, RawError, Step, Stmt};
 use super::tail::{self, Sizing, Tail};
 use super::withdraw;
-use super::{LAST_ARTICLE_ID, keep_log_head_sql};
+use super::{HistoryLevel, LAST_ARTICLE_ID, keep_log_head_sql};
 use crate::article::{self, Prepared, cancel_lock};
 use crate::config::CancelPolicy;
 
@@ -181,12 +181,13 @@ struct Fold {
     started: std::time::Instant,
 }
 
-/// SQL that writes tail entry (?1 message-id, ?2 log id) to `table`.
+/// SQL that writes tail entry (?1 message-id, ?2 log id) to `level`.
 /// `checked`: only for an article still stored, as an expiry that removed
 /// a tail article wrote its row itself (which may even be forgotten
 /// already). That look-up is a random read of the article log, so it is
 /// made only when some tail article was removed (`removed_through`).
-fn merge_sql(table: &str, checked: bool) -> String {
+fn merge_sql(level: HistoryLevel, checked: bool) -> String {
+    let table = level.table();
     let row = if checked {
         "SELECT ?1, ?2, 0, NULL WHERE EXISTS (SELECT 1 FROM articles WHERE id = ?2)"
     } else {
@@ -310,12 +311,12 @@ impl<'db> BatchWriter<'db> {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?,
             merge_history: [
-                db.prepare(&merge_sql("history", false))?,
-                db.prepare(&merge_sql("history_recent", false))?,
+                db.prepare(&merge_sql(HistoryLevel::Folded, false))?,
+                db.prepare(&merge_sql(HistoryLevel::Recent, false))?,
             ],
             merge_history_checked: [
-                db.prepare(&merge_sql("history", true))?,
-                db.prepare(&merge_sql("history_recent", true))?,
+                db.prepare(&merge_sql(HistoryLevel::Folded, true))?,
+                db.prepare(&merge_sql(HistoryLevel::Recent, true))?,
             ],
             fold_end: db.prepare(
                 "SELECT max(msgid) FROM \
@@ -441,7 +442,7 @@ impl<'db> BatchWriter<'db> {
                 .map(|step| step.map(InBatch::Merge))
         } else if self.folding.is_some() {
             self.fold_rows(FOLD_PER_ARTICLE * articles.max(1))
-                .map(|step| step.map(InBatch::Fold))
+                .map(|step| Some(InBatch::Fold(step)))
         } else {
             Ok(None)
         };
@@ -531,36 +532,42 @@ impl<'db> BatchWriter<'db> {
     /// Folds a slice of `history_recent` into `history` in a transaction
     /// of its own, if a fold is due (`fold_at` rows) or under way.
     fn fold_idle(&mut self) -> Result<MergeStep, RawError> {
-        if self.folding.is_none() && self.recent < self.fold_at {
+        if !self.fold_due() {
             return Ok(MergeStep::default());
         }
+        let step = self.in_own_transaction(|w| w.fold_rows(IDLE_SLICE))?;
+        Ok(self.folded(step))
+    }
+
+    /// Whether a fold is under way, or `history_recent` holds enough rows
+    /// to start one.
+    fn fold_due(&self) -> bool {
+        self.folding.is_some() || self.recent >= self.fold_at
+    }
+
+    /// Runs `work` in a transaction of its own: committed if it succeeds,
+    /// rolled back if it or the commit fails.
+    fn in_own_transaction<T>(
+        &mut self,
+        work: impl FnOnce(&mut Self) -> Result<T, RawError>,
+    ) -> Result<T, RawError> {
         self.db.exec("BEGIN IMMEDIATE")?;
-        let step = self
-            .fold_rows(IDLE_SLICE)
-            .and_then(|step| self.db.exec("COMMIT").map(|()| step));
-        match step {
-            Ok(Some(step)) => Ok(self.folded(step)),
-            Ok(None) => Ok(MergeStep::default()),
-            Err(e) => {
-                let _ = self.db.exec("ROLLBACK");
-                Err(e)
-            }
+        let done = work(self).and_then(|t| self.db.exec("COMMIT").map(|()| t));
+        if done.is_err() {
+            let _ = self.db.exec("ROLLBACK");
         }
+        done
     }
 
     /// Moves up to `max` rows of `history_recent` into `history`, in
-    /// message-id order from where the fold stands, in the transaction
-    /// under way (starting a fold once the table holds `fold_at` rows);
-    /// `None` when no fold is due. `folded` applies the step once
-    /// committed.
+    /// message-id order from where the fold stands (the beginning, for a
+    /// fold to start: the caller has seen one is due, `fold_due`), in the
+    /// transaction under way. `folded` applies the step once committed.
     ///
     /// A fold writes each leaf of `history` about once: a slice covers
     /// the next stretch of its keys. Rows merged meanwhile behind where it
     /// stands stay for the next fold.
-    fn fold_rows(&mut self, max: usize) -> Result<Option<FoldStep>, RawError> {
-        if self.folding.is_none() && self.recent < self.fold_at {
-            return Ok(None);
-        }
+    fn fold_rows(&mut self, max: usize) -> Result<FoldStep, RawError> {
         let after = self
             .folding
             .as_ref()
@@ -571,7 +578,7 @@ impl<'db> BatchWriter<'db> {
         // NULL (read as "") past the last row: the fold is done.
         let end = (self.fold_end.first_row(|r| r.column_text(0))?).unwrap_or_default();
         if end.is_empty() {
-            return Ok(Some(FoldStep { end, moved: 0 }));
+            return Ok(FoldStep { end, moved: 0 });
         }
         for s in [&mut self.fold_copy, &mut self.fold_delete] {
             s.bind_text(1, &after)?;
@@ -579,7 +586,7 @@ impl<'db> BatchWriter<'db> {
             s.execute()?;
         }
         let moved = usize::try_from(self.db.changes()).unwrap_or(0);
-        Ok(Some(FoldStep { end, moved }))
+        Ok(FoldStep { end, moved })
     }
 
     /// Records a committed fold step.
@@ -622,21 +629,12 @@ impl<'db> BatchWriter<'db> {
     }
 
     fn merge_slice(&mut self, max: usize, all: bool) -> Result<MergeStep, RawError> {
-        self.db.exec("BEGIN IMMEDIATE")?;
-        let step = self
-            .merge_rows(max, all, self.last_id)
-            .and_then(|step| self.db.exec("COMMIT").map(|()| step));
-        match step {
-            Ok(Some(step)) => {
-                self.merged(step);
-                Ok(step)
-            }
-            Ok(None) => Ok(MergeStep::default()),
-            Err(e) => {
-                let _ = self.db.exec("ROLLBACK");
-                Err(e)
-            }
+        let last_id = self.last_id;
+        let step = self.in_own_transaction(|w| w.merge_rows(max, all, last_id))?;
+        if let Some(step) = step {
+            self.merged(step);
         }
+        Ok(step.unwrap_or_default())
     }
 
     /// Writes up to `max` ids of the tail to history in the transaction
