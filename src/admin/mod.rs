@@ -244,20 +244,31 @@ fn message_id_arg(arg: &str) -> Result<MessageId, Failure> {
         .map_err(|e| Failure(format!("{e}: {arg:?} (give <id@host>, or GROUP:NUMBER)")))
 }
 
-/// `GROUP:NUMBER` (an article as a newsreader numbers it), if `arg` is one.
-fn group_number_arg(arg: &str) -> Option<(&str, u64)> {
-    if arg.starts_with('<') {
-        return None;
-    }
-    let (group, number) = arg.rsplit_once(':')?;
-    Some((group, number.parse().ok()?))
+/// An article as the command line names it.
+enum ArticleArg<'a> {
+    Id(MessageId),
+    /// `GROUP:NUMBER`, as a newsreader numbers it.
+    Numbered(&'a str, u64),
 }
 
-/// The message-id an article argument names: a message-id, or
-/// `GROUP:NUMBER` looked up in that group.
-async fn article_arg(store: &Store, arg: &str) -> Result<MessageId, Failure> {
-    let Some((name, number)) = group_number_arg(arg) else {
-        return message_id_arg(arg);
+/// Reads an article argument: `GROUP:NUMBER`, or else a message-id,
+/// refused here if malformed (before the database is opened).
+fn article_arg(arg: &str) -> Result<ArticleArg<'_>, Failure> {
+    if !arg.starts_with('<')
+        && let Some((group, number)) = arg.rsplit_once(':')
+        && let Ok(number) = number.parse()
+    {
+        return Ok(ArticleArg::Numbered(group, number));
+    }
+    message_id_arg(arg).map(ArticleArg::Id)
+}
+
+/// The message-id an article argument names; `GROUP:NUMBER` is looked up
+/// in that group.
+async fn resolve_article(store: &Store, arg: ArticleArg<'_>) -> Result<MessageId, Failure> {
+    let (name, number) = match arg {
+        ArticleArg::Id(id) => return Ok(id),
+        ArticleArg::Numbered(name, number) => (name, number),
     };
     let group =
         (store.group(name).await?).ok_or_else(|| Failure(format!("no such newsgroup: {name}")))?;
@@ -281,12 +292,9 @@ async fn stored_article(
     config: &Config,
     arg: &str,
 ) -> Result<(Store, MessageId, crate::store::StoredArticle), Failure> {
-    if group_number_arg(arg).is_none() {
-        // A bad message-id is refused before the database is opened.
-        message_id_arg(arg)?;
-    }
+    let arg = article_arg(arg)?;
     let store = open(config).await?;
-    let id = article_arg(&store, arg).await?;
+    let id = resolve_article(&store, arg).await?;
     match store.article_by_msgid(&id).await? {
         Some(a) => Ok((store, id, a)),
         None => Err(not_here(&store, &id).await),
@@ -414,11 +422,9 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
             Ok(())
         }
         AdminCommand::Article(ArticleCommand::Remove { message_id, json }) => {
-            if group_number_arg(&message_id).is_none() {
-                message_id_arg(&message_id)?;
-            }
+            let arg = article_arg(&message_id)?;
             let store = open(config).await?;
-            let id = article_arg(&store, &message_id).await?;
+            let id = resolve_article(&store, arg).await?;
             let until = chrono::Utc::now().timestamp() + config.storage.remember_secs();
             let Some(bytes) = store.remove_article(&id, until).await? else {
                 return Err(not_here(&store, &id).await);
