@@ -447,6 +447,54 @@ impl FileSync {
             format!("syncing {}: {e}", self.path.display())
         })
     }
+
+    /// Writes the file's dirty pages to disk a step at a time, each step
+    /// waited for, so that a sync that follows has little left to write:
+    /// steps of `dense` bytes from `dense_from` to the end (where pages
+    /// were appended and most are dirty), of `sparse` bytes before it
+    /// (where a few pages here and there were rewritten). Returns the
+    /// file's length. Failures are left to the sync that follows, which
+    /// reports them.
+    #[cfg(target_os = "linux")]
+    fn write_back(&mut self, dense_from: u64, dense: u64, sparse: u64) -> u64 {
+        use std::os::fd::AsRawFd;
+        let file = match &self.file {
+            Some(f) => f,
+            None => match std::fs::File::open(&self.path) {
+                Ok(f) => self.file.insert(f),
+                Err(_) => return dense_from,
+            },
+        };
+        let Ok(len) = file.metadata().map(|m| m.len()) else {
+            return dense_from;
+        };
+        let fd = file.as_raw_fd();
+        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        let dense_from = dense_from.min(len);
+        let mut from = 0;
+        while from < len {
+            let step = if from < dense_from {
+                sparse.min(dense_from - from)
+            } else {
+                dense
+            };
+            // SAFETY: `fd` is open (`file` lives to the end of this
+            // function), and sync_file_range only reads its arguments.
+            let done = unsafe { libc::sync_file_range(fd, from as i64, step as i64, flags) };
+            if done != 0 {
+                break;
+            }
+            from += step;
+        }
+        len
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn write_back(&mut self, dense_from: u64, _dense: u64, _sparse: u64) -> u64 {
+        dense_from
+    }
 }
 
 /// Syncs the WAL file to disk: after it returns, every transaction
