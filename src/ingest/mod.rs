@@ -1064,3 +1064,37 @@ fn run_writer(
         error!("closing the writer connection: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FileSync;
+
+    #[test]
+    fn writes_a_file_back_in_steps_and_leaves_it_as_it_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let bytes: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        let mut file = FileSync::new(path.clone());
+        // Sparse steps before 1 MiB, dense ones after, the last one short.
+        assert_eq!(
+            file.write_back(1 << 20, 256 << 10, 300 << 10),
+            bytes.len() as u64
+        );
+        // Past the end: the end.
+        assert_eq!(
+            file.write_back(8 << 20, 256 << 10, 300 << 10),
+            bytes.len() as u64
+        );
+        assert_eq!(file.sync(), Ok(()));
+        assert_eq!(std::fs::read(&path).expect("read"), bytes);
+    }
+
+    #[test]
+    fn leaves_a_missing_file_to_the_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut file = FileSync::new(dir.path().join("gone"));
+        assert_eq!(file.write_back(4096, 256 << 10, 8 << 20), 4096);
+        assert!(file.sync().is_err());
+    }
+}
