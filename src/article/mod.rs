@@ -225,7 +225,7 @@ pub fn split(article: &[u8]) -> (&[u8], &[u8]) {
     if let Some(rest) = article.strip_prefix(b"\r\n") {
         return (&[], rest);
     }
-    match article.windows(4).position(|w| w == b"\r\n\r\n") {
+    match memchr::memmem::find(article, b"\r\n\r\n") {
         Some(i) => {
             let (head, rest) = article.split_at(i + 2);
             (head, rest.get(2..).unwrap_or_default())

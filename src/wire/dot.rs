@@ -4,32 +4,26 @@
 /// Appends `text` (CRLF-terminated lines) to `out` as a dot-stuffed data
 /// block: every line that begins with `.` gets one more, a missing final
 /// CRLF is supplied, and the terminating `.CRLF` is written.
+///
+/// The text is copied in runs between the lines that need a dot, found
+/// with one search for `\n.`: a feeder stuffs every article it sends, and
+/// copying it line by line took a sixth of a flooding server's CPU.
 pub fn stuff(text: &[u8], out: &mut Vec<u8>) {
     out.reserve(text.len() + 8);
-    let mut at_line_start = true;
-    let mut rest = text;
-    while !rest.is_empty() {
-        if at_line_start && rest[0] == b'.' {
-            out.push(b'.');
-        }
-        match memchr(b'\n', rest) {
-            Some(i) => {
-                out.extend_from_slice(&rest[..=i]);
-                rest = &rest[i + 1..];
-                at_line_start = true;
-            }
-            None => {
-                out.extend_from_slice(rest);
-                out.extend_from_slice(b"\r\n");
-                rest = &[];
-            }
-        }
+    if text.first() == Some(&b'.') {
+        out.push(b'.');
+    }
+    let mut from = 0;
+    for newline in memchr::memmem::find_iter(text, b"\n.") {
+        out.extend_from_slice(&text[from..=newline]);
+        out.push(b'.');
+        from = newline + 1;
+    }
+    out.extend_from_slice(&text[from..]);
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b".\r\n");
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
 }
 
 #[cfg(test)]
@@ -50,6 +44,47 @@ mod tests {
     #[test]
     fn empty_text_is_just_the_terminator() {
         assert_eq!(stuffed(""), ".\r\n");
+    }
+
+    #[test]
+    fn a_leading_dot_and_dots_on_consecutive_lines_are_stuffed() {
+        assert_eq!(stuffed(".\r\n.\r\n.x"), "..\r\n..\r\n..x\r\n.\r\n");
+        assert_eq!(stuffed("a.b\r\nc\r\n"), "a.b\r\nc\r\n.\r\n");
+    }
+
+    #[test]
+    fn stuffs_as_a_line_by_line_copy_does() {
+        // The line-by-line rule, written out, against the runs above.
+        fn by_lines(text: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            for line in text.split_inclusive(|&b| b == b'\n') {
+                if line[0] == b'.' {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(line);
+            }
+            if !text.is_empty() && !text.ends_with(b"\n") {
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b".\r\n");
+            out
+        }
+        let pieces: [&[u8]; 6] = [b".", b"\r\n", b"\n", b"a", b"..", b"\r"];
+        // Every text of up to five pieces.
+        let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..5 {
+            let longer: Vec<Vec<u8>> = (texts.iter())
+                .flat_map(|t| pieces.iter().map(move |p| [t.as_slice(), p].concat()))
+                .collect();
+            texts.extend(longer);
+        }
+        texts.sort();
+        texts.dedup();
+        for text in &texts {
+            let mut out = Vec::new();
+            stuff(text, &mut out);
+            assert_eq!(out, by_lines(text), "{:?}", String::from_utf8_lossy(text));
+        }
     }
 
     #[test]
