@@ -433,15 +433,20 @@ impl FileSync {
         FileSync { path, file: None }
     }
 
+    /// The file, opened at the first use (and again after a failed sync).
+    fn open(&mut self) -> Result<&std::fs::File, String> {
+        match self.file {
+            Some(ref f) => Ok(f),
+            None => match std::fs::File::open(&self.path) {
+                Ok(f) => Ok(self.file.insert(f)),
+                Err(e) => Err(format!("cannot open {}: {e}", self.path.display())),
+            },
+        }
+    }
+
     /// Syncs; the reason on failure.
     fn sync(&mut self) -> Result<(), String> {
-        let file = match &self.file {
-            Some(f) => f,
-            None => match std::fs::File::open(&self.path) {
-                Ok(f) => self.file.insert(f),
-                Err(e) => return Err(format!("cannot open {}: {e}", self.path.display())),
-            },
-        };
+        let file = self.open()?;
         file.sync_data().map_err(|e| {
             self.file = None;
             format!("syncing {}: {e}", self.path.display())
@@ -458,12 +463,8 @@ impl FileSync {
     #[cfg(target_os = "linux")]
     fn write_back(&mut self, dense_from: u64, dense: u64, sparse: u64) -> u64 {
         use std::os::fd::AsRawFd;
-        let file = match &self.file {
-            Some(f) => f,
-            None => match std::fs::File::open(&self.path) {
-                Ok(f) => self.file.insert(f),
-                Err(_) => return dense_from,
-            },
+        let Ok(file) = self.open() else {
+            return dense_from;
         };
         let Ok(len) = file.metadata().map(|m| m.len()) else {
             return dense_from;
