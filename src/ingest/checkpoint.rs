@@ -302,9 +302,11 @@ fn run(runtime: tokio::runtime::Handle, store: Store, rx: Receiver<()>, shared: 
     // WAL, waited for tens of MiB to reach the disk (~50 ms on the 2-core
     // test VM, every 15,000 frames) while every peer waited for answers.
     let mut database = FileSync::new(store.path().to_owned());
-    // Where the database file ended at the last checkpoint, give or take a
-    // step: pages after it are new.
-    let mut appended_from = 0;
+    // Where the database file ended at the last checkpoint (at first, when
+    // the server started), give or take a step: pages after it are new.
+    // From 0, the first checkpoint would walk a large file in small steps
+    // (a 100 GiB one in 400,000 system calls).
+    let mut appended_from = std::fs::metadata(store.path()).map_or(0, |m| m.len());
     while rx.recv().is_ok() {
         shared.busy.store(true, Ordering::Release);
         let started = Instant::now();
