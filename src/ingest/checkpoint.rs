@@ -75,15 +75,18 @@ const LEFT_FRAMES: i64 = 256;
 /// checkpoint): ~10% of the run with every peer waiting for answers. In
 /// steps, such a sync waits behind one step at most. Measured with
 /// interleaved runs (means, one connection, pipelined CHECK/TAKETHIS):
-/// window 64 ~51k -> ~60k articles/s (four runs each, twice), window 256
-/// 70.0k -> 77.6k, 20 KiB articles 12.7k -> 13.6k, lock-step IHAVE the
+/// window 64 54.7k -> 59.7k articles/s (eight runs each); into a history
+/// of 10 million ids 46.5k -> 56.4k (two pairs); window 256 70.0k -> 77.6k
+/// in one set of three runs, the same in another of four (90.6k, 91.4k:
+/// CPU-bound there); 20 KiB articles 12.7k -> 13.6k; lock-step IHAVE the
 /// same or better. Steps of 64 KiB to 1 MiB did about as well; 4 MiB less.
 const DENSE_STEP_BYTES: u64 = 256 << 10;
 
 /// Steps in the rest of the file, where a checkpoint rewrote a few pages
 /// here and there (overview, history, interior pages): each step holds
 /// few dirty pages, and a step over clean pages costs next to nothing.
-/// Steps of 2 MiB did no better than none (mean 52.2k against 52.7k).
+/// Steps of 2 MiB did no better than none in one set of four runs (mean
+/// 52.2k against 52.7k).
 const SPARSE_STEP_BYTES: u64 = 8 << 20;
 
 /// At most this many steps in that part, however large the file: a step
