@@ -262,6 +262,68 @@ async fn a_takethis_with_a_malformed_message_id_still_has_its_article_read() {
     s.stop().await;
 }
 
+/// A burst's articles go to the writer in parts; when a part leaves with
+/// the next article already in hand, the writer holds its commit for that
+/// article. Whatever comes next (the rest of a half-sent article, a
+/// duplicate answered without the writer, nothing at all), every article
+/// read whole is answered, in order, and stored once.
+#[tokio::test]
+async fn a_burst_is_answered_whole_whatever_follows_its_front() {
+    let s = node("s", free_port(), vec![peer("p", None, "*")], &[]).await;
+    let mut p = streaming_peer(s.addr).await;
+    let takethis = |id: &str| format!("TAKETHIS {id}\r\n{}", relayed(id));
+
+    // 20 whole articles and half of a 21st: the 20 are answered before
+    // the rest of the 21st is sent.
+    let mut burst: String = (0..20).map(|i| takethis(&format!("<b{i}@x>"))).collect();
+    let last = takethis("<b20@x>");
+    let (front, back) = last.split_at(last.len() / 2);
+    burst.push_str(front);
+    let expected: Vec<(String, String)> = (0..20)
+        .map(|i| ("239".to_owned(), format!("<b{i}@x>")))
+        .collect();
+    let expected: Vec<(&str, Option<&str>)> = expected
+        .iter()
+        .map(|(c, id)| (c.as_str(), Some(id.as_str())))
+        .collect();
+    burst_answers(&mut p, burst.as_bytes(), &expected).await;
+    p.send(back.as_bytes()).await;
+    assert_eq!(p.line().await, "239 <b20@x>");
+
+    // 16 new articles, then one already stored (refused without the
+    // writer, though the 16 left promising it), then silence.
+    let mut burst: String = (21..37).map(|i| takethis(&format!("<b{i}@x>"))).collect();
+    burst.push_str(&takethis("<b3@x>"));
+    let mut expected: Vec<(String, String)> = (21..37)
+        .map(|i| ("239".to_owned(), format!("<b{i}@x>")))
+        .collect();
+    expected.push(("439".to_owned(), "<b3@x>".to_owned()));
+    let expected: Vec<(&str, Option<&str>)> = expected
+        .iter()
+        .map(|(c, id)| (c.as_str(), Some(id.as_str())))
+        .collect();
+    burst_answers(&mut p, burst.as_bytes(), &expected).await;
+
+    // Far more than one part at once.
+    let burst: String = (37..137).map(|i| takethis(&format!("<b{i}@x>"))).collect();
+    let expected: Vec<(String, String)> = (37..137)
+        .map(|i| ("239".to_owned(), format!("<b{i}@x>")))
+        .collect();
+    let expected: Vec<(&str, Option<&str>)> = expected
+        .iter()
+        .map(|(c, id)| (c.as_str(), Some(id.as_str())))
+        .collect();
+    burst_answers(&mut p, burst.as_bytes(), &expected).await;
+
+    assert_eq!(count(&s, "local.test").await, 137);
+    let mut r = reader(s.addr).await;
+    for i in [0, 15, 16, 19, 20, 21, 36, 37, 52, 53, 136] {
+        let status = r.cmd(&format!("STAT <b{i}@x>")).await;
+        assert!(status.starts_with("223"), "STAT <b{i}@x>: {status}");
+    }
+    s.stop().await;
+}
+
 // ---------------------------------------------------------------------------
 // 3. A peer that hangs up in the middle of an article
 // ---------------------------------------------------------------------------

@@ -59,7 +59,13 @@ enum Request {
     /// Remember a refused message-id; the reply comes after the commit.
     Reject(String, oneshot::Sender<()>),
     /// Several articles sent as one message, so they land in one batch.
-    Articles(Vec<Submission>),
+    /// `more_soon`: the session holds the next article of the same burst
+    /// already, whole, and hands it over within microseconds
+    /// (`Ingest::submit_batch`).
+    Articles {
+        articles: Vec<Submission>,
+        more_soon: bool,
+    },
     /// Merge the history tail if nothing else is waiting (`tick_merges`).
     MergeTail,
     /// The sync thread has answered what it had: an open transaction may
@@ -85,7 +91,7 @@ impl Request {
         match self {
             Request::Article(s) => s.size(),
             Request::Reject(id, _) => id.len(),
-            Request::Articles(v) => v.iter().map(Submission::size).sum(),
+            Request::Articles { articles, .. } => articles.iter().map(Submission::size).sum(),
             Request::MergeTail | Request::Synced => 0,
         }
     }
@@ -109,7 +115,7 @@ impl Batch {
     fn take(&mut self, r: Request) {
         match r {
             Request::Article(s) => self.articles.push(s),
-            Request::Articles(v) => self.articles.extend(v),
+            Request::Articles { articles, .. } => self.articles.extend(articles),
             Request::Reject(id, reply) => self.rejects.push((id, reply)),
             Request::MergeTail | Request::Synced => {}
         }
@@ -348,9 +354,19 @@ impl Ingest {
     /// on its submission's reply channel once committed. A streaming
     /// session gathers the TAKETHIS of one burst this way, so they share a
     /// transaction however the writer thread happens to wake.
-    pub async fn submit_batch(&self, batch: Vec<Submission>) {
+    ///
+    /// `more_soon`: the session has the next TAKETHIS of this burst in its
+    /// buffer already, article and all, and hands it over next. The writer
+    /// then holds its commit for it a little (`HOLD_FOR_MORE`) rather than
+    /// commit the front of the burst alone and have the rest wait for a
+    /// second commit and sync.
+    pub async fn submit_batch(&self, batch: Vec<Submission>, more_soon: bool) {
         // On failure the replies are dropped, which callers see as closed.
-        let _ = self.tx.send(Request::Articles(batch)).await;
+        let request = Request::Articles {
+            articles: batch,
+            more_soon,
+        };
+        let _ = self.tx.send(request).await;
     }
 
     /// Remembers a refused message-id in history, so it is not taken (or
@@ -667,6 +683,31 @@ fn spin_for(rx: &mut mpsc::Receiver<Request>, spin: Duration) -> Option<Request>
     rx.blocking_recv()
 }
 
+/// The longest the writer holds a commit, no sync being under way, for
+/// the rest of a burst whose session has it in hand (`Request::Articles`).
+/// Without it a peer keeping a small window in flight splits into two
+/// groups that alternate, each paying its own commit and sync: innfeed's
+/// default window of 20 went as 16 (the session's `MAX_STAGED`) then 4.
+/// The session hands over at most `MAX_STAGED` articles it has read whole,
+/// which takes tens of microseconds; a hold that runs out costs the
+/// batch no more than this.
+const HOLD_FOR_MORE: Duration = Duration::from_micros(100);
+
+/// The writer's next request if one comes before `deadline`. It polls, as
+/// `spin_for` does: the wait is shorter than a sleeping thread takes to be
+/// woken on a virtual machine. `None` at the deadline, or when the channel
+/// has closed (the writer's next wait finds that out).
+fn poll_until(rx: &mut mpsc::Receiver<Request>, deadline: Instant) -> Option<Request> {
+    loop {
+        match rx.try_recv() {
+            Ok(request) => return Some(request),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) if Instant::now() >= deadline => return None,
+            Err(TryRecvError::Empty) => thread::yield_now(),
+        }
+    }
+}
+
 /// How often the writer is asked to merge the history tail
 /// (`store::tail`) whatever its length; it does when it committed nothing
 /// since the last time: a quiet server's history is whole within two
@@ -766,6 +807,10 @@ struct Pending {
     started: Instant,
     /// The size limit in force on the connection (`u64::MAX`: not set).
     max_size: u64,
+    /// The last request taken said more of its burst comes at once.
+    more_soon: bool,
+    /// Since when the commit has been held for it.
+    held: Option<Instant>,
 }
 
 impl Default for Pending {
@@ -776,11 +821,26 @@ impl Default for Pending {
             bytes: 0,
             started: Instant::now(),
             max_size: u64::MAX,
+            more_soon: false,
+            held: None,
         }
     }
 }
 
 impl Pending {
+    /// Adds a request to the batch.
+    fn take(&mut self, r: Request) {
+        self.bytes += r.size();
+        self.more_soon = matches!(
+            r,
+            Request::Articles {
+                more_soon: true,
+                ..
+            }
+        );
+        self.batch.take(r);
+    }
+
     /// Commits the open transaction and has it synced and answered.
     fn finish(
         &mut self,
@@ -790,6 +850,8 @@ impl Pending {
         state: &Writer,
         tail: &crate::store::tail::Tail,
     ) {
+        self.more_soon = false;
+        self.held = None;
         writer.size_merges(Sizing::new(state.known.held(), state.limits.merge_at));
         if let Err(e) = writer.commit() {
             self.fail(e);
@@ -961,9 +1023,9 @@ fn run_writer(
                     Some(r) => r,
                     None => break,
                 }
-            } else if syncing.queued.load(Ordering::Acquire) == 0
-                || pending.batch.len() >= limits.articles
+            } else if pending.batch.len() >= limits.articles
                 || pending.bytes >= limits.bytes
+                || (syncing.queued.load(Ordering::Acquire) == 0 && !pending.more_soon)
             {
                 // No sync under way (or the transaction is full): commit.
                 pending.finish(&mut writer, &rx, &mut syncing, &writer_state, &tail);
@@ -971,6 +1033,19 @@ fn run_writer(
                 // Nothing waiting: time to merge a little of the tail.
                 while rx.is_empty() && merge_step(writer.merge_idle()) {}
                 continue;
+            } else if syncing.queued.load(Ordering::Acquire) == 0 {
+                // No sync under way, but the session that handed over the
+                // last articles has the next of its burst in hand: holding
+                // the commit for it saves the rest of the burst a second
+                // commit and sync (`HOLD_FOR_MORE`).
+                let since = *pending.held.get_or_insert_with(Instant::now);
+                match poll_until(&mut rx, since + HOLD_FOR_MORE) {
+                    Some(r) => r,
+                    None => {
+                        pending.more_soon = false;
+                        continue;
+                    }
+                }
             } else {
                 // A sync is under way, and this transaction's articles
                 // would wait for the next one whenever they were
@@ -999,14 +1074,10 @@ fn run_writer(
             };
             let (from_articles, from_rejects) =
                 (pending.batch.articles.len(), pending.batch.rejects.len());
-            pending.bytes += first.size();
-            pending.batch.take(first);
+            pending.take(first);
             while pending.batch.len() < limits.articles && pending.bytes < limits.bytes {
                 match rx.try_recv() {
-                    Ok(r) => {
-                        pending.bytes += r.size();
-                        pending.batch.take(r);
-                    }
+                    Ok(r) => pending.take(r),
                     Err(_) => break,
                 }
             }

@@ -530,6 +530,7 @@ async fn wait_front_or_input<S: AsyncRead + AsyncWrite + Unpin>(
     pending: &mut VecDeque<Pending>,
     conn: &mut Connection<S>,
     read_on: bool,
+    may_spin: bool,
     ingest: &crate::ingest::Ingest,
 ) -> Result<(), ()> {
     enum Woke {
@@ -542,7 +543,7 @@ async fn wait_front_or_input<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let woke = if read_on {
         let (_waiting, spin) = ingest.poll_budget();
-        let spin = if owed <= SPIN_PENDING {
+        let spin = if may_spin && owed <= SPIN_PENDING {
             spin
         } else {
             Duration::ZERO
@@ -578,6 +579,23 @@ async fn wait_front_or_input<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Reads the input that has arrived, without waiting, until the block
+/// being received is whole (or larger than `max`: `read_block` drains it).
+/// False when its end is not here yet, or the stream has ended.
+fn block_arrived<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Connection<S>, max: usize) -> bool {
+    use futures_util::FutureExt;
+    loop {
+        if conn.has_buffered_block() || conn.buffered() > max {
+            return true;
+        }
+        // `read_more` is cancel safe: a read that would wait is dropped.
+        match conn.read_more().now_or_never() {
+            Some(Ok(true)) => {}
+            Some(_) | None => return false,
+        }
+    }
+}
+
 /// Waits for the answer at the front of `pending` and sends it.
 async fn settle_front<S: AsyncRead + AsyncWrite + Unpin>(
     pending: &mut VecDeque<Pending>,
@@ -609,7 +627,7 @@ pub async fn run(
     // though their answer can no longer be sent: the peer offers them
     // again and is told it need not send them.
     if !staged.is_empty() {
-        ingest.submit_batch(staged).await;
+        ingest.submit_batch(staged, false).await;
     }
 }
 
@@ -637,10 +655,13 @@ async fn drive(
     }
     loop {
         if !staged.is_empty() && (!conn.has_buffered_line() || staged.len() >= MAX_STAGED) {
+            // The writer holds its commit for the next hand-over only when
+            // that is certain to come at once: a whole TAKETHIS is here.
+            let more_soon = conn.has_buffered_takethis();
             session
                 .shared
                 .ingest
-                .submit_batch(std::mem::take(staged))
+                .submit_batch(std::mem::take(staged), more_soon)
                 .await;
         }
         if send_ready(&mut pending, &mut conn).is_err() {
@@ -660,8 +681,14 @@ async fn drive(
         // streaming peer joins the next batch.
         if !pending.is_empty() && (!conn.has_buffered_line() || pending.len() >= MAX_PENDING) {
             let read_on = pending.len() < MAX_PENDING;
-            match wait_front_or_input(&mut pending, &mut conn, read_on, &session.shared.ingest)
-                .await
+            match wait_front_or_input(
+                &mut pending,
+                &mut conn,
+                read_on,
+                true,
+                &session.shared.ingest,
+            )
+            .await
             {
                 Ok(()) => continue,
                 Err(()) => {
@@ -751,7 +778,7 @@ async fn drive(
                 session
                     .shared
                     .ingest
-                    .submit_batch(std::mem::take(staged))
+                    .submit_batch(std::mem::take(staged), false)
                     .await;
             }
             while !pending.is_empty() {
@@ -854,6 +881,38 @@ async fn drive(
                 debug!(%peer, "COMPRESS DEFLATE started");
             }
             Reply::ReadTakeThis(id, permitted) => {
+                // While the rest of the article is on its way, the burst's
+                // articles before it go to the writer and their answers go
+                // out as they come, rather than wait for its last octet
+                // (a large article on a slow link takes a while).
+                if !block_arrived(&mut conn, max_article) {
+                    if !staged.is_empty() {
+                        let burst = std::mem::take(staged);
+                        session.shared.ingest.submit_batch(burst, false).await;
+                    }
+                    loop {
+                        if let Err(why) = guarded(conn.flush(), idle, &mut shutdown).await {
+                            farewell(&mut conn, peer, why, true).await;
+                            return;
+                        }
+                        if pending.is_empty()
+                            || conn.has_buffered_block()
+                            || conn.buffered() > max_article
+                        {
+                            break;
+                        }
+                        let ingest = &session.shared.ingest;
+                        let woke =
+                            wait_front_or_input(&mut pending, &mut conn, true, false, ingest).await;
+                        if woke
+                            .and_then(|()| send_ready(&mut pending, &mut conn))
+                            .is_err()
+                        {
+                            let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
+                            return;
+                        }
+                    }
+                }
                 let block = match guarded(conn.read_block(max_article), idle, &mut shutdown).await {
                     Ok(b) => b,
                     Err(why) => {

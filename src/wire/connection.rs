@@ -139,6 +139,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         memchr::memchr(b'\n', &self.buf[self.pos..]).is_some()
     }
 
+    /// True when the buffered input begins with a whole TAKETHIS: its
+    /// command line and its article through the terminating dot line
+    /// (CRLF-terminated, as a peer sends it). A streaming session tells
+    /// the writer so: the next hand-over is then microseconds away.
+    pub fn has_buffered_takethis(&self) -> bool {
+        const VERB: &[u8] = b"TAKETHIS ";
+        let unread = &self.buf[self.pos..];
+        let Some(eol) = memchr::memchr(b'\n', unread) else {
+            return false;
+        };
+        if eol < VERB.len() || !unread[..VERB.len()].eq_ignore_ascii_case(VERB) {
+            return false;
+        }
+        holds_block(&unread[eol + 1..])
+    }
+
+    /// True when a whole block (through its terminating dot line) is
+    /// buffered: `read_block` would not wait.
+    pub fn has_buffered_block(&self) -> bool {
+        holds_block(&self.buf[self.pos..])
+    }
+
+    /// Octets read and not yet framed.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
     /// Reads one command line. `Ok(None)` at a clean end of stream (nothing
     /// buffered); a partial line at end of stream is an `UnexpectedEof`.
     /// Once a line has begun, the rest of it must come within
@@ -300,6 +327,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
+/// Whether `text`, starting at a line's start, holds a dot line ending in
+/// CRLF (the end of a block).
+fn holds_block(text: &[u8]) -> bool {
+    text.starts_with(b".\r\n") || memchr::memmem::find(text, b"\n.\r\n").is_some()
+}
+
 /// Reads one answer through a client's DEFLATE layer (our feeder's, the
 /// bench's): the line, LF included, is appended to `line`, compressed
 /// octets are read from `r` as needed. Returns the line's length (0 at end
@@ -377,6 +410,50 @@ mod tests {
         assert!(
             matches!(c.read_line(Duration::from_secs(5)).await.unwrap(), Some(Line::Line(l)) if l.len() == 510)
         );
+    }
+
+    /// What `has_buffered_takethis` says once `input` is buffered.
+    async fn holds_takethis(input: &[u8]) -> bool {
+        let mut c = conn(input).await;
+        while c.read_more().await.unwrap() {}
+        c.has_buffered_takethis()
+    }
+
+    #[tokio::test]
+    async fn a_buffered_takethis_counts_only_whole() {
+        let whole = b"TAKETHIS <a@b>\r\nSubject: x\r\n\r\nbody\r\n.\r\n";
+        assert!(holds_takethis(whole).await);
+        assert!(holds_takethis(b"takethis <a@b>\r\nS: x\r\n\r\nb\r\n.\r\nCHECK <c@d>\r\n").await);
+        // An empty article is whole too (it gets 439).
+        assert!(holds_takethis(b"TAKETHIS <a@b>\r\n.\r\n").await);
+        // Not whole: no dot line yet, or only a stuffed one, or the dot
+        // line not yet ended.
+        assert!(!holds_takethis(&whole[..whole.len() - 3]).await);
+        assert!(!holds_takethis(&whole[..whole.len() - 1]).await);
+        assert!(!holds_takethis(b"TAKETHIS <a@b>\r\nS: x\r\n\r\n..\r\n").await);
+        assert!(!holds_takethis(b"TAKETHIS <a@b>\r\n").await);
+        assert!(!holds_takethis(b"TAKETHIS <a@b>").await);
+        // Another command first, though a TAKETHIS follows it.
+        let mut after = b"CHECK <c@d>\r\n".to_vec();
+        after.extend_from_slice(whole);
+        assert!(!holds_takethis(&after).await);
+        assert!(!holds_takethis(b"TAKETHISX <a@b>\r\n.\r\n").await);
+        assert!(!holds_takethis(b"").await);
+        // A block alone, once its command line is read.
+        let mut c = conn(b"TAKETHIS <a@b>\r\n.\r\n").await;
+        c.read_line(Duration::from_secs(5)).await.unwrap();
+        assert!(c.has_buffered_block());
+        let mut c = conn(b"TAKETHIS <a@b>\r\nS: x\r\n\r\n..\r\n").await;
+        c.read_line(Duration::from_secs(5)).await.unwrap();
+        assert!(!c.has_buffered_block());
+        assert_eq!(c.buffered(), 12);
+        // Once the line before it is read, the TAKETHIS is at the front.
+        let mut c = conn(&after).await;
+        assert_eq!(
+            c.read_line(Duration::from_secs(5)).await.unwrap(),
+            Some(Line::Line(b"CHECK <c@d>".to_vec()))
+        );
+        assert!(c.has_buffered_takethis());
     }
 
     #[tokio::test]
