@@ -12,7 +12,9 @@
 //! open and takes whatever comes, and commits when that sync ends: its
 //! articles could be acknowledged no sooner, and one commit per sync writes
 //! fewer pages per article (each commit rewrites the last, partly filled
-//! pages of the tables it touches).
+//! pages of the tables it touches). With no sync under way it commits at
+//! once, unless the session that handed it the last articles has the next
+//! of the same burst in hand (`HOLD_FOR_MORE`).
 //!
 //! It runs on a dedicated OS thread, because its SQLite calls (and the fsync
 //! of each commit) block.
