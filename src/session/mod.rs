@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -29,7 +30,7 @@ use crate::ingest::{InFlight, Submission};
 use crate::store::{GroupInfo, Store, StoreError};
 use crate::wire::codes;
 use crate::wire::command::Command;
-use crate::wire::connection::{Connection, Line};
+use crate::wire::connection::{BlockReader, Connection, Line};
 use crate::wire::parse::{ParseError, parse_command};
 use crate::wire::response::Response;
 use crate::wire::types::MessageId;
@@ -581,23 +582,6 @@ async fn wait_front_or_input<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Reads the input that has arrived, without waiting, until the block
-/// being received is whole (or larger than `max`: `read_block` drains it).
-/// False when its end is not here yet, or the stream has ended.
-fn block_arrived<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Connection<S>, max: usize) -> bool {
-    use futures_util::FutureExt;
-    loop {
-        if conn.has_buffered_block() || conn.buffered() > max {
-            return true;
-        }
-        // `read_more` is cancel safe: a read that would wait is dropped.
-        match conn.read_more().now_or_never() {
-            Some(Ok(true)) => {}
-            Some(_) | None => return false,
-        }
-    }
-}
-
 /// Waits for the answer at the front of `pending` and sends it.
 async fn settle_front<S: AsyncRead + AsyncWrite + Unpin>(
     pending: &mut VecDeque<Pending>,
@@ -887,39 +871,44 @@ async fn drive(
                 // articles before it go to the writer and their answers go
                 // out as they come, rather than wait for its last octet
                 // (a large article on a slow link takes a while).
-                if !block_arrived(&mut conn, max_article) {
+                let mut reader = BlockReader::new(max_article);
+                let block = loop {
+                    if let Some(block) = reader.take_buffered(&mut conn) {
+                        break block;
+                    }
+                    // What has arrived already is taken without waiting
+                    // (`read_more` is cancel safe).
+                    if let Some(Ok(true)) = conn.read_more().now_or_never() {
+                        continue;
+                    }
                     if !staged.is_empty() {
                         let burst = std::mem::take(staged);
                         session.shared.ingest.submit_batch(burst, false).await;
                     }
-                    loop {
-                        if let Err(why) = guarded(conn.flush(), idle, &mut shutdown).await {
-                            farewell(&mut conn, peer, why, true).await;
-                            return;
-                        }
-                        if pending.is_empty()
-                            || conn.has_buffered_block()
-                            || conn.buffered() > max_article
-                        {
-                            break;
-                        }
-                        let ingest = &session.shared.ingest;
-                        let woke =
-                            wait_front_or_input(&mut pending, &mut conn, true, false, ingest).await;
-                        if woke
-                            .and_then(|()| send_ready(&mut pending, &mut conn))
-                            .is_err()
-                        {
-                            let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
-                            return;
+                    if let Err(why) = guarded(conn.flush(), idle, &mut shutdown).await {
+                        farewell(&mut conn, peer, why, true).await;
+                        return;
+                    }
+                    if pending.is_empty() {
+                        match guarded(conn.finish_block(reader), idle, &mut shutdown).await {
+                            Ok(block) => break block,
+                            Err(why) => {
+                                info!(%peer, "TAKETHIS abandoned before its final dot");
+                                farewell(&mut conn, peer, why, false).await;
+                                return;
+                            }
                         }
                     }
-                }
-                let block = match guarded(conn.read_block(max_article), idle, &mut shutdown).await {
-                    Ok(b) => b,
-                    Err(why) => {
-                        info!(%peer, "TAKETHIS abandoned before its final dot");
-                        farewell(&mut conn, peer, why, false).await;
+                    // Reads on meanwhile; the end of input settles what is
+                    // owed and closes.
+                    let ingest = &session.shared.ingest;
+                    let woke =
+                        wait_front_or_input(&mut pending, &mut conn, true, false, ingest).await;
+                    if woke
+                        .and_then(|()| send_ready(&mut pending, &mut conn))
+                        .is_err()
+                    {
+                        let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
                         return;
                     }
                 };

@@ -30,13 +30,92 @@ pub enum Line {
 }
 
 /// A framed multi-line block, dot-unstuffed, each line ending in CRLF.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Block {
     pub data: Vec<u8>,
     /// The block was larger than the limit: `data` holds only its start.
     pub too_big: bool,
     /// The block's full size in octets (as unstuffed, CRLF lines).
     pub size: usize,
+}
+
+/// A block being read (`Connection::read_block`), taken a buffer at a
+/// time: a streaming session can see that the rest of an article has not
+/// arrived yet, and do something else meanwhile.
+pub struct BlockReader {
+    block: Block,
+    limit: usize,
+    /// True while inside a line whose start has already been consumed (a
+    /// line longer than what was buffered).
+    mid_line: bool,
+}
+
+impl BlockReader {
+    pub fn new(limit: usize) -> BlockReader {
+        BlockReader {
+            block: Block {
+                // Most articles fit; saves the first few doublings.
+                data: Vec::with_capacity(limit.min(4096)),
+                too_big: false,
+                size: 0,
+            },
+            limit,
+            mid_line: false,
+        }
+    }
+
+    /// Takes the block's lines that `conn` has buffered; the block once its
+    /// terminating line is among them, `None` while more must be read.
+    pub fn take_buffered<S>(&mut self, conn: &mut Connection<S>) -> Option<Block> {
+        let block = &mut self.block;
+        loop {
+            let unread = &conn.buf[conn.pos..];
+            let Some(i) = memchr::memchr(b'\n', unread) else {
+                // A long line in progress: move what we have (all but a
+                // possible trailing CR) out of the buffer, so memory stays
+                // bounded however long the line.
+                let keep = usize::from(unread.last() == Some(&b'\r'));
+                let take = unread.len() - keep;
+                if take > 0 && unread.len() > READ_CHUNK {
+                    let mut chunk = &unread[..take];
+                    if !self.mid_line && chunk.first() == Some(&b'.') {
+                        chunk = &chunk[1..];
+                    }
+                    block.size += chunk.len();
+                    if !block.too_big && block.size + 2 <= self.limit {
+                        block.data.extend_from_slice(chunk);
+                    } else {
+                        block.too_big = true;
+                    }
+                    self.mid_line = true;
+                    conn.pos += take;
+                }
+                return None;
+            };
+            let mut line = &unread[..i];
+            if line.last() == Some(&b'\r') {
+                line = &line[..line.len() - 1];
+            }
+            if !self.mid_line {
+                if line == b"." {
+                    conn.pos += i + 1;
+                    return Some(std::mem::take(block));
+                }
+                if line.first() == Some(&b'.') {
+                    line = &line[1..];
+                }
+            }
+            block.size += line.len() + 2;
+            if !block.too_big && block.size <= self.limit {
+                block.data.extend_from_slice(line);
+                block.data.extend_from_slice(b"\r\n");
+            } else {
+                block.too_big = true;
+            }
+            self.mid_line = false;
+            conn.pos += i + 1;
+        }
+    }
 }
 
 pub struct Connection<S> {
@@ -152,18 +231,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if eol < VERB.len() || !unread[..VERB.len()].eq_ignore_ascii_case(VERB) {
             return false;
         }
-        holds_block(&unread[eol + 1..])
-    }
-
-    /// True when a whole block (through its terminating dot line) is
-    /// buffered: `read_block` would not wait.
-    pub fn has_buffered_block(&self) -> bool {
-        holds_block(&self.buf[self.pos..])
-    }
-
-    /// Octets read and not yet framed.
-    pub fn buffered(&self) -> usize {
-        self.buf.len() - self.pos
+        // From the command line's end: the dot line may be the first.
+        let text = &unread[eol + 1..];
+        text.starts_with(b".\r\n") || memchr::memmem::find(text, b"\n.\r\n").is_some()
     }
 
     /// Reads one command line. `Ok(None)` at a clean end of stream (nothing
@@ -222,66 +292,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// is read and dropped. End of stream before the terminator is an
     /// `UnexpectedEof` error (the caller stores nothing).
     pub async fn read_block(&mut self, limit: usize) -> io::Result<Block> {
-        let mut block = Block {
-            // Most articles fit; saves the first few doublings.
-            data: Vec::with_capacity(limit.min(4096)),
-            too_big: false,
-            size: 0,
-        };
-        // True while inside a line whose start has already been consumed
-        // (a line longer than what was buffered).
-        let mut mid_line = false;
+        self.finish_block(BlockReader::new(limit)).await
+    }
+
+    /// Reads the rest of a block begun with `BlockReader::take_buffered`.
+    pub async fn finish_block(&mut self, mut reader: BlockReader) -> io::Result<Block> {
         loop {
-            let unread = &self.buf[self.pos..];
-            match memchr::memchr(b'\n', unread) {
-                Some(i) => {
-                    let mut line = &unread[..i];
-                    if line.last() == Some(&b'\r') {
-                        line = &line[..line.len() - 1];
-                    }
-                    if !mid_line {
-                        if line == b"." {
-                            self.pos += i + 1;
-                            return Ok(block);
-                        }
-                        if line.first() == Some(&b'.') {
-                            line = &line[1..];
-                        }
-                    }
-                    block.size += line.len() + 2;
-                    if !block.too_big && block.size <= limit {
-                        block.data.extend_from_slice(line);
-                        block.data.extend_from_slice(b"\r\n");
-                    } else {
-                        block.too_big = true;
-                    }
-                    mid_line = false;
-                    self.pos += i + 1;
-                }
-                None => {
-                    // A long line in progress: move what we have (all but a
-                    // possible trailing CR) out of the buffer, so memory stays
-                    // bounded however long the line.
-                    let keep = usize::from(unread.last() == Some(&b'\r'));
-                    let take = unread.len() - keep;
-                    if take > 0 && unread.len() > READ_CHUNK {
-                        let mut chunk = &unread[..take];
-                        if !mid_line && chunk.first() == Some(&b'.') {
-                            chunk = &chunk[1..];
-                        }
-                        block.size += chunk.len();
-                        if !block.too_big && block.size + 2 <= limit {
-                            block.data.extend_from_slice(chunk);
-                        } else {
-                            block.too_big = true;
-                        }
-                        mid_line = true;
-                        self.pos += take;
-                    }
-                    if !self.fill().await? {
-                        return Err(io::ErrorKind::UnexpectedEof.into());
-                    }
-                }
+            if let Some(block) = reader.take_buffered(self) {
+                return Ok(block);
+            }
+            if !self.fill().await? {
+                return Err(io::ErrorKind::UnexpectedEof.into());
             }
         }
     }
@@ -325,12 +346,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.flush().await?;
         self.stream.shutdown().await
     }
-}
-
-/// Whether `text`, starting at a line's start, holds a dot line ending in
-/// CRLF (the end of a block).
-fn holds_block(text: &[u8]) -> bool {
-    text.starts_with(b".\r\n") || memchr::memmem::find(text, b"\n.\r\n").is_some()
 }
 
 /// Reads one answer through a client's DEFLATE layer (our feeder's, the
@@ -439,14 +454,6 @@ mod tests {
         assert!(!holds_takethis(&after).await);
         assert!(!holds_takethis(b"TAKETHISX <a@b>\r\n.\r\n").await);
         assert!(!holds_takethis(b"").await);
-        // A block alone, once its command line is read.
-        let mut c = conn(b"TAKETHIS <a@b>\r\n.\r\n").await;
-        c.read_line(Duration::from_secs(5)).await.unwrap();
-        assert!(c.has_buffered_block());
-        let mut c = conn(b"TAKETHIS <a@b>\r\nS: x\r\n\r\n..\r\n").await;
-        c.read_line(Duration::from_secs(5)).await.unwrap();
-        assert!(!c.has_buffered_block());
-        assert_eq!(c.buffered(), 12);
         // Once the line before it is read, the TAKETHIS is at the front.
         let mut c = conn(&after).await;
         assert_eq!(
@@ -454,6 +461,35 @@ mod tests {
             Some(Line::Line(b"CHECK <c@d>".to_vec()))
         );
         assert!(c.has_buffered_takethis());
+    }
+
+    #[tokio::test]
+    async fn a_block_taken_as_it_arrives_is_the_block() {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut c = Connection::new(server, 512);
+        let mut reader = BlockReader::new(1000);
+        for piece in [&b"a\r\n..b\r\nc"[..], b"\r\n.", b"\r"] {
+            client.write_all(piece).await.unwrap();
+            assert!(c.read_more().await.unwrap());
+            assert!(reader.take_buffered(&mut c).is_none());
+        }
+        client.write_all(b"\nNEXT\r\n").await.unwrap();
+        assert!(c.read_more().await.unwrap());
+        let b = reader.take_buffered(&mut c).expect("whole");
+        assert_eq!(b.data, b"a\r\n.b\r\nc\r\n");
+        assert_eq!(b.size, b.data.len());
+        assert_eq!(
+            c.read_line(Duration::from_secs(5)).await.unwrap(),
+            Some(Line::Line(b"NEXT".to_vec()))
+        );
+        // The rest of a block begun that way.
+        let mut reader = BlockReader::new(1000);
+        client.write_all(b"x\r\n").await.unwrap();
+        assert!(c.read_more().await.unwrap());
+        assert!(reader.take_buffered(&mut c).is_none());
+        client.write_all(b"y\r\n.\r\n").await.unwrap();
+        let b = c.finish_block(reader).await.unwrap();
+        assert_eq!(b.data, b"x\r\ny\r\n");
     }
 
     #[tokio::test]
