@@ -214,6 +214,7 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and applies the
     /// migrations. Returns whether the database was created just now.
     pub async fn open(config: &StorageConfig) -> Result<(Store, bool)> {
+        raw::quiet_memory_statistics();
         let path = config.database.as_path();
         let synchronous = config.synchronous;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -18,6 +18,26 @@ use std::ptr::{self, NonNull};
 
 use libsqlite3_sys as ffi;
 
+/// Turns off SQLite's memory statistics for the whole process, before its
+/// first connection: with them on, every allocation SQLite makes takes a
+/// global mutex (its status counters), which every connection's thread
+/// then contends for. No one reads them here. Later calls, and a call
+/// after a connection was opened elsewhere (SQLite refuses then), change
+/// nothing.
+pub fn quiet_memory_statistics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int. sqlite3_config is
+        // not thread-safe against itself or an initialisation under way;
+        // the Once serialises our calls, and a library initialised already
+        // answers SQLITE_MISUSE without changing anything.
+        let rc = unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int) };
+        if rc != ffi::SQLITE_OK {
+            tracing::debug!(rc, "SQLite memory statistics left on");
+        }
+    });
+}
+
 /// A raw connection, borrowed from sqlx for the lifetime of a lock.
 pub struct Db {
     handle: NonNull<ffi::sqlite3>,
