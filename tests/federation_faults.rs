@@ -166,6 +166,13 @@ async fn burst_answers(p: &mut Client, burst: &[u8], expected: &[(&str, Option<&
     }
 }
 
+/// `burst_answers` with the expected message-ids owned.
+async fn burst_answers_owned(p: &mut Client, burst: &str, expected: &[(&str, Option<String>)]) {
+    let expected: Vec<(&str, Option<&str>)> =
+        expected.iter().map(|(c, id)| (*c, id.as_deref())).collect();
+    burst_answers(p, burst.as_bytes(), &expected).await;
+}
+
 #[tokio::test]
 async fn garbage_from_a_streaming_peer_is_answered_in_step_and_the_stream_stays_usable() {
     let s = node("s", free_port(), vec![peer("p", None, "*")], &[]).await;
@@ -273,47 +280,38 @@ async fn a_burst_is_answered_whole_whatever_follows_its_front() {
     let mut p = streaming_peer(s.addr).await;
     let takethis = |id: &str| format!("TAKETHIS {id}\r\n{}", relayed(id));
 
+    // The ids of articles `range`, and the answers they get, in order.
+    let ids = |range: std::ops::Range<usize>| -> Vec<String> {
+        range.map(|i| format!("<b{i}@x>")).collect()
+    };
+    let expect = |ids: &[String], code: &'static str| -> Vec<(&'static str, Option<String>)> {
+        ids.iter().map(|id| (code, Some(id.clone()))).collect()
+    };
+
     // 20 whole articles and half of a 21st: the 20 are answered before
     // the rest of the 21st is sent.
-    let mut burst: String = (0..20).map(|i| takethis(&format!("<b{i}@x>"))).collect();
+    let front_ids = ids(0..20);
+    let mut burst: String = front_ids.iter().map(|id| takethis(id)).collect();
     let last = takethis("<b20@x>");
     let (front, back) = last.split_at(last.len() / 2);
     burst.push_str(front);
-    let expected: Vec<(String, String)> = (0..20)
-        .map(|i| ("239".to_owned(), format!("<b{i}@x>")))
-        .collect();
-    let expected: Vec<(&str, Option<&str>)> = expected
-        .iter()
-        .map(|(c, id)| (c.as_str(), Some(id.as_str())))
-        .collect();
-    burst_answers(&mut p, burst.as_bytes(), &expected).await;
+    burst_answers_owned(&mut p, &burst, &expect(&front_ids, "239")).await;
     p.send(back.as_bytes()).await;
     assert_eq!(p.line().await, "239 <b20@x>");
 
     // 16 new articles, then one already stored (refused without the
     // writer, though the 16 left promising it), then silence.
-    let mut burst: String = (21..37).map(|i| takethis(&format!("<b{i}@x>"))).collect();
+    let new_ids = ids(21..37);
+    let mut burst: String = new_ids.iter().map(|id| takethis(id)).collect();
     burst.push_str(&takethis("<b3@x>"));
-    let mut expected: Vec<(String, String)> = (21..37)
-        .map(|i| ("239".to_owned(), format!("<b{i}@x>")))
-        .collect();
-    expected.push(("439".to_owned(), "<b3@x>".to_owned()));
-    let expected: Vec<(&str, Option<&str>)> = expected
-        .iter()
-        .map(|(c, id)| (c.as_str(), Some(id.as_str())))
-        .collect();
-    burst_answers(&mut p, burst.as_bytes(), &expected).await;
+    let mut expected = expect(&new_ids, "239");
+    expected.push(("439", Some("<b3@x>".to_owned())));
+    burst_answers_owned(&mut p, &burst, &expected).await;
 
     // Far more than one part at once.
-    let burst: String = (37..137).map(|i| takethis(&format!("<b{i}@x>"))).collect();
-    let expected: Vec<(String, String)> = (37..137)
-        .map(|i| ("239".to_owned(), format!("<b{i}@x>")))
-        .collect();
-    let expected: Vec<(&str, Option<&str>)> = expected
-        .iter()
-        .map(|(c, id)| (c.as_str(), Some(id.as_str())))
-        .collect();
-    burst_answers(&mut p, burst.as_bytes(), &expected).await;
+    let many = ids(37..137);
+    let burst: String = many.iter().map(|id| takethis(id)).collect();
+    burst_answers_owned(&mut p, &burst, &expect(&many, "239")).await;
 
     assert_eq!(count(&s, "local.test").await, 137);
     let mut r = reader(s.addr).await;
