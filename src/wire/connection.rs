@@ -220,20 +220,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// True when the buffered input begins with a whole TAKETHIS: its
     /// command line and its article through the terminating dot line
-    /// (CRLF-terminated, as a peer sends it). A streaming session tells
-    /// the writer so: the next hand-over is then microseconds away.
+    /// (CRLF-terminated, as a peer sends it), after at most
+    /// `CHECKS_SKIPPED` whole CHECK lines (a peer pipelining CHECK and
+    /// TAKETHIS sends them in turn). A streaming session tells the writer
+    /// so: its next hand-over is then microseconds away.
     pub fn has_buffered_takethis(&self) -> bool {
-        const VERB: &[u8] = b"TAKETHIS ";
-        let unread = &self.buf[self.pos..];
-        let Some(eol) = memchr::memchr(b'\n', unread) else {
-            return false;
+        const TAKETHIS: &[u8] = b"TAKETHIS ";
+        const CHECK: &[u8] = b"CHECK ";
+        const CHECKS_SKIPPED: usize = 4;
+        let is = |line: &[u8], verb: &[u8]| {
+            line.len() >= verb.len() && line[..verb.len()].eq_ignore_ascii_case(verb)
         };
-        if eol < VERB.len() || !unread[..VERB.len()].eq_ignore_ascii_case(VERB) {
-            return false;
+        let mut unread = &self.buf[self.pos..];
+        for _ in 0..=CHECKS_SKIPPED {
+            let Some(eol) = memchr::memchr(b'\n', unread) else {
+                return false;
+            };
+            let line = &unread[..eol];
+            unread = &unread[eol + 1..];
+            if is(line, TAKETHIS) {
+                // The dot line may be the first.
+                return unread.starts_with(b".\r\n")
+                    || memchr::memmem::find(unread, b"\n.\r\n").is_some();
+            }
+            if !is(line, CHECK) {
+                return false;
+            }
         }
-        // From the command line's end: the dot line may be the first.
-        let text = &unread[eol + 1..];
-        text.starts_with(b".\r\n") || memchr::memmem::find(text, b"\n.\r\n").is_some()
+        false
     }
 
     /// Reads one command line. `Ok(None)` at a clean end of stream (nothing
@@ -448,17 +462,25 @@ mod tests {
         assert!(!holds_takethis(b"TAKETHIS <a@b>\r\nS: x\r\n\r\n..\r\n").await);
         assert!(!holds_takethis(b"TAKETHIS <a@b>\r\n").await);
         assert!(!holds_takethis(b"TAKETHIS <a@b>").await);
-        // Another command first, though a TAKETHIS follows it.
+        // After a few CHECKs (a peer pipelining them), but not after
+        // another command or many CHECKs.
         let mut after = b"CHECK <c@d>\r\n".to_vec();
         after.extend_from_slice(whole);
-        assert!(!holds_takethis(&after).await);
+        assert!(holds_takethis(&after).await);
+        let mut after_date = b"DATE\r\n".to_vec();
+        after_date.extend_from_slice(whole);
+        assert!(!holds_takethis(&after_date).await);
+        let mut after_many = b"CHECK <c@d>\r\n".repeat(5);
+        after_many.extend_from_slice(whole);
+        assert!(!holds_takethis(&after_many).await);
+        assert!(!holds_takethis(b"CHECK <c@d>\r\nCHECK <e").await);
         assert!(!holds_takethis(b"TAKETHISX <a@b>\r\n.\r\n").await);
         assert!(!holds_takethis(b"").await);
         // Once the line before it is read, the TAKETHIS is at the front.
-        let mut c = conn(&after).await;
+        let mut c = conn(&after_date).await;
         assert_eq!(
             c.read_line(Duration::from_secs(5)).await.unwrap(),
-            Some(Line::Line(b"CHECK <c@d>".to_vec()))
+            Some(Line::Line(b"DATE".to_vec()))
         );
         assert!(c.has_buffered_takethis());
     }
