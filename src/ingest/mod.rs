@@ -692,7 +692,11 @@ fn spin_for(rx: &mut mpsc::Receiver<Request>, spin: Duration) -> Option<Request>
 /// default window of 20 went as 16 (the session's `MAX_STAGED`) then 4.
 /// The session hands over at most `MAX_STAGED` articles it has read whole,
 /// which takes tens of microseconds; a hold that runs out costs the
-/// batch no more than this.
+/// batch no more than this. Interleaved runs, one connection, 2 KiB:
+/// TAKETHIS-only window 20 31.5k -> 39.8k/s (batches of 20 instead of 16
+/// and 4); with a TAKETHIS behind CHECKs counted as in hand, window 64
+/// pipelined 55.9k -> 59.9k/s; window 256, 20 KiB and four connections
+/// the same.
 const HOLD_FOR_MORE: Duration = Duration::from_micros(100);
 
 /// The writer's next request if one comes before `deadline`. It polls, as

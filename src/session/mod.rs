@@ -528,7 +528,9 @@ fn deliver<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Waits until the oldest owed answer is ready (and sends it) or, when
 /// `read_on`, until more input arrives, whichever comes first. `Err` when
-/// the connection must close.
+/// the connection must close. `may_spin`: it may poll for the answer
+/// first (`SPIN_PENDING`); not while the rest of an article is awaited
+/// from the network, which polling would not bring sooner.
 async fn wait_front_or_input<S: AsyncRead + AsyncWrite + Unpin>(
     pending: &mut VecDeque<Pending>,
     conn: &mut Connection<S>,
