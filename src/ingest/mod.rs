@@ -1024,6 +1024,9 @@ fn run_writer(
             wal_frames: &wal_frames,
         };
         loop {
+            // Read once: the sync thread may end its sync meanwhile, and
+            // the branches below must agree on whether one is under way.
+            let no_sync = syncing.queued.load(Ordering::Acquire) == 0;
             let request = if !writer.is_open() {
                 match spin_for(&mut rx, limits.spin) {
                     Some(r) => r,
@@ -1031,7 +1034,7 @@ fn run_writer(
                 }
             } else if pending.batch.len() >= limits.articles
                 || pending.bytes >= limits.bytes
-                || (syncing.queued.load(Ordering::Acquire) == 0 && !pending.more_soon)
+                || (no_sync && !pending.more_soon)
             {
                 // No sync under way (or the transaction is full): commit.
                 pending.finish(&mut writer, &rx, &mut syncing, &writer_state, &tail);
@@ -1039,7 +1042,7 @@ fn run_writer(
                 // Nothing waiting: time to merge a little of the tail.
                 while rx.is_empty() && merge_step(writer.merge_idle()) {}
                 continue;
-            } else if syncing.queued.load(Ordering::Acquire) == 0 {
+            } else if no_sync {
                 // No sync under way, but the session that handed over the
                 // last articles has the next of its burst in hand: holding
                 // the commit for it saves the rest of the burst a second
