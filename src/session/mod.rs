@@ -31,7 +31,7 @@ use crate::store::{GroupInfo, Store, StoreError};
 use crate::wire::codes;
 use crate::wire::command::Command;
 use crate::wire::connection::{BlockReader, Connection, Line};
-use crate::wire::parse::{ParseError, parse_command};
+use crate::wire::parse::{ParseError, parse_command, verb_is};
 use crate::wire::response::Response;
 use crate::wire::types::MessageId;
 use transit::Pending;
@@ -733,7 +733,7 @@ async fn drive(
                 // A TAKETHIS is followed by its article whatever we think of
                 // its arguments (RFC 4644 §2.5): read it, or the rest of the
                 // stream would be taken for commands.
-                if is_takethis(&line)
+                if verb_is(&line, b"TAKETHIS")
                     && let Err(why) =
                         guarded(conn.read_block(max_article), idle, &mut shutdown).await
                 {
@@ -930,16 +930,6 @@ async fn drive(
             }
         }
     }
-}
-
-/// Whether a command line's verb is TAKETHIS.
-fn is_takethis(line: &[u8]) -> bool {
-    let verb = line
-        .iter()
-        .skip_while(|b| b.is_ascii_whitespace())
-        .take_while(|b| !b.is_ascii_whitespace());
-    verb.map(|b| b.to_ascii_uppercase())
-        .eq(b"TAKETHIS".iter().copied())
 }
 
 fn closes(reply: &Reply) -> bool {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::deflate::{ClientLayer, Deflate};
+use super::parse::verb_is;
 use super::response::Response;
 
 /// A framed command line.
@@ -225,12 +226,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// TAKETHIS sends them in turn). A streaming session tells the writer
     /// so: its next hand-over is then microseconds away.
     pub fn has_buffered_takethis(&self) -> bool {
-        const TAKETHIS: &[u8] = b"TAKETHIS ";
-        const CHECK: &[u8] = b"CHECK ";
         const CHECKS_SKIPPED: usize = 4;
-        let is = |line: &[u8], verb: &[u8]| {
-            line.len() >= verb.len() && line[..verb.len()].eq_ignore_ascii_case(verb)
-        };
         let mut unread = &self.buf[self.pos..];
         for _ in 0..=CHECKS_SKIPPED {
             let Some(eol) = memchr::memchr(b'\n', unread) else {
@@ -238,12 +234,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             };
             let line = &unread[..eol];
             unread = &unread[eol + 1..];
-            if is(line, TAKETHIS) {
+            if verb_is(line, b"TAKETHIS") {
                 // The dot line may be the first.
                 return unread.starts_with(b".\r\n")
                     || memchr::memmem::find(unread, b"\n.\r\n").is_some();
             }
-            if !is(line, CHECK) {
+            if !verb_is(line, b"CHECK") {
                 return false;
             }
         }

@@ -38,6 +38,18 @@ fn syntax(reason: impl Into<String>) -> ParseError {
     ParseError::Syntax(reason.into())
 }
 
+/// Whether a command line's verb (its first word, in any case) is `verb`,
+/// given in upper case: enough to know what follows the line (a TAKETHIS
+/// is followed by its article whatever its arguments) without parsing it.
+pub fn verb_is(line: &[u8], verb: &[u8]) -> bool {
+    let word = line
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take_while(|b| !b.is_ascii_whitespace());
+    word.map(|b| b.to_ascii_uppercase())
+        .eq(verb.iter().copied())
+}
+
 /// Parses one command line, CRLF already removed.
 pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
     parse_command_at(line, Utc::now())
