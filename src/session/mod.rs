@@ -617,8 +617,14 @@ pub async fn run(
     // Articles read in full before the connection ended are stored even
     // though their answer can no longer be sent: the peer offers them
     // again and is told it need not send them.
+    hand_over(&ingest, &mut staged, false).await;
+}
+
+/// Hands the articles staged from a burst to the writer, if there are any
+/// (`more_soon` as for `Ingest::submit_batch`).
+async fn hand_over(ingest: &Ingest, staged: &mut Vec<Submission>, more_soon: bool) {
     if !staged.is_empty() {
-        ingest.submit_batch(staged, false).await;
+        ingest.submit_batch(std::mem::take(staged), more_soon).await;
     }
 }
 
@@ -649,11 +655,7 @@ async fn drive(
             // The writer holds its commit for the next hand-over only when
             // that is certain to come at once: a whole TAKETHIS is here.
             let more_soon = conn.has_buffered_takethis();
-            session
-                .shared
-                .ingest
-                .submit_batch(std::mem::take(staged), more_soon)
-                .await;
+            hand_over(&session.shared.ingest, staged, more_soon).await;
         }
         if send_ready(&mut pending, &mut conn).is_err() {
             let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
@@ -765,13 +767,7 @@ async fn drive(
         ) || closes(&reply)
         {
             // The answers owed may wait on articles staged from this burst.
-            if !staged.is_empty() {
-                session
-                    .shared
-                    .ingest
-                    .submit_batch(std::mem::take(staged), false)
-                    .await;
-            }
+            hand_over(&session.shared.ingest, staged, false).await;
             while !pending.is_empty() {
                 if settle_front(&mut pending, &mut conn).await.is_err() {
                     let _ = tokio::time::timeout(FAREWELL, conn.close()).await;
@@ -886,10 +882,7 @@ async fn drive(
                     if let Some(Ok(true)) = conn.read_more().now_or_never() {
                         continue;
                     }
-                    if !staged.is_empty() {
-                        let burst = std::mem::take(staged);
-                        session.shared.ingest.submit_batch(burst, false).await;
-                    }
+                    hand_over(&session.shared.ingest, staged, false).await;
                     if let Err(why) = guarded(conn.flush(), idle, &mut shutdown).await {
                         farewell(&mut conn, peer, why, true).await;
                         return;
