@@ -699,6 +699,22 @@ fn spin_for(rx: &mut mpsc::Receiver<Request>, spin: Duration) -> Option<Request>
 /// the same.
 const HOLD_FOR_MORE: Duration = Duration::from_micros(100);
 
+/// The fewest articles (and rejected ids) of a burst that the writer
+/// commits while a sync is under way, once the burst is all in hand (no
+/// session has more of it, nothing is waiting): its sync then starts the
+/// moment the one under way ends, instead of after a commit that began
+/// then. A peer with a window of 64 in flight sends two bursts of ~32 per
+/// sync, and the batch that waited through a sync was committed after it
+/// (~120 µs of writing WAL frames), on every cycle. Smaller bursts wait for
+/// the sync, as before, and join what comes meanwhile: a commit writes ~7
+/// WAL frames whatever its size, and committing every burst at once (no
+/// minimum) made commits of 1 article common and was no faster.
+/// Interleaved runs, one connection, 2 KiB: pipelined window 64 62.6k ->
+/// 70.4k/s (10 pairs of 200,000 articles); window 256 94.7k -> 99.7k and
+/// four connections 75.0k -> 81.0k (3 pairs); window 20, 20 KiB and
+/// lock-step IHAVE the same.
+const COMMIT_DURING_SYNC: usize = 16;
+
 /// The writer's next request if one comes before `deadline`. It polls, as
 /// `spin_for` does: the wait is shorter than a sleeping thread takes to be
 /// woken on a virtual machine. `None` at the deadline, or when the channel
@@ -1034,9 +1050,12 @@ fn run_writer(
                 }
             } else if pending.batch.len() >= limits.articles
                 || pending.bytes >= limits.bytes
-                || (no_sync && !pending.more_soon)
+                || (!pending.more_soon
+                    && (no_sync || (rx.is_empty() && pending.batch.len() >= COMMIT_DURING_SYNC)))
             {
-                // No sync under way (or the transaction is full): commit.
+                // No sync under way, or a burst in hand whole and large
+                // enough (`COMMIT_DURING_SYNC`), or the transaction is
+                // full: commit.
                 pending.finish(&mut writer, &rx, &mut syncing, &writer_state, &tail);
                 committed_since_tick = true;
                 // Nothing waiting: time to merge a little of the tail.
@@ -1060,7 +1079,9 @@ fn run_writer(
                 // would wait for the next one whenever they were
                 // committed: what comes meanwhile joins it, and it is
                 // committed when the sync ends (the sync thread sends
-                // `Synced`). One commit per sync, as large as the flow.
+                // `Synced`), or once it is a whole burst of
+                // `COMMIT_DURING_SYNC`. One commit per sync, as large as
+                // the flow, or one per burst ready for the next sync.
                 match rx.blocking_recv() {
                     Some(r) => r,
                     None => break,
