@@ -703,9 +703,10 @@ const HOLD_FOR_MORE: Duration = Duration::from_micros(100);
 /// commits while a sync is under way, once the burst is all in hand (no
 /// session has more of it, nothing is waiting): its sync then starts the
 /// moment the one under way ends, instead of after a commit that began
-/// then. A peer with a window of 64 in flight sends two bursts of ~32 per
-/// sync, and the batch that waited through a sync was committed after it
-/// (~120 µs of writing WAL frames), on every cycle. Smaller bursts wait for
+/// then. A peer with a window of 64 in flight keeps two bursts of ~32 on
+/// their way, and the one that arrived during a sync was committed only
+/// after it ended (p50 ~120 µs from the sync's end to the commit's end),
+/// on every cycle. Smaller bursts wait for
 /// the sync, as before, and join what comes meanwhile: a commit writes ~7
 /// WAL frames whatever its size, and committing every burst at once (no
 /// minimum) made commits of 1 article common and was no faster.
