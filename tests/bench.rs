@@ -62,6 +62,24 @@ async fn the_stream_bench_offers_every_way_a_peer_does() {
     }
 }
 
+/// `--groups`: the load is spread over several groups, and what counts
+/// the articles (the flood's end, the cancels' toll) counts every group.
+#[tokio::test]
+async fn the_stream_bench_spreads_its_load_over_groups_when_asked() {
+    let run = bench(&["stream", "--articles", "300", "--groups", "3", "--flood"]).await;
+    expect(
+        &run,
+        &["ingest: 300 accepted", "flood: a backlog of 300 fed onward"],
+    );
+    let run = bench(&["stream", "--articles", "90", "--groups", "3", "--cancels"]).await;
+    expect(&run, &["ingest: 90 accepted", "cancels: 90 accepted"]);
+    assert!(
+        run.stdout.contains("90 articles withdrawn, 0 left"),
+        "{}",
+        run.stdout
+    );
+}
+
 /// `--history`: the server under test starts with message-ids in its
 /// history, as one that has run for a while, and takes the load after it
 /// has built its message-id filter from them.

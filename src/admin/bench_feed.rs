@@ -39,7 +39,8 @@ pub struct StreamBench {
     #[arg(long, default_value_t = 64)]
     window: usize,
     /// Stream into this server instead of starting a tidings (it must take
-    /// streaming from 127.0.0.1 and carry the group `bench.stream`).
+    /// streaming from 127.0.0.1 and carry the load's groups, see
+    /// `--groups`).
     #[arg(long)]
     target: Option<SocketAddr>,
     /// Use IHAVE (lock-step) instead of CHECK/TAKETHIS.
@@ -107,6 +108,13 @@ pub struct StreamBench {
     /// "all"`), the load's articles having no Cancel-Lock.
     #[arg(long, conflicts_with_all = ["flood", "target"])]
     cancels: bool,
+    /// Newsgroups the load is spread over, article i in group i mod N
+    /// (`bench.stream` when 1; `bench.stream.0` ... otherwise), as a real
+    /// feed's articles go to many groups: each group's overview grows at
+    /// its own place in the table. With `--vs-inn`, INN gets the same
+    /// groups.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    groups: u32,
     /// Message-ids already in the history of the server under test, as in
     /// one that has run for a while (written before it starts; the run
     /// begins once its message-id filter is built).
@@ -115,6 +123,14 @@ pub struct StreamBench {
 }
 
 const GROUP: &str = "bench.stream";
+
+/// The groups a load of `n` groups goes to (`--groups`).
+fn load_groups(n: u32) -> Vec<String> {
+    match n {
+        0 | 1 => vec![GROUP.to_owned()],
+        n => (0..n).map(|g| format!("{GROUP}.{g}")).collect(),
+    }
+}
 
 /// How a streaming client offers each article.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,14 +159,14 @@ enum Sent {
 /// (consecutive ids share its pages; measured, 63-67k against 33-37k
 /// articles/s on one pipelined connection when every id was indexed as it
 /// was stored).
-fn make_article(run: &str, i: usize, size: usize) -> (String, Vec<u8>) {
+fn make_article(run: &str, i: usize, size: usize, group: &str) -> (String, Vec<u8>) {
     let id = format!(
         "<{:016x}.s{i}.{run}@bench.invalid>",
         crate::ingest::known::splitmix(i as u64)
     );
     let mut a = format!(
         "Path: origin.invalid!not-for-mail\r\nFrom: Bench <bench@bench.invalid>\r\n\
-         Newsgroups: {GROUP}\r\nSubject: streamed article {i}\r\nMessage-ID: {id}\r\n\
+         Newsgroups: {group}\r\nSubject: streamed article {i}\r\nMessage-ID: {id}\r\n\
          Date: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n"
     );
     let line = "The quick brown fox jumps over the lazy dog, again and again and again.\r\n";
@@ -163,13 +179,18 @@ fn make_article(run: &str, i: usize, size: usize) -> (String, Vec<u8>) {
 
 /// A cancel control message for each article of `articles`, as
 /// `make_article` makes them.
-fn make_cancels(run: &str, articles: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+fn make_cancels(
+    run: &str,
+    articles: &[(String, Vec<u8>)],
+    groups: &[String],
+) -> Vec<(String, Vec<u8>)> {
     (articles.iter().enumerate())
         .map(|(i, (target, _))| {
             let id = format!("<c{i}.{run}@bench.invalid>");
+            let group = &groups[i % groups.len()];
             let text = format!(
                 "Path: origin.invalid!not-for-mail\r\nFrom: Bench <bench@bench.invalid>\r\n\
-                 Newsgroups: {GROUP}\r\nSubject: cmsg cancel {target}\r\nMessage-ID: {id}\r\n\
+                 Newsgroups: {group}\r\nSubject: cmsg cancel {target}\r\nMessage-ID: {id}\r\n\
                  Control: cancel {target}\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n\
                  Cancelled.\r\n.\r\n"
             );
@@ -351,22 +372,30 @@ fn peer_block(name: &str, address: Option<SocketAddr>) -> String {
     )
 }
 
-/// Counts articles in `GROUP` on a server (GROUP's count).
-async fn group_count(addr: SocketAddr) -> BenchResult<u64> {
+/// Counts articles in `groups` on a server (the sum of GROUP's counts).
+async fn group_count(addr: SocketAddr, groups: &[String]) -> BenchResult<u64> {
     let stream = TcpStream::connect(addr).await.map_err(err("connect"))?;
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     let mut line = String::new();
     r.read_line(&mut line).await.map_err(err("greeting"))?;
-    w.write_all(format!("GROUP {GROUP}\r\nQUIT\r\n").as_bytes())
+    let mut commands: String = groups.iter().map(|g| format!("GROUP {g}\r\n")).collect();
+    commands.push_str("QUIT\r\n");
+    w.write_all(commands.as_bytes())
         .await
         .map_err(err("write"))?;
-    line.clear();
-    r.read_line(&mut line).await.map_err(err("read"))?;
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("GROUP answered {}", line.trim_end()))
+    let mut total = 0;
+    for _ in groups {
+        line.clear();
+        r.read_line(&mut line).await.map_err(err("read"))?;
+        total += line
+            .split_whitespace()
+            .nth(1)
+            .filter(|_| line.starts_with("211"))
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| format!("GROUP answered {}", line.trim_end()))?;
+    }
+    Ok(total)
 }
 
 pub async fn run(b: StreamBench) -> BenchResult<()> {
@@ -376,7 +405,8 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         .run_id
         .clone()
         .unwrap_or_else(|| chrono::Utc::now().format("%H%M%S%f").to_string());
-    let mut groups = vec![GROUP.to_owned()];
+    let load_groups = load_groups(b.groups);
+    let mut groups = load_groups.clone();
     if b.cancels {
         // Where the cancels go, out of the load's group.
         groups.push("control.cancel".to_owned());
@@ -425,7 +455,7 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         };
         Arc::new(
             (0..b.articles)
-                .map(|i| make_article(&run, i, b.size))
+                .map(|i| make_article(&run, i, b.size, &load_groups[i % load_groups.len()]))
                 .collect(),
         )
     };
@@ -511,9 +541,9 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             }
         }
         if b.cancels {
-            let cancels = Arc::new(make_cancels(&run_id, &articles));
+            let cancels = Arc::new(make_cancels(&run_id, &articles, &load_groups));
             let (n, secs) = ingest(&b, addr, &cancels).await?;
-            let left = group_count(addr).await?;
+            let left = group_count(addr, &load_groups).await?;
             println!(
                 "cancels: {n} accepted in {secs:.2} s: {:.0} cancels/s; {} articles withdrawn, {left} left",
                 n as f64 / secs,
@@ -561,7 +591,7 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         // resume within a second, which is not flooding speed.
         let mut first: Option<(Instant, u64)> = None;
         loop {
-            let n = group_count(s.addr).await?;
+            let n = group_count(s.addr, &load_groups).await?;
             if first.is_none() && n > 0 {
                 first = Some((Instant::now(), n));
             }
@@ -683,7 +713,7 @@ impl Inn {
             .arg(port.to_string())
             .env("INN_CYCBUFF_MB", cycbuff_mb.to_string())
             .env("INN_ICDSYNCCOUNT", "10")
-            .env("INN_EXTRA_GROUPS", GROUP)
+            .env("INN_EXTRA_GROUPS", load_groups(b.groups).join(" "))
             .output()
             .await
             .map_err(err("INN setup"))?;
