@@ -706,10 +706,10 @@ const HOLD_FOR_MORE: Duration = Duration::from_micros(100);
 /// then. A peer with a window of 64 in flight keeps two bursts of ~32 on
 /// their way, and the one that arrived during a sync was committed only
 /// after it ended (p50 ~120 µs from the sync's end to the commit's end),
-/// on every cycle. Smaller bursts wait for
-/// the sync, as before, and join what comes meanwhile: a commit writes ~7
-/// WAL frames whatever its size, and committing every burst at once (no
-/// minimum) made commits of 1 article common and was no faster.
+/// on every cycle. Smaller bursts wait for the sync, as before, and join
+/// what comes meanwhile: a commit writes ~7 WAL frames whatever its size,
+/// and committing every burst at once (no minimum) made commits of 1
+/// article common and was no faster.
 /// Interleaved runs, one connection, 2 KiB: pipelined window 64 62.6k ->
 /// 70.4k/s (10 pairs of 200,000 articles); window 256 94.7k -> 99.7k and
 /// four connections 75.0k -> 81.0k (3 pairs); window 20, 20 KiB and
