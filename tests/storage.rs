@@ -589,3 +589,136 @@ async fn a_full_database_refuses_new_articles_and_keeps_the_stored_ones() {
     assert!(status.starts_with("235"), "{status}");
     server.stop().await;
 }
+
+/// Where the overview stands in the database at `db`: (overview_through,
+/// the newest article id). The writer writes the overview rows of new
+/// articles behind them (`store::overview`).
+async fn overview_state(db: &std::path::Path) -> (i64, i64) {
+    let url = format!("sqlite://{}", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
+    let row: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT value FROM meta WHERE key = 'overview_through'), \
+                (SELECT coalesce(max(id), 0) FROM articles)",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("read overview state");
+    pool.close().await;
+    row
+}
+
+/// A server killed while its writer held overview rows not yet written
+/// (their articles committed and acknowledged) writes them as it starts
+/// again, from the articles' Xref: every group counts each of its
+/// articles once, under the number its Xref gave it, OVER lists them with
+/// their subjects, and numbering goes on after them.
+#[tokio::test]
+async fn a_killed_server_writes_the_overview_rows_it_held() {
+    const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+    const GROUPS: [&str; 3] = ["q.one", "q.two", "q.three"];
+    const PER_ATTEMPT: usize = 300;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let config = common::binary_config(
+        dir.path(),
+        "t",
+        "[[peer]]\nname = \"p\"\npath_identity = \"p.test\"\naccept_from = [\"127.0.0.1\"]\n\
+         [[group]]\nname = \"q.one\"\n[[group]]\nname = \"q.two\"\n\
+         [[group]]\nname = \"q.three\"\n",
+    );
+    // Article i of attempt a: in GROUPS[i % 3], every seventh also in
+    // q.three. Each group's subjects, in the order the feed sent them.
+    let groups_of = |i: usize| {
+        let mut g = vec![GROUPS[i % 3]];
+        if i.is_multiple_of(7) && i % 3 != 2 {
+            g.push("q.three");
+        }
+        g
+    };
+    let mut subjects: Vec<Vec<String>> = vec![Vec::new(); GROUPS.len()];
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let (mut server, addr) = common::spawn_binary(BIN, &config).await;
+        let mut feed = common::Client::connect(addr).await;
+        assert_eq!(feed.cmd("MODE STREAM").await, "203 Streaming permitted");
+        let mut answered = 0;
+        for i in 0..PER_ATTEMPT {
+            let groups = groups_of(i);
+            let subject = format!("kill {attempts}.{i}");
+            let text = format!(
+                "TAKETHIS <k{attempts}.{i}@kill.test>\r\nPath: p.test!not-for-mail\r\n\
+                 From: a@example.com\r\nNewsgroups: {}\r\nSubject: {subject}\r\n\
+                 Message-ID: <k{attempts}.{i}@kill.test>\r\n\
+                 Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nbody\r\n.\r\n",
+                groups.join(",")
+            );
+            feed.send(text.as_bytes()).await;
+            for g in groups {
+                let k = GROUPS.iter().position(|n| *n == g).expect("group");
+                subjects[k].push(subject.clone());
+            }
+            while i + 1 - answered > 64 || (i + 1 == PER_ATTEMPT && answered < PER_ATTEMPT) {
+                let line = feed.line().await;
+                assert!(line.starts_with("239"), "{line}");
+                answered += 1;
+            }
+        }
+        // At once: the writer writes a queue it holds within a few
+        // milliseconds of going quiet.
+        server.start_kill().expect("SIGKILL");
+        let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+        let (through, head) = overview_state(&db).await;
+        if through < head {
+            break;
+        }
+        assert!(
+            attempts < 5,
+            "every attempt's overview was written before the kill"
+        );
+    }
+
+    let (mut server, addr, queued) =
+        common::spawn_binary_watching(BIN, &config, "queued again").await;
+    let queued = tokio::time::timeout(Duration::from_secs(20), queued)
+        .await
+        .expect("in time")
+        .expect("log line");
+    assert!(queued.contains("rows="), "{queued}");
+    let (through, head) = overview_state(&db).await;
+    assert_eq!(through, head, "written at start");
+
+    let mut c = reader(addr).await;
+    for (k, name) in GROUPS.iter().enumerate() {
+        let n = subjects[k].len();
+        assert_eq!(
+            c.cmd(&format!("GROUP {name}")).await,
+            format!("211 {n} 1 {n} {name}")
+        );
+        let (_, lines) = c.cmd_block(&format!("OVER 1-{n}"), "224").await;
+        assert_eq!(lines.len(), n, "{name}");
+        for (j, line) in lines.iter().enumerate() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields[0], (j + 1).to_string(), "{line}");
+            assert_eq!(fields[1], subjects[k][j], "{name} {line}");
+            assert!(
+                fields[8].contains(&format!("{name}:{}", j + 1)),
+                "{name}: {line}"
+            );
+        }
+    }
+    let status = c
+        .post(&article("q.one", "after the kill", "body\r\n"))
+        .await;
+    assert!(status.starts_with("240"), "{status}");
+    let id = common::posted_id(&status);
+    let xref = c.cmd(&format!("HDR Xref {id}")).await;
+    assert!(xref.starts_with("225"), "{xref}");
+    let lines = c.block().await;
+    let next = subjects[0].len() + 1;
+    assert!(
+        lines[0].ends_with(&format!("q.one:{next}")),
+        "{lines:?}, expected q.one:{next}"
+    );
+    let _ = server.kill().await;
+}

@@ -194,6 +194,25 @@ fn overview_of(fields: &[Field<'_>], date: Option<&[u8]>, id: Option<&[u8]>) -> 
     ])
 }
 
+/// The overview line `Prepared::finish` gave a stored article, made again
+/// from the article (for overview rows rebuilt from the log,
+/// `store::overview`): the fields it was made from are in the stored head,
+/// as are the ones injection added, and Xref is the last field.
+pub fn stored_overview(article: &[u8]) -> String {
+    let (head, body) = super::split(article);
+    let fields: Vec<Field<'_>> = super::parse::lenient_fields(head).collect();
+    let xref = find(&fields, "Xref")
+        .map(|f| String::from_utf8_lossy(&f.unfolded()).into_owned())
+        .unwrap_or_default();
+    format!(
+        "{}\t{}\t{}\tXref: {}",
+        overview_of(&fields, None, None),
+        article.len(),
+        body_lines(body),
+        xref
+    )
+}
+
 fn too_long_line(head: &[u8]) -> bool {
     head.split(|&c| c == b'\n')
         .any(|line| line.strip_suffix(b"\r").unwrap_or(line).len() > MAX_LINE)

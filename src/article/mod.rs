@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 pub use date::{format_date, parse_date};
+pub use inject::stored_overview;
 pub use parse::{Field, lenient_fields, unfold};
 
 use crate::wire::types::{GroupName, MessageId};

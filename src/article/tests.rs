@@ -493,6 +493,7 @@ fn finish_appends_xref_and_builds_the_overview_line() {
         split(&article),
         (&article[..p.head.len() + xref.len() + 8], &b"body\r\n"[..])
     );
+    assert_eq!(stored_overview(&article), line);
 }
 
 #[test]
@@ -614,6 +615,8 @@ proptest! {
             prop_assert!(line.ends_with(&tail));
             prop_assert_eq!(line.split('\t').count(), 8);
             prop_assert_eq!(header_value(&article, "Xref"), Some(xref.clone()));
+            // An overview row rebuilt from the log is the row written.
+            prop_assert_eq!(stored_overview(&article), line);
         }
     }
 }

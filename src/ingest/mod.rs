@@ -36,6 +36,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::article::Prepared;
 use crate::config::{CancelPolicy, Synchronous};
+use crate::store::overview::{self, Visibility};
 use crate::store::raw::{Db, RawError, WalFrames};
 use crate::store::tail::Sizing;
 use crate::store::writer::{BatchWriter, MergeSlices, MergeStep, Origin, Outcome};
@@ -70,6 +71,9 @@ enum Request {
     },
     /// Merge the history tail if nothing else is waiting (`tick_merges`).
     MergeTail,
+    /// Write the overview queue (`store::overview`): a reader waits for
+    /// it, or the writer may be idle (`tick_overview`).
+    WriteOverview,
     /// The sync thread has answered what it had: an open transaction may
     /// commit (`run_writer`).
     Synced,
@@ -94,7 +98,7 @@ impl Request {
             Request::Article(s) => s.size(),
             Request::Reject(id, _) => id.len(),
             Request::Articles { articles, .. } => articles.iter().map(Submission::size).sum(),
-            Request::MergeTail | Request::Synced => 0,
+            Request::MergeTail | Request::WriteOverview | Request::Synced => 0,
         }
     }
 }
@@ -119,7 +123,7 @@ impl Batch {
             Request::Article(s) => self.articles.push(s),
             Request::Articles { articles, .. } => self.articles.extend(articles),
             Request::Reject(id, reply) => self.rejects.push((id, reply)),
-            Request::MergeTail | Request::Synced => {}
+            Request::MergeTail | Request::WriteOverview | Request::Synced => {}
         }
     }
 }
@@ -282,6 +286,16 @@ impl Ingest {
             Ok(Ok(())) => {
                 tokio::spawn(known.clone().rebuild(store.clone()));
                 tokio::spawn(tick_merges(tx.downgrade(), store.tail().clone()));
+                let visibility = store.visibility().clone();
+                let writer = tx.downgrade();
+                visibility.set_wake(Box::new(move || {
+                    if let Some(tx) = writer.upgrade() {
+                        // A full queue means a busy writer, which looks
+                        // for waiting readers at its next commit.
+                        let _ = tx.try_send(Request::WriteOverview);
+                    }
+                }));
+                tokio::spawn(tick_overview(tx.downgrade(), visibility));
                 Ok((
                     Ingest {
                         tx,
@@ -752,6 +766,31 @@ async fn tick_merges(tx: mpsc::WeakSender<Request>, tail: Arc<crate::store::tail
     }
 }
 
+/// Asks the writer to write its overview queue every `overview::TICK`
+/// while it holds one; it does when it committed nothing since the tick
+/// before, or the queue is old. Ends with the writer.
+async fn tick_overview(tx: mpsc::WeakSender<Request>, visibility: Arc<Visibility>) {
+    let mut tick = tokio::time::interval(overview::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(tx) = tx.upgrade() else { return };
+        if visibility.queued() {
+            let _ = tx.try_send(Request::WriteOverview);
+        }
+    }
+}
+
+/// Logs the writing of the overview queue outside a batch.
+fn overview_written(written: Result<bool, RawError>) {
+    match written {
+        Ok(true) => debug!("overview queue written"),
+        Ok(false) => {}
+        Err(e) if e.is_full() => debug!("writing the overview queue: {e}"),
+        Err(e) => error!("writing the overview queue: {e}"),
+    }
+}
+
 /// Pages (`store::PAGE_BYTES`) in a MiB.
 const PAGES_PER_MIB: u64 = (1 << 20) / crate::store::PAGE_BYTES as u64;
 
@@ -1011,10 +1050,12 @@ fn run_writer(
         let wal_frames = WalFrames::default();
         let _wal_watch = db.watch_wal(&wal_frames);
         let tail = writer_state.store.tail().clone();
+        let visibility = writer_state.store.visibility().clone();
         let mut writer = match BatchWriter::new(
             &db,
             &writer_state.path_identity,
             tail.clone(),
+            writer_state.store.visibility().clone(),
             Sizing::new(None, limits.merge_at),
         ) {
             Ok(w) => w,
@@ -1023,14 +1064,18 @@ fn run_writer(
                 return;
             }
         };
+        // What a writer that stopped without writing its queue left.
+        overview_written(writer.write_overview());
         checkpoint::presize_wal(&db, &writer_state.store.wal_path(), limits.wal_bytes);
         head.send_replace(writer.last_id());
         let _ = ready.send(Ok(()));
         info!("writer started at article {}", writer.last_id());
 
         let mut pending = Pending::default();
-        // Whether a batch was committed since the last `MergeTail` tick.
+        // Whether a batch was committed since the last `MergeTail` tick,
+        // and since the last `WriteOverview`.
         let mut committed_since_tick = false;
+        let mut committed_since_overview = false;
         let mut syncing = Syncing {
             own_sync,
             queued: queued.clone(),
@@ -1059,6 +1104,7 @@ fn run_writer(
                 // full: commit.
                 pending.finish(&mut writer, &rx, &mut syncing, &writer_state, &tail);
                 committed_since_tick = true;
+                committed_since_overview = true;
                 // Nothing waiting: time to merge a little of the tail.
                 while rx.is_empty() && merge_step(writer.merge_idle()) {}
                 continue;
@@ -1100,7 +1146,18 @@ fn run_writer(
                     }
                     continue;
                 }
-                Request::MergeTail | Request::Synced => continue,
+                Request::WriteOverview if !writer.is_open() => {
+                    // A reader waits, or nothing came since the last tick,
+                    // or the queue is old: written now. Else the writer is
+                    // busy, and a commit writes it once it is long or old.
+                    let wanted = visibility.take_wanted();
+                    let quiet = !std::mem::take(&mut committed_since_overview);
+                    if writer.overview_queued() > 0 && (wanted || quiet || writer.overview_old()) {
+                        overview_written(writer.write_overview());
+                    }
+                    continue;
+                }
+                Request::MergeTail | Request::WriteOverview | Request::Synced => continue,
                 first => first,
             };
             let (from_articles, from_rejects) =
@@ -1154,7 +1211,8 @@ fn run_writer(
         if writer.is_open() {
             pending.finish(&mut writer, &rx, &mut syncing, &writer_state, &tail);
         }
-        // A clean stop leaves history whole.
+        // A clean stop leaves the overview and history whole.
+        overview_written(writer.write_overview());
         while merge_step(writer.merge_tail(MergeSlices::Long)) {}
         tail.stop();
         info!("writer stopped at article {}", writer.last_id());

@@ -62,6 +62,8 @@ impl Store {
         now: i64,
         remember_secs: i64,
     ) -> Result<ExpireReport> {
+        // The writer's queued rows first (`overview`): expiry goes by them.
+        self.visibility.wait().await;
         let (groups, ids) = self.groups_by_id().await?;
         let mut report = ExpireReport::default();
         for (group_id, name) in &groups {
@@ -109,6 +111,8 @@ impl Store {
         keep_secs: impl Fn(&str) -> Option<i64>,
         now: i64,
     ) -> Result<ExpireReport> {
+        // The writer's queued rows first (`overview`): expiry goes by them.
+        self.visibility.wait().await;
         let (groups, ids) = self.groups_by_id().await?;
         let mut report = ExpireReport::default();
         // Group id -> the last number of its expired front.

@@ -7,6 +7,7 @@
 //! under WAL.
 
 pub mod expire;
+pub mod overview;
 pub mod peers;
 pub mod raw;
 pub mod tail;
@@ -131,6 +132,9 @@ pub struct Store {
     /// The message-ids not yet in history (`tail`), live while this
     /// process runs the writer.
     tail: Arc<tail::Tail>,
+    /// Where the overview stands against the log (`overview`): reads by
+    /// number wait for the rows the writer has queued.
+    visibility: Arc<overview::Visibility>,
 }
 
 /// The page size of a database this server creates: 8 KiB pages hold a 2
@@ -247,6 +251,7 @@ impl Store {
                 synchronous,
                 write_cache_kib: config.write_cache_kib,
                 tail: Arc::default(),
+                visibility: Arc::default(),
             },
             created,
         ))
@@ -304,6 +309,7 @@ impl Store {
         "id, name, status, description, low, high, count, created, creator";
 
     pub async fn group(&self, name: &str) -> Result<Option<GroupInfo>> {
+        self.visibility.wait().await;
         let sql = format!("SELECT {} FROM groups WHERE name = ?1", Self::GROUP_COLUMNS);
         let row = sqlx::query(&sql)
             .bind(name)
@@ -314,6 +320,7 @@ impl Store {
 
     /// All groups, sorted by name.
     pub async fn groups(&self) -> Result<Vec<GroupInfo>> {
+        self.visibility.wait().await;
         let sql = format!("SELECT {} FROM groups ORDER BY name", Self::GROUP_COLUMNS);
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(Self::group_from_row).collect())
@@ -460,6 +467,9 @@ impl Store {
     /// removed) until `remember_until`, so a peer cannot feed them back
     /// meanwhile. Returns the articles deleted.
     pub async fn remove_group(&self, name: &str, remember_until: i64) -> Result<u64> {
+        // The writer's queued rows first (`overview`): the group's
+        // articles are found by them.
+        self.visibility.wait().await;
         // IMMEDIATE: it reads before it writes, beside a live writer.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM groups WHERE name = ?1")
@@ -519,6 +529,7 @@ impl Store {
         group_id: i64,
         number: u64,
     ) -> Result<Option<StoredArticle>> {
+        self.visibility.wait().await;
         let row = sqlx::query(
             "SELECT a.id, a.msgid, a.bytes FROM overview o JOIN articles a ON a.id = o.article_id \
              WHERE o.group_id = ?1 AND o.number = ?2",
@@ -577,6 +588,7 @@ impl Store {
 
     /// The message-id of article `number` of a group (STAT, LAST, NEXT).
     pub async fn msgid_by_number(&self, group_id: i64, number: u64) -> Result<Option<String>> {
+        self.visibility.wait().await;
         let id = sqlx::query_scalar(
             "SELECT a.msgid FROM overview o JOIN articles a ON a.id = o.article_id \
              WHERE o.group_id = ?1 AND o.number = ?2",
@@ -690,6 +702,11 @@ impl Store {
         &self.tail
     }
 
+    /// Where this process's overview stands (see `overview`).
+    pub fn visibility(&self) -> &Arc<overview::Visibility> {
+        &self.visibility
+    }
+
     /// The log id of `msgid` if it is in the live tail and still stored.
     /// An expiry (in this process or the admin CLI) may have removed it
     /// since; it then wrote the id's history row, so look there.
@@ -736,6 +753,7 @@ impl Store {
         number: u64,
         forward: bool,
     ) -> Result<Option<(u64, String)>> {
+        self.visibility.wait().await;
         let sql = if forward {
             "SELECT o.number, a.msgid FROM overview o JOIN articles a ON a.id = o.article_id \
              WHERE o.group_id = ?1 AND o.number > ?2 ORDER BY o.number ASC LIMIT 1"
@@ -772,6 +790,7 @@ impl Store {
         group_id: i64,
         range: Range,
     ) -> Result<Vec<u8>> {
+        self.visibility.wait().await;
         let sql = format!(
             "SELECT group_concat({each}, char(13, 10)) FROM overview \
              WHERE group_id = ?1 AND number BETWEEN ?2 AND ?3"
@@ -787,6 +806,7 @@ impl Store {
 
     /// (number, overview line) for each article in `range` (HDR, XPAT).
     pub async fn overview_rows(&self, group_id: i64, range: Range) -> Result<Vec<(u64, String)>> {
+        self.visibility.wait().await;
         let rows = sqlx::query(
             "SELECT number, line FROM overview WHERE group_id = ?1 AND number BETWEEN ?2 AND ?3",
         )
@@ -803,6 +823,7 @@ impl Store {
 
     /// The overview line of article `number` of a group.
     pub async fn overview_line(&self, group_id: i64, number: u64) -> Result<Option<String>> {
+        self.visibility.wait().await;
         let line =
             sqlx::query_scalar("SELECT line FROM overview WHERE group_id = ?1 AND number = ?2")
                 .bind(group_id)
@@ -820,6 +841,7 @@ impl Store {
         range: Range,
         limit: i64,
     ) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.visibility.wait().await;
         let rows = sqlx::query(
             "SELECT o.number, a.bytes FROM overview o JOIN articles a ON a.id = o.article_id \
              WHERE o.group_id = ?1 AND o.number BETWEEN ?2 AND ?3 LIMIT ?4",
@@ -839,6 +861,7 @@ impl Store {
     /// Message-ids of articles that arrived at or after `since` in the given
     /// groups (NEWNEWS), without duplicates.
     pub async fn new_news(&self, group_ids: &[i64], since: i64) -> Result<Vec<String>> {
+        self.visibility.wait().await;
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
         for &group_id in group_ids {

@@ -53,6 +53,8 @@ impl Store {
         msgid: &MessageId,
         remember_until: i64,
     ) -> Result<Option<usize>> {
+        // Its rows may be in the writer's queue still (`overview`).
+        self.visibility.wait().await;
         let Some(found) = self.article_by_msgid(msgid).await? else {
             return Ok(None);
         };

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tracing::info;
 
+use super::overview::{OverviewQueue, Visibility};
 use super::raw::{Db, RawError, Step, Stmt};
 use super::tail::{self, Sizing, Tail};
 use super::withdraw;
@@ -112,7 +113,14 @@ pub struct BatchWriter<'db> {
     find_history: Stmt<'db>,
     find_group: Stmt<'db>,
     insert_article: Stmt<'db>,
-    insert_overview: Stmt<'db>,
+    /// The overview rows of committed articles not yet written, and of
+    /// the transaction under way (`store::overview`).
+    overview: OverviewQueue<'db>,
+    /// Where the overview stands, for this process's readers.
+    visibility: Arc<Visibility>,
+    /// The transaction under way stores a post: its overview is written
+    /// with it, as the poster reads the group next.
+    posted: bool,
     /// Into `history`, and into `history_recent` (`Merge::into_recent`).
     merge_history: [Stmt<'db>; 2],
     merge_history_checked: [Stmt<'db>; 2],
@@ -123,7 +131,6 @@ pub struct BatchWriter<'db> {
     removed_through: Stmt<'db>,
     set_through: Stmt<'db>,
     article_exists: Stmt<'db>,
-    update_group: Stmt<'db>,
     remember: Stmt<'db>,
     last_id: i64,
     /// The last log id whose history row is written (`history_through`).
@@ -267,17 +274,18 @@ struct Slot {
     id: i64,
     status: char,
     high: u64,
-    first_new: u64,
-    added: u64,
 }
 
 impl<'db> BatchWriter<'db> {
     /// Prepares the statements and reads the history tail (the articles
     /// after `history_through`) into `tail`, which is live from then on.
+    /// The overview rows of the articles after `overview_through` are
+    /// queued again; `write_overview` writes them.
     pub fn new(
         db: &'db Db,
         path_identity: &str,
         tail: Arc<Tail>,
+        visibility: Arc<Visibility>,
         sizing: Sizing,
     ) -> Result<BatchWriter<'db>, RawError> {
         let last_id = (db.prepare(&format!("SELECT {LAST_ARTICLE_ID}"))?)
@@ -306,10 +314,9 @@ impl<'db> BatchWriter<'db> {
             insert_article: db.prepare(
                 "INSERT INTO articles (id, arrived, msgid, bytes) VALUES (?1, ?2, ?3, ?4)",
             )?,
-            insert_overview: db.prepare(
-                "INSERT INTO overview (group_id, number, article_id, arrived, line) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?,
+            overview: OverviewQueue::new(db)?,
+            visibility,
+            posted: false,
             merge_history: [
                 db.prepare(&merge_sql(HistoryLevel::Folded, false))?,
                 db.prepare(&merge_sql(HistoryLevel::Recent, false))?,
@@ -343,10 +350,6 @@ impl<'db> BatchWriter<'db> {
                 "UPDATE meta SET value = ?1 WHERE key = '{}'",
                 tail::THROUGH
             ))?,
-            update_group: db.prepare(
-                "UPDATE groups SET high = ?2, count = count + ?3, \
-                 low = CASE WHEN count = 0 THEN ?4 ELSE low END WHERE id = ?1",
-            )?,
             remember: db.prepare(
                 "INSERT INTO history_recent (msgid, article_id, status, remember_until) \
                  SELECT ?1, NULL, 1, ?2 WHERE NOT EXISTS (SELECT 1 FROM history WHERE msgid = ?1) \
@@ -446,10 +449,20 @@ impl<'db> BatchWriter<'db> {
         } else {
             Ok(None)
         };
+        // The overview goes with a post, when a reader waits for it, or
+        // once the queue is long or old.
+        let done = done.and_then(|step| {
+            if self.posted || self.overview.due() || self.visibility.take_wanted() {
+                self.overview.write(self.last_id)?;
+            }
+            Ok(step)
+        });
         let done = done.and_then(|step| self.db.exec("COMMIT").map(|()| step));
         match done {
             Ok(step) => {
                 self.open = None;
+                self.posted = false;
+                self.overview_committed();
                 self.tail.add(self.fresh.drain());
                 self.last_merge = match step {
                     Some(InBatch::Merge(step)) => {
@@ -475,9 +488,52 @@ impl<'db> BatchWriter<'db> {
         if let Some((saved_last_id, _)) = self.open.take() {
             self.last_id = saved_last_id;
         }
+        self.overview.rolled_back();
+        self.posted = false;
         self.fresh.clear();
         self.remembered.clear();
         self.last_merge = MergeStep::default();
+    }
+
+    /// Writes the queued overview rows in a transaction of their own, if
+    /// there are any (a reader waits, the queue is old, or the writer
+    /// starts or stops); whether it wrote any. Everything committed is
+    /// readable by number afterwards.
+    pub fn write_overview(&mut self) -> Result<bool, RawError> {
+        let rows = self.overview.len();
+        if rows > 0 {
+            self.db.exec("BEGIN IMMEDIATE")?;
+            let done = (self.overview.write(self.last_id)).and_then(|()| self.db.exec("COMMIT"));
+            if let Err(e) = done {
+                let _ = self.db.exec("ROLLBACK");
+                self.overview.rolled_back();
+                self.visibility.write_failed();
+                return Err(e);
+            }
+        }
+        self.overview_committed();
+        Ok(rows > 0)
+    }
+
+    /// Tells this process's readers where the overview stands after a
+    /// commit.
+    fn overview_committed(&mut self) {
+        let written = self.overview.committed();
+        let queued = self.overview.len() > 0;
+        // With nothing queued, every article committed is written.
+        let written = if queued { written } else { Some(self.last_id) };
+        self.visibility.committed(self.last_id, written, queued);
+    }
+
+    /// Overview rows queued and not written (`store::overview`).
+    pub fn overview_queued(&self) -> usize {
+        self.overview.len()
+    }
+
+    /// Whether the oldest queued overview row has waited long enough to
+    /// be written whatever comes.
+    pub fn overview_old(&self) -> bool {
+        self.overview.old()
     }
 
     /// Whether `msgid` is stored and not yet in history: earlier in the
@@ -794,10 +850,6 @@ impl<'db> BatchWriter<'db> {
             for name in filed {
                 if let Some(Some(slot)) = slots.get_mut(name) {
                     slot.high += 1;
-                    slot.added += 1;
-                    if slot.first_new == 0 {
-                        slot.first_new = slot.high;
-                    }
                     numbers.push((name.to_owned(), slot.high, slot.id));
                 }
             }
@@ -829,14 +881,9 @@ impl<'db> BatchWriter<'db> {
             s.execute()?;
 
             for (_, number, group_id) in &numbers {
-                let s = &mut self.insert_overview;
-                s.bind_i64(1, *group_id)?;
-                s.bind_i64(2, *number as i64)?;
-                s.bind_i64(3, id)?;
-                s.bind_i64(4, now)?;
-                s.bind_text(5, &line)?;
-                s.execute()?;
+                (self.overview).queue(*group_id, *number, id, now, line.clone());
             }
+            self.posted |= origin == Origin::Post;
 
             self.fresh.insert(msgid.to_owned(), id);
 
@@ -846,17 +893,6 @@ impl<'db> BatchWriter<'db> {
             });
         }
 
-        for slot in slots.values().flatten() {
-            if slot.added == 0 {
-                continue;
-            }
-            let s = &mut self.update_group;
-            s.bind_i64(1, slot.id)?;
-            s.bind_i64(2, slot.high as i64)?;
-            s.bind_i64(3, slot.added as i64)?;
-            s.bind_i64(4, slot.first_new as i64)?;
-            s.execute()?;
-        }
         Ok(outcomes)
     }
 
@@ -882,8 +918,9 @@ impl<'db> BatchWriter<'db> {
     }
 
     /// Carries out the withdrawals the stored articles of a batch ask for,
-    /// after the batch's rows and group counters are written, so that a
-    /// cancel that came in the same batch as its article finds it.
+    /// after the batch's rows are written (and the overview queue, at a
+    /// withdrawal of something stored), so that a cancel that came in the
+    /// same batch as its article finds it.
     fn withdraw_all(
         &mut self,
         batch: &[(&Prepared, Origin)],
@@ -983,6 +1020,11 @@ impl<'db> BatchWriter<'db> {
             }));
         }
         st.keep_head.execute()?;
+        // Its rows may be queued still: written first, they are taken out
+        // as any others.
+        if self.overview.len() > 0 {
+            self.overview.write(self.last_id)?;
+        }
         // Its numbers are those of the Xref the writer wrote.
         for (group, number) in article::xref_entries(&bytes) {
             st.unnumber.bind_text(1, &group)?;
@@ -1006,16 +1048,20 @@ impl<'db> BatchWriter<'db> {
         &self.remembered
     }
 
+    /// Where a group's numbering stands: its `high` in the table, or the
+    /// last number queued for its overview (`store::overview`).
     fn load_group(&mut self, name: &str) -> Result<Option<Slot>, RawError> {
         let s = &mut self.find_group;
         s.bind_text(1, name)?;
-        s.first_row(|r| Slot {
+        let slot = s.first_row(|r| Slot {
             id: r.column_i64(0),
             high: r.column_i64(1).max(0) as u64,
             status: r.column_text(2).chars().next().unwrap_or('y'),
-            first_new: 0,
-            added: 0,
-        })
+        })?;
+        Ok(slot.map(|slot| Slot {
+            high: slot.high.max(self.overview.high(slot.id).unwrap_or(0)),
+            ..slot
+        }))
     }
 
     /// The id of the last article written (the head of the article log).
