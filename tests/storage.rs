@@ -722,3 +722,43 @@ async fn a_killed_server_writes_the_overview_rows_it_held() {
     );
     let _ = server.kill().await;
 }
+
+/// An article answered 239 is readable by number at once on any other
+/// connection, though the writer queues overview rows behind the articles
+/// (`store::overview`): a reader that asks waits for the queue.
+#[tokio::test]
+async fn an_acknowledged_article_is_readable_by_number_on_another_connection_at_once() {
+    const GROUPS: usize = 10;
+    let s = TestServer::start_with(|c| {
+        c.peers = vec![common::peer("p", None, "*")];
+        for g in 0..GROUPS {
+            let text = format!("[[group]]\nname = \"r.{g}\"\n");
+            let parsed = tidings::config::Config::parse(&text).expect("group");
+            c.groups.extend(parsed.groups);
+        }
+    })
+    .await;
+    let mut feed = s.client().await;
+    assert_eq!(feed.cmd("MODE STREAM").await, "203 Streaming permitted");
+    let mut r = reader(s.addr).await;
+    for i in 0..200 {
+        let (group, number) = (format!("r.{}", i % GROUPS), i / GROUPS + 1);
+        let id = format!("<now.{i}@ack.test>");
+        let text = format!(
+            "TAKETHIS {id}\r\nPath: p.test!not-for-mail\r\nFrom: a@example.com\r\n\
+             Newsgroups: {group}\r\nSubject: now {i}\r\nMessage-ID: {id}\r\n\
+             Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nbody\r\n.\r\n"
+        );
+        feed.send(text.as_bytes()).await;
+        assert_eq!(feed.line().await, format!("239 {id}"));
+        assert_eq!(
+            r.cmd(&format!("GROUP {group}")).await,
+            format!("211 {number} 1 {number} {group}")
+        );
+        assert_eq!(
+            r.cmd(&format!("STAT {number}")).await,
+            format!("223 {number} {id}")
+        );
+    }
+    s.stop().await;
+}
