@@ -359,15 +359,26 @@ async fn a_merge_spread_over_a_pipelined_feed_writes_every_message_id() {
 /// Rows in history's two tables (migration 0008): (folded, recent, in
 /// both).
 async fn history_tables(db: &std::path::Path) -> (i64, i64, i64) {
-    let url = format!("sqlite://{}", db.display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
-    let row = sqlx::query_as(
+    read_row(
+        db,
         "SELECT (SELECT count(*) FROM history), (SELECT count(*) FROM history_recent), \
                 (SELECT count(*) FROM history JOIN history_recent USING (msgid))",
     )
-    .fetch_one(&pool)
     .await
-    .expect("count history");
+}
+
+/// The one row `sql` reads from the database at `db`, on a connection of
+/// its own.
+async fn read_row<T>(db: &std::path::Path, sql: &str) -> T
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    let url = format!("sqlite://{}", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
+    let row = sqlx::query_as(sql)
+        .fetch_one(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     pool.close().await;
     row
 }
@@ -594,17 +605,12 @@ async fn a_full_database_refuses_new_articles_and_keeps_the_stored_ones() {
 /// the newest article id). The writer writes the overview rows of new
 /// articles behind them (`store::overview`).
 async fn overview_state(db: &std::path::Path) -> (i64, i64) {
-    let url = format!("sqlite://{}", db.display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
-    let row: (i64, i64) = sqlx::query_as(
+    read_row(
+        db,
         "SELECT (SELECT value FROM meta WHERE key = 'overview_through'), \
                 (SELECT coalesce(max(id), 0) FROM articles)",
     )
-    .fetch_one(&pool)
     .await
-    .expect("read overview state");
-    pool.close().await;
-    row
 }
 
 /// A server killed while its writer held overview rows not yet written
