@@ -613,57 +613,62 @@ async fn overview_state(db: &std::path::Path) -> (i64, i64) {
     .await
 }
 
-/// A server killed while its writer held overview rows not yet written
-/// (their articles committed and acknowledged) writes them as it starts
-/// again, from the articles' Xref: every group counts each of its
-/// articles once, under the number its Xref gave it, OVER lists them with
-/// their subjects, and numbering goes on after them.
-#[tokio::test]
-async fn a_killed_server_writes_the_overview_rows_it_held() {
-    const BIN: &str = env!("CARGO_BIN_EXE_tidings");
-    const GROUPS: [&str; 3] = ["q.one", "q.two", "q.three"];
-    const PER_ATTEMPT: usize = 300;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("t.db");
-    let config = common::binary_config(
-        dir.path(),
+/// The groups of the kill tests below, and the groups of their article
+/// i: GROUPS[i % 3], every seventh also in q.three.
+const KILL_GROUPS: [&str; 3] = ["q.one", "q.two", "q.three"];
+
+fn kill_groups_of(i: usize) -> Vec<&'static str> {
+    let mut g = vec![KILL_GROUPS[i % 3]];
+    if i.is_multiple_of(7) && i % 3 != 2 {
+        g.push("q.three");
+    }
+    g
+}
+
+/// A server binary's configuration in `dir` with a peer "p" that may feed
+/// from 127.0.0.1, and the groups `KILL_GROUPS`.
+fn kill_config(dir: &std::path::Path) -> std::path::PathBuf {
+    common::binary_config(
+        dir,
         "t",
         "[[peer]]\nname = \"p\"\npath_identity = \"p.test\"\naccept_from = [\"127.0.0.1\"]\n\
          [[group]]\nname = \"q.one\"\n[[group]]\nname = \"q.two\"\n\
          [[group]]\nname = \"q.three\"\n",
-    );
-    // Article i of attempt a: in GROUPS[i % 3], every seventh also in
-    // q.three. Each group's subjects, in the order the feed sent them.
-    let groups_of = |i: usize| {
-        let mut g = vec![GROUPS[i % 3]];
-        if i.is_multiple_of(7) && i % 3 != 2 {
-            g.push("q.three");
-        }
-        g
-    };
-    let mut subjects: Vec<Vec<String>> = vec![Vec::new(); GROUPS.len()];
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let (mut server, addr) = common::spawn_binary(BIN, &config).await;
+    )
+}
+
+/// Starts the server of `config` (database `db`), streams it 300
+/// articles (article i in `kill_groups_of(i)`, subject "kill A.i" and
+/// message-id `<kA.i@kill.test>` on attempt A), and SIGKILLs it as soon as
+/// the last is acknowledged; again, up to five attempts, until the writer
+/// is killed holding overview rows it has not written. Returns what was
+/// sent, in order: (message-id, subject, groups).
+async fn kill_holding_overview_rows(
+    config: &std::path::Path,
+    db: &std::path::Path,
+) -> Vec<(String, String, Vec<&'static str>)> {
+    const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+    const PER_ATTEMPT: usize = 300;
+    let mut sent = Vec::new();
+    for attempt in 1.. {
+        let (mut server, addr) = common::spawn_binary(BIN, config).await;
         let mut feed = common::Client::connect(addr).await;
         assert_eq!(feed.cmd("MODE STREAM").await, "203 Streaming permitted");
         let mut answered = 0;
         for i in 0..PER_ATTEMPT {
-            let groups = groups_of(i);
-            let subject = format!("kill {attempts}.{i}");
+            let groups = kill_groups_of(i);
+            let (id, subject) = (
+                format!("<k{attempt}.{i}@kill.test>"),
+                format!("kill {attempt}.{i}"),
+            );
             let text = format!(
-                "TAKETHIS <k{attempts}.{i}@kill.test>\r\nPath: p.test!not-for-mail\r\n\
+                "TAKETHIS {id}\r\nPath: p.test!not-for-mail\r\n\
                  From: a@example.com\r\nNewsgroups: {}\r\nSubject: {subject}\r\n\
-                 Message-ID: <k{attempts}.{i}@kill.test>\r\n\
-                 Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nbody\r\n.\r\n",
+                 Message-ID: {id}\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nbody\r\n.\r\n",
                 groups.join(",")
             );
             feed.send(text.as_bytes()).await;
-            for g in groups {
-                let k = GROUPS.iter().position(|n| *n == g).expect("group");
-                subjects[k].push(subject.clone());
-            }
+            sent.push((id, subject, groups));
             while i + 1 - answered > 64 || (i + 1 == PER_ATTEMPT && answered < PER_ATTEMPT) {
                 let line = feed.line().await;
                 assert!(line.starts_with("239"), "{line}");
@@ -674,14 +679,37 @@ async fn a_killed_server_writes_the_overview_rows_it_held() {
         // milliseconds of going quiet.
         server.start_kill().expect("SIGKILL");
         let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
-        let (through, head) = overview_state(&db).await;
+        let (through, head) = overview_state(db).await;
         if through < head {
             break;
         }
         assert!(
-            attempts < 5,
+            attempt < 5,
             "every attempt's overview was written before the kill"
         );
+    }
+    sent
+}
+
+/// A server killed while its writer held overview rows not yet written
+/// (their articles committed and acknowledged) writes them as it starts
+/// again, from the articles' Xref: every group counts each of its
+/// articles once, under the number its Xref gave it, OVER lists them with
+/// their subjects, and numbering goes on after them.
+#[tokio::test]
+async fn a_killed_server_writes_the_overview_rows_it_held() {
+    const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let config = kill_config(dir.path());
+    const GROUPS: [&str; 3] = KILL_GROUPS;
+    // Each group's subjects, in the order the feed sent them.
+    let mut subjects: Vec<Vec<String>> = vec![Vec::new(); GROUPS.len()];
+    for (_, subject, groups) in kill_holding_overview_rows(&config, &db).await {
+        for g in groups {
+            let k = GROUPS.iter().position(|n| *n == g).expect("group");
+            subjects[k].push(subject.clone());
+        }
     }
 
     let (mut server, addr, queued) =
@@ -767,4 +795,41 @@ async fn an_acknowledged_article_is_readable_by_number_on_another_connection_at_
         );
     }
     s.stop().await;
+}
+
+/// The admin CLI removes a group while the server that was killed held
+/// overview rows of the group's newest articles: the articles only in
+/// that group go with it (found by their Xref), the cross-posted ones
+/// stay in their other group, and the restarted server files none of
+/// them in the group, should it come back.
+#[tokio::test]
+async fn a_group_removed_beside_queued_overview_rows_takes_its_articles() {
+    const BIN: &str = env!("CARGO_BIN_EXE_tidings");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("t.db");
+    let config = kill_config(dir.path());
+    let sent = kill_holding_overview_rows(&config, &db).await;
+
+    let run = common::tidings(&config, &["group", "remove", "q.one"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let (mut server, addr) = common::spawn_binary(BIN, &config).await;
+    let mut c = reader(addr).await;
+    let mut three = 0;
+    for (id, _, groups) in &sent {
+        let stat = c.cmd(&format!("STAT {id}")).await;
+        if groups.contains(&"q.three") {
+            three += 1;
+        }
+        if groups == &["q.one"] {
+            assert!(stat.starts_with("430"), "{id} in q.one only: {stat}");
+        } else {
+            assert!(stat.starts_with("223"), "{id} in {groups:?}: {stat}");
+        }
+    }
+    assert!(c.cmd("GROUP q.one").await.starts_with("411"));
+    assert_eq!(
+        c.cmd("GROUP q.three").await,
+        format!("211 {three} 1 {three} q.three")
+    );
+    let _ = server.kill().await;
 }

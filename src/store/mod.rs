@@ -490,6 +490,36 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // And those whose rows a live writer still queues (`overview`):
+        // found by their Xref, and doomed unless it names a group that
+        // stays (where their rows will be).
+        let queued: Vec<(i64, Vec<u8>)> = sqlx::query_as(&format!(
+            "SELECT id, bytes FROM articles \
+             WHERE id > (SELECT value FROM meta WHERE key = '{}')",
+            overview::THROUGH
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (article, bytes) in queued {
+            let groups = crate::article::xref_entries(&bytes);
+            if !groups.iter().any(|(g, _)| g == name) {
+                continue;
+            }
+            let mut stays = false;
+            for (g, _) in groups.iter().filter(|(g, _)| g != name) {
+                stays |= sqlx::query("SELECT 1 FROM groups WHERE name = ?1")
+                    .bind(g)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+            }
+            if !stays {
+                sqlx::query("INSERT OR IGNORE INTO temp.doomed VALUES (?1)")
+                    .bind(article)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         sqlx::query("DELETE FROM overview WHERE group_id = ?1")
             .bind(id)
             .execute(&mut *tx)
