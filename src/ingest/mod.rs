@@ -766,16 +766,17 @@ async fn tick_merges(tx: mpsc::WeakSender<Request>, tail: Arc<crate::store::tail
     }
 }
 
-/// Asks the writer to write its overview queue every `overview::TICK`
-/// while it holds one; it does when it committed nothing since the tick
-/// before, or the queue is old. Ends with the writer.
+/// Asks the writer to write its overview queue `overview::TICK` after it
+/// comes to hold one, and every tick while it does; it does when it
+/// committed nothing since the tick before, or the queue is old. Sleeps
+/// while there is no queue; ends with the writer.
 async fn tick_overview(tx: mpsc::WeakSender<Request>, visibility: Arc<Visibility>) {
-    let mut tick = tokio::time::interval(overview::TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        visibility.until_queued().await;
+        tokio::time::sleep(overview::TICK).await;
         let Some(tx) = tx.upgrade() else { return };
         if visibility.queued() {
+            // A full queue means a busy writer: the next tick will do.
             let _ = tx.try_send(Request::WriteOverview);
         }
     }
@@ -1215,6 +1216,7 @@ fn run_writer(
         overview_written(writer.write_overview());
         while merge_step(writer.merge_tail(MergeSlices::Long)) {}
         tail.stop();
+        visibility.stopped();
         info!("writer stopped at article {}", writer.last_id());
     }
     // Every committed batch is answered before the connection closes (the

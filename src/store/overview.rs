@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use super::raw::{Db, RawError, Step, Stmt};
@@ -74,6 +74,9 @@ pub struct Visibility {
     wanted: AtomicBool,
     /// The writer holds rows not written (for `tick`).
     queued: AtomicBool,
+    /// Told when the writer comes to hold rows, and when it stops: the
+    /// ticks run only while it holds some, so an idle server sleeps.
+    queued_changed: Notify,
     /// Tells the writer a reader waits (set when the writer starts).
     wake: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
@@ -85,6 +88,7 @@ impl Default for Visibility {
             written: watch::Sender::new(0),
             wanted: AtomicBool::new(false),
             queued: AtomicBool::new(false),
+            queued_changed: Notify::new(),
             wake: OnceLock::new(),
         }
     }
@@ -117,6 +121,19 @@ impl Visibility {
         self.queued.load(Ordering::Acquire)
     }
 
+    /// Returns once the writer holds rows not written, or has stopped
+    /// (or at once if it holds some).
+    pub async fn until_queued(&self) {
+        if !self.queued() {
+            self.queued_changed.notified().await;
+        }
+    }
+
+    /// The writer has stopped: `until_queued` returns.
+    pub(crate) fn stopped(&self) {
+        self.queued_changed.notify_one();
+    }
+
     /// How the writer is told a reader waits (once, at its start).
     pub(crate) fn set_wake(&self, wake: Box<dyn Fn() + Send + Sync>) {
         let _ = self.wake.set(wake);
@@ -131,7 +148,11 @@ impl Visibility {
     /// up to `written`; it holds rows not written (`queued`) or not.
     pub(crate) fn committed(&self, id: i64, written: Option<i64>, queued: bool) {
         self.committed.fetch_max(id, Ordering::AcqRel);
-        self.queued.store(queued, Ordering::Release);
+        if queued && !self.queued.swap(true, Ordering::AcqRel) {
+            self.queued_changed.notify_one();
+        } else if !queued {
+            self.queued.store(false, Ordering::Release);
+        }
         if let Some(w) = written {
             self.move_written(w);
         }
