@@ -1056,7 +1056,7 @@ fn run_writer(
             &db,
             &writer_state.path_identity,
             tail.clone(),
-            writer_state.store.visibility().clone(),
+            visibility.clone(),
             Sizing::new(None, limits.merge_at),
         ) {
             Ok(w) => w,

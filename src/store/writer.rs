@@ -452,7 +452,8 @@ impl<'db> BatchWriter<'db> {
         // The overview goes with a post, when a reader waits for it, or
         // once the queue is long or old.
         let done = done.and_then(|step| {
-            if self.posted || self.overview.due() || self.visibility.take_wanted() {
+            let wanted = self.visibility.take_wanted();
+            if wanted || self.posted || self.overview.due() {
                 self.overview.write(self.last_id)?;
             }
             Ok(step)
