@@ -135,8 +135,9 @@ fn sender(article: &[u8]) -> String {
 }
 
 /// Reads the control groups past their cursors and acts on what comes,
-/// until the log's watch closes (shutdown).
-pub async fn run(shared: Arc<Shared>, mut head: watch::Receiver<i64>) {
+/// again each time `written` (how far the overview is written) moves,
+/// until it closes or the task is aborted (shutdown).
+pub async fn run(shared: Arc<Shared>, mut written: watch::Receiver<i64>) {
     loop {
         let failed = match pass(&shared).await {
             Ok(()) => false,
@@ -147,7 +148,7 @@ pub async fn run(shared: Arc<Shared>, mut head: watch::Receiver<i64>) {
         };
         tokio::time::sleep(PAUSE).await;
         tokio::select! {
-            changed = head.changed() => if changed.is_err() {
+            changed = written.changed() => if changed.is_err() {
                 return;
             },
             // A message that failed (the database busy, say) is tried
@@ -179,7 +180,9 @@ pub async fn start_cursors(store: &Store) -> Result<(), StoreError> {
 async fn pass(shared: &Shared) -> Result<(), StoreError> {
     let store = &shared.store;
     for name in GROUPS {
-        let Some(g) = store.group(name).await? else {
+        // The overview as written: the pass runs again when it moves, and
+        // waiting for the writer's queue would have it written every pass.
+        let Some(g) = store.group_as_written(name).await? else {
             continue;
         };
         let mut after = store.control_cursor(name).await?.unwrap_or(0);
@@ -188,7 +191,9 @@ async fn pass(shared: &Shared) -> Result<(), StoreError> {
                 low: after + 1,
                 high: Some(g.high),
             };
-            let mut messages = store.articles_in_range(g.id, range, CHUNK).await?;
+            let mut messages = store
+                .articles_in_range_as_written(g.id, range, CHUNK)
+                .await?;
             messages.sort_by_key(|(n, _)| *n);
             let Some(&(last, _)) = messages.last() else {
                 // The rest expired or was withdrawn.

@@ -142,7 +142,10 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         })
         .collect();
     let expirer = tokio::spawn(expire_periodically(shared.clone()));
-    let controller = tokio::spawn(crate::control::run(shared.clone(), shared.ingest.head()));
+    // Control messages are read by number: the pass follows the overview
+    // as the writer writes it (`store::overview`), not the log's head.
+    let written = shared.store.visibility().written();
+    let controller = tokio::spawn(crate::control::run(shared.clone(), written));
     Ok(Server {
         addrs,
         tls_addrs,

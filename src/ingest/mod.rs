@@ -782,11 +782,17 @@ async fn tick_overview(tx: mpsc::WeakSender<Request>, visibility: Arc<Visibility
     }
 }
 
-/// Logs the writing of the overview queue outside a batch.
-fn overview_written(written: Result<bool, RawError>) {
-    match written {
-        Ok(true) => debug!("overview queue written"),
-        Ok(false) => {}
+/// Writes the overview queue outside a batch (`BatchWriter::write_overview`)
+/// and logs it.
+fn write_overview(writer: &mut BatchWriter<'_>) {
+    let started = Instant::now();
+    match writer.write_overview() {
+        Ok(0) => {}
+        Ok(rows) => debug!(
+            rows,
+            micros = started.elapsed().as_micros() as u64,
+            "overview queue written"
+        ),
         Err(e) if e.is_full() => debug!("writing the overview queue: {e}"),
         Err(e) => error!("writing the overview queue: {e}"),
     }
@@ -1066,7 +1072,7 @@ fn run_writer(
             }
         };
         // What a writer that stopped without writing its queue left.
-        overview_written(writer.write_overview());
+        write_overview(&mut writer);
         checkpoint::presize_wal(&db, &writer_state.store.wal_path(), limits.wal_bytes);
         head.send_replace(writer.last_id());
         let _ = ready.send(Ok(()));
@@ -1154,7 +1160,7 @@ fn run_writer(
                     let wanted = visibility.take_wanted();
                     let quiet = !std::mem::take(&mut committed_since_overview);
                     if writer.overview_queued() > 0 && (wanted || quiet || writer.overview_old()) {
-                        overview_written(writer.write_overview());
+                        write_overview(&mut writer);
                     }
                     continue;
                 }
@@ -1213,7 +1219,7 @@ fn run_writer(
             pending.finish(&mut writer, &rx, &mut syncing, &writer_state, &tail);
         }
         // A clean stop leaves the overview and history whole.
-        overview_written(writer.write_overview());
+        write_overview(&mut writer);
         while merge_step(writer.merge_tail(MergeSlices::Long)) {}
         tail.stop();
         visibility.stopped();

@@ -310,6 +310,13 @@ impl Store {
 
     pub async fn group(&self, name: &str) -> Result<Option<GroupInfo>> {
         self.visibility.wait().await;
+        self.group_as_written(name).await
+    }
+
+    /// The group as the overview stands, without waiting for the rows the
+    /// writer has queued (`overview`): for the control-message reader,
+    /// which follows the overview as it is written.
+    pub async fn group_as_written(&self, name: &str) -> Result<Option<GroupInfo>> {
         let sql = format!("SELECT {} FROM groups WHERE name = ?1", Self::GROUP_COLUMNS);
         let row = sqlx::query(&sql)
             .bind(name)
@@ -872,6 +879,18 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(u64, Vec<u8>)>> {
         self.visibility.wait().await;
+        self.articles_in_range_as_written(group_id, range, limit)
+            .await
+    }
+
+    /// `articles_in_range` as the overview stands, without waiting for
+    /// the rows the writer has queued (see `group_as_written`).
+    pub async fn articles_in_range_as_written(
+        &self,
+        group_id: i64,
+        range: Range,
+        limit: i64,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
         let rows = sqlx::query(
             "SELECT o.number, a.bytes FROM overview o JOIN articles a ON a.id = o.article_id \
              WHERE o.group_id = ?1 AND o.number BETWEEN ?2 AND ?3 LIMIT ?4",

@@ -116,6 +116,12 @@ impl Visibility {
         }
     }
 
+    /// Watches how far the overview is written: it moves when articles
+    /// become readable by number.
+    pub fn written(&self) -> watch::Receiver<i64> {
+        self.written.subscribe()
+    }
+
     /// Whether the writer holds overview rows not yet written.
     pub fn queued(&self) -> bool {
         self.queued.load(Ordering::Acquire)

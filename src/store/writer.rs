@@ -498,9 +498,9 @@ impl<'db> BatchWriter<'db> {
 
     /// Writes the queued overview rows in a transaction of their own, if
     /// there are any (a reader waits, the queue is old, or the writer
-    /// starts or stops); whether it wrote any. Everything committed is
+    /// starts or stops); how many rows it wrote. Everything committed is
     /// readable by number afterwards.
-    pub fn write_overview(&mut self) -> Result<bool, RawError> {
+    pub fn write_overview(&mut self) -> Result<usize, RawError> {
         let rows = self.overview.len();
         if rows > 0 {
             self.db.exec("BEGIN IMMEDIATE")?;
@@ -513,7 +513,7 @@ impl<'db> BatchWriter<'db> {
             }
         }
         self.overview_committed();
-        Ok(rows > 0)
+        Ok(rows)
     }
 
     /// Tells this process's readers where the overview stands after a
