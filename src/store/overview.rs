@@ -42,16 +42,17 @@ pub(crate) const THROUGH: &str = "overview_through";
 
 /// A queue this long (rows) is written at the next commit. Each group's
 /// last leaf is written once per queue, so the longer the queue the fewer
-/// leaves per row: interleaved runs, one connection, pipelined window 64,
-/// 2 KiB, a queue of 1,024 / 4,096 / 16,384 rows: 100 groups 55.2k /
-/// 63.9k / 69.9k articles/s; 1,000 groups 48.9k (4,096) / 58.7k (16,384).
-/// One group is the same whatever the length (and as without a queue).
-/// ~400 bytes a row: 16,384 rows are some 6 MiB of memory.
-const WRITE_AT_ROWS: usize = 16_384;
+/// leaves per row. Interleaved runs, one connection, pipelined window 64,
+/// 2 KiB articles over 1,000 groups: a queue of 4,096 / 16,384 / 65,536
+/// rows 42.6k / 50.0k / 58.6k articles/s (3 runs each); over 100 groups
+/// 16,384 and 65,536 the same (63.8k / 64.4k), one group the same whatever
+/// the length (and as without a queue). ~350 bytes a row: 65,536 rows are
+/// some 23 MiB of memory.
+const WRITE_AT_ROWS: usize = 65_536;
 
 /// A queue whose oldest row has waited this long is written at the next
 /// commit, or at the next quiet moment of the writer (`tick`).
-const WRITE_AT_AGE: Duration = Duration::from_secs(1);
+const WRITE_AT_AGE: Duration = Duration::from_secs(2);
 
 /// How long a reader waits for the writer to write the queue before it
 /// reads what there is (a writer that is stuck must not stall readers).
