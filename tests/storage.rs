@@ -831,5 +831,9 @@ async fn a_group_removed_beside_queued_overview_rows_takes_its_articles() {
         c.cmd("GROUP q.three").await,
         format!("211 {three} 1 {three} q.three")
     );
+    // Made again, the group starts empty.
+    let run = common::tidings(&config, &["group", "add", "q.one"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(c.cmd("GROUP q.one").await, "211 0 1 0 q.one");
     let _ = server.kill().await;
 }
