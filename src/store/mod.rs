@@ -501,9 +501,8 @@ impl Store {
         // found by their Xref, and doomed unless it names a group that
         // stays (where their rows will be).
         let queued: Vec<(i64, Vec<u8>)> = sqlx::query_as(&format!(
-            "SELECT id, bytes FROM articles \
-             WHERE id > (SELECT value FROM meta WHERE key = '{}')",
-            overview::THROUGH
+            "SELECT id, bytes FROM {}",
+            overview::QUEUED_ARTICLES
         ))
         .fetch_all(&mut *tx)
         .await?;
@@ -514,11 +513,14 @@ impl Store {
             }
             let mut stays = false;
             for (g, _) in groups.iter().filter(|(g, _)| g != name) {
-                stays |= sqlx::query("SELECT 1 FROM groups WHERE name = ?1")
+                stays = sqlx::query("SELECT 1 FROM groups WHERE name = ?1")
                     .bind(g)
                     .fetch_optional(&mut *tx)
                     .await?
                     .is_some();
+                if stays {
+                    break;
+                }
             }
             if !stays {
                 sqlx::query("INSERT OR IGNORE INTO temp.doomed VALUES (?1)")

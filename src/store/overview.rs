@@ -40,6 +40,11 @@ use crate::article;
 /// The `meta` key of the last article id whose overview rows are written.
 pub(crate) const THROUGH: &str = "overview_through";
 
+/// The articles whose overview rows may still be queued, in SQL: those
+/// after `overview_through` (as `TAIL_ARTICLES` for history).
+pub(crate) const QUEUED_ARTICLES: &str =
+    "articles WHERE id > (SELECT value FROM meta WHERE key = 'overview_through')";
+
 /// A queue this long (rows) is written at the next commit. Each group's
 /// last leaf is written once per queue, so the longer the queue the fewer
 /// leaves per row. Interleaved runs, one connection, pipelined window 64,
@@ -257,17 +262,17 @@ impl<'db> OverviewQueue<'db> {
                 "UPDATE meta SET value = max(value, ?1) WHERE key = '{THROUGH}'"
             ))?,
         };
-        queue.rebuild(db)?;
+        queue.rebuild()?;
         Ok(queue)
     }
 
     /// Queues the rows of the articles after `overview_through`, as
     /// committed: what a writer that stopped without writing its queue
     /// left.
-    fn rebuild(&mut self, db: &Db) -> Result<(), RawError> {
+    fn rebuild(&mut self) -> Result<(), RawError> {
+        let db = self.db;
         let mut articles = db.prepare(&format!(
-            "SELECT id, arrived, bytes FROM articles \
-             WHERE id > (SELECT value FROM meta WHERE key = '{THROUGH}') ORDER BY id"
+            "SELECT id, arrived, bytes FROM {QUEUED_ARTICLES} ORDER BY id"
         ))?;
         let mut group_id = db.prepare("SELECT id FROM groups WHERE name = ?1")?;
         let mut ids: std::collections::HashMap<String, Option<i64>> = Default::default();
@@ -339,7 +344,7 @@ impl<'db> OverviewQueue<'db> {
 
     /// Whether the queue is long or old enough to be written.
     pub(crate) fn due(&self) -> bool {
-        self.unwritten >= WRITE_AT_ROWS || self.oldest.is_some_and(|t| t.elapsed() >= WRITE_AT_AGE)
+        self.unwritten >= WRITE_AT_ROWS || self.old()
     }
 
     /// Whether the oldest row has waited `WRITE_AT_AGE`.
