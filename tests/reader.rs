@@ -976,6 +976,9 @@ async fn list_overview_fmt_names_the_overview_fields_in_order() {
     let mut c = server.client().await;
     let (status, fields) = c.cmd_block("LIST OVERVIEW.FMT", "215").await;
     assert_eq!(code(&status), "215");
+    // The metadata items :bytes and :lines under their compatibility names
+    // (RFC 3977 §8.4.2), as INN gives them: slrn uses OVER only when the
+    // first seven names, less their colon, are the old header names.
     assert_eq!(
         fields,
         [
@@ -984,8 +987,8 @@ async fn list_overview_fmt_names_the_overview_fields_in_order() {
             "Date:",
             "Message-ID:",
             "References:",
-            ":bytes",
-            ":lines",
+            "Bytes:",
+            "Lines:",
             "Xref:full"
         ]
     );

@@ -7,9 +7,15 @@ use crate::wire::command::ListKind;
 use crate::wire::response::Response;
 use crate::wire::wildmat::Wildmat;
 
-/// The overview fields we store, in order (RFC 3977 §8.4).
+/// The overview fields we store, in order (RFC 3977 §8.4). The sixth and
+/// seventh are the metadata items `:bytes` and `:lines`, named `Bytes:` and
+/// `Lines:` as §8.4 allows for compatibility, and as INN names them: slrn
+/// compares the first seven names with the header names of the old
+/// overview format, and on any other answer stops using OVER and fetches
+/// every article's head instead, one command per article (and shows no line
+/// counts). Clients that know RFC 3977 take either spelling.
 pub const OVERVIEW_FMT: &str = "Subject:\r\nFrom:\r\nDate:\r\nMessage-ID:\r\nReferences:\r\n\
-                                :bytes\r\n:lines\r\nXref:full\r\n";
+                                Bytes:\r\nLines:\r\nXref:full\r\n";
 
 impl Session {
     pub(super) async fn list(&mut self, kind: ListKind) -> Result<Response, StoreError> {
