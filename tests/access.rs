@@ -63,6 +63,11 @@ async fn a_reader_sees_only_the_groups_and_articles_it_may_read() {
     assert_eq!(names, ["local.announce", "local.general"]);
     let (_, newsgroups) = r.cmd_block("LIST NEWSGROUPS", "215").await;
     assert!(!newsgroups.iter().any(|l| l.starts_with("local.test")));
+    let (_, titles) = r.cmd_block("XGTITLE local.*", "282").await;
+    assert!(
+        !titles.is_empty() && !titles.iter().any(|l| l.starts_with("local.test")),
+        "{titles:?}"
+    );
     let (_, new) = r.cmd_block("NEWGROUPS 20000101 000000", "231").await;
     assert!(!new.iter().any(|l| l.starts_with("local.test")), "{new:?}");
     assert_eq!(code(&r.cmd("GROUP local.test").await), "411");

@@ -57,6 +57,7 @@ const COMMANDS: &[&str] = &[
     "XHDR Subject 1-",
     "XOVER 10-20",
     "XPAT Subject 1-5 *foo* b?r",
+    "XGTITLE local.*",
     "AUTHINFO USER someone",
     "AUTHINFO SASL PLAIN AGEAYg==",
     "COMPRESS DEFLATE",

@@ -955,6 +955,30 @@ async fn list_newsgroups_gives_name_tab_description() {
 }
 
 #[tokio::test]
+async fn xgtitle_gives_the_descriptions_of_a_wildmat_or_of_the_selected_group() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    // No wildmat and no group: nothing to describe (INN says 412 too).
+    assert_eq!(code(&c.cmd("XGTITLE").await), "412");
+    let (status, lines) = c.cmd_block("XGTITLE local.gen*", "282").await;
+    assert_eq!(code(&status), "282");
+    assert_eq!(lines, ["local.general\tLocal general discussion"]);
+    // The same lines as LIST NEWSGROUPS, under another code.
+    let (_, titles) = c.cmd_block("XGTITLE local.*", "282").await;
+    let (_, newsgroups) = c.cmd_block("LIST NEWSGROUPS local.*", "215").await;
+    assert!(titles.len() >= 2, "{titles:?}");
+    assert_eq!(titles, newsgroups);
+    let (_, none) = c.cmd_block("XGTITLE no.such.*", "282").await;
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!(code(&c.cmd("GROUP local.test").await), "211");
+    let (_, lines) = c.cmd_block("XGTITLE", "282").await;
+    assert_eq!(lines, ["local.test\tLocal test postings"]);
+    assert_eq!(code(&c.cmd("XGTITLE local.[").await), "501");
+    assert_eq!(code(&c.cmd("XGTITLE a b").await), "501");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn list_active_times_gives_name_creation_time_and_creator() {
     let server = TestServer::start().await;
     let mut c = server.client().await;

@@ -104,4 +104,39 @@ impl Session {
             body,
         ))
     }
+
+    /// XGTITLE [wildmat] (RFC 2980 §2.7): the lines of LIST NEWSGROUPS
+    /// under code 282, for the groups the wildmat matches or, without one,
+    /// for the selected group (412 when there is none), as INN answers.
+    /// Older newsreaders (knews, trn) ask for group descriptions this way.
+    pub(super) async fn xgtitle(
+        &mut self,
+        wildmat: Option<Wildmat>,
+    ) -> Result<Response, StoreError> {
+        let selected = match (&wildmat, &self.group) {
+            (Some(_), _) => None,
+            (None, Some(g)) => Some(g.name.clone()),
+            (None, None) => {
+                return Ok(Response::new(
+                    codes::NO_GROUP_SELECTED,
+                    "No newsgroup selected",
+                ));
+            }
+        };
+        let wanted = |name: &str| match (&wildmat, &selected) {
+            (Some(w), _) => w.matches(name),
+            (None, selected) => selected.as_deref() == Some(name),
+        };
+        let mut body = String::new();
+        for g in self.readable(self.store().groups().await?) {
+            if wanted(&g.name) {
+                body.push_str(&format!("{}\t{}\r\n", g.name, g.description));
+            }
+        }
+        Ok(Response::with_body(
+            codes::XGTITLE_FOLLOWS,
+            "Descriptions follow",
+            body.into_bytes(),
+        ))
+    }
 }

@@ -312,6 +312,7 @@ impl Session {
                 selection,
                 patterns,
             } => self.hdr(&field, selection, true, Some(&patterns)).await?,
+            Command::XGTitle(wildmat) => self.xgtitle(wildmat).await?,
             Command::AuthinfoUser(name) => self.authinfo_user(name),
             Command::AuthinfoPass(password) => self.authinfo_pass(password).await?,
             Command::AuthinfoSasl { mechanism, initial } => {
@@ -394,6 +395,7 @@ QUIT\r\n\
 STARTTLS\r\n\
 STAT [message-id|number]\r\n\
 XHDR header [range|message-id]\r\n\
+XGTITLE [wildmat]\r\n\
 XOVER [range]\r\n\
 XPAT header range|message-id pattern [pattern ...]\r\n";
     Response::with_body(

@@ -26,6 +26,7 @@ pub const TAKETHIS_OK: u16 = 239; // RFC 4644 §2.5
 pub const POSTED_OK: u16 = 240; // §6.3.1
 pub const AUTH_ACCEPTED: u16 = 281; // RFC 4643 §2.5
 pub const XPAT_FOLLOWS: u16 = 221; // RFC 2980 §2.9
+pub const XGTITLE_FOLLOWS: u16 = 282; // RFC 2980 §2.7
 
 // Continue (RFC 3977 §6.3)
 pub const SEND_ARTICLE_TRANSFER: u16 = 335; // §6.3.2

@@ -60,6 +60,9 @@ pub enum Command {
         selection: Selection,
         legacy: bool,
     },
+    /// XGTITLE [wildmat] (RFC 2980 §2.7): group descriptions, of the
+    /// groups the wildmat matches or else of the selected group.
+    XGTitle(Option<Wildmat>),
     /// XPAT field range|message-id pat [pat...] (RFC 2980 §2.9)
     XPat {
         field: String,

@@ -413,6 +413,7 @@ enum Verb {
     Hdr,
     XHdr,
     XPat,
+    XGTitle,
     Authinfo,
     StartTls,
     Compress,
@@ -444,6 +445,7 @@ const VERBS: &[(&str, Verb)] = &[
     ("HDR", Verb::Hdr),
     ("XHDR", Verb::XHdr),
     ("XPAT", Verb::XPat),
+    ("XGTITLE", Verb::XGTitle),
     ("AUTHINFO", Verb::Authinfo),
     ("STARTTLS", Verb::StartTls),
     ("COMPRESS", Verb::Compress),
@@ -494,6 +496,7 @@ impl Verb {
             Verb::Hdr => hdr(name, args, false),
             Verb::XHdr => hdr(name, args, true),
             Verb::XPat => xpat(args),
+            Verb::XGTitle => optional_wildmat(name, args).map(Command::XGTitle),
             Verb::Authinfo => authinfo(args),
             Verb::Compress => compress(args),
         }
@@ -790,7 +793,7 @@ mod tests {
         unknown(b"\xffGROUP");
         unknown(b"GR\x00UP misc.test");
         unknown(b"1234");
-        unknown(b"XGTITLE");
+        unknown(b"XZVER 1-2");
         unknown(b"FOO \x01\xff");
     }
 
@@ -1296,6 +1299,21 @@ mod tests {
         syntax_err("XPAT Subject 1-5");
         syntax_err("XPAT Subject x *foo*");
         syntax_err("XPAT Subject 1-5 *foo[");
+    }
+
+    #[test]
+    fn xgtitle() {
+        // RFC 2980 §2.7
+        assert_eq!(ok("XGTITLE"), Command::XGTitle(None));
+        match ok("xgtitle comp.*,!comp.os.*") {
+            Command::XGTitle(Some(w)) => {
+                assert!(w.matches("comp.lang.rust"));
+                assert!(!w.matches("comp.os.linux"));
+            }
+            other => panic!("XGTITLE parsed as {other:?}"),
+        }
+        syntax_err("XGTITLE comp.* misc.*");
+        syntax_err("XGTITLE comp.[");
     }
 
     #[test]
