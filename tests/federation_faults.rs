@@ -453,6 +453,9 @@ enum Fault {
     Choke,
     /// Hangs up on every TAKETHIS of an id in `defer` (it crashes on it).
     HangUp,
+    /// On its first `times` connections, answers the third TAKETHIS with
+    /// "400 Server shutting down" and hangs up (a peer being restarted).
+    ShutDown,
     /// Offers no streaming: IHAVE only. On its first `times` connections it
     /// hangs up after reading the first article; it answers 436 to the
     /// first IHAVE of each id in `defer`.
@@ -496,7 +499,9 @@ impl FakePeer {
                     s.connections.len()
                 };
                 let misbehave = match fault {
-                    Fault::Nonsense | Fault::Hang | Fault::IhaveOnly => n <= times,
+                    Fault::Nonsense | Fault::Hang | Fault::IhaveOnly | Fault::ShutDown => {
+                        n <= times
+                    }
                     Fault::Defer | Fault::Choke | Fault::HangUp => false,
                 };
                 tokio::spawn(fake_session(
@@ -534,6 +539,7 @@ async fn fake_session(
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     let mut mute = false;
+    let mut takethis_here = 0;
     if w.write_all(b"200 fake.test ready\r\n").await.is_err() {
         return;
     }
@@ -630,6 +636,11 @@ async fn fake_session(
                     if l == ".\r\n" {
                         break;
                     }
+                }
+                takethis_here += 1;
+                if fault == Fault::ShutDown && misbehave && takethis_here == 3 {
+                    let _ = w.write_all(b"400 Server shutting down\r\n").await;
+                    return;
                 }
                 let mut s = state.lock().unwrap();
                 *s.takethis.entry(id.clone()).or_default() += 1;
@@ -759,6 +770,34 @@ async fn a_peer_answering_nonsense_is_dropped_and_fed_again_after_backoff() {
     assert!(error.contains("200 what"), "{error}");
     assert!(state.last_error_at.is_some());
     assert!(state.connected_at.is_some(), "connected again");
+    assert_eq!(state.accepted, 20);
+    feeder.stop().await;
+    a.stop().await;
+}
+
+/// The peer answers a TAKETHIS with 400 and hangs up, as a server does
+/// that is being restarted, on its first two connections: the article in
+/// hand is not the peer's problem, so it is offered again on the next
+/// connection with the others, not after the retry delay (a minute here,
+/// far past the test's deadline).
+#[tokio::test]
+async fn a_peer_shutting_down_gets_every_unanswered_article_on_the_next_connection() {
+    let fake = FakePeer::start(Fault::ShutDown, 2, HashSet::new()).await;
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    let ids = post_many(&a, 20, "shutdown").await;
+    let timings = FeedTimings {
+        retry_delay: Duration::from_secs(60),
+        ..quick()
+    };
+    let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), timings);
+    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(10)).await;
+
+    assert_eq!(fake.state.lock().unwrap().connections.len(), 3);
+    let state = a.server().store().peer_state("fake").await.expect("state");
+    let error = state.last_error.expect("last_error set");
+    assert!(error.contains("400 Server shutting down"), "{error}");
+    assert!(!error.contains("protocol error"), "{error}");
     assert_eq!(state.accepted, 20);
     feeder.stop().await;
     a.stop().await;

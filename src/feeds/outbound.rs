@@ -93,6 +93,11 @@ pub enum FeedError {
     Refused(String),
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The peer answered 400 (RFC 3977 §3.2.1: service no longer
+    /// available, the connection closes): it is going away, not refusing
+    /// an article, so no article is blamed for it.
+    #[error("peer closed the feed: {0}")]
+    Closing(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -512,7 +517,8 @@ async fn feed(
                 // article whose answer was awaited is offered again after
                 // the retry delay (so one the peer chokes on cannot hold
                 // up the feed), the others first thing on the next
-                // connection.
+                // connection; all of them when the peer said it was
+                // closing (400), which blames none.
                 None if round.blamed == Some(i) => retry.push(a.id),
                 None => again_now.push(a.id),
             }
@@ -682,6 +688,12 @@ async fn stream_round(
             Sent::TakeThis(_) => [239, 439, 439],
         };
         let c = code(&answer);
+        if c == 400 {
+            // Shutting down (a restart, say): every article without an
+            // answer is offered first thing on the next connection.
+            round.error = Some(FeedError::Closing(answer));
+            return round;
+        }
         // 501: the peer finds the command (the message-id) bad; it will
         // never take this article, and the stream is still in step.
         let problem = if c == 501 {
@@ -738,7 +750,9 @@ async fn ihave_round(link: &mut Link, articles: &[&LogArticle]) -> Round {
         match ihave_one(link, a, &mut out).await {
             Ok(v) => round.verdicts[i] = Some(v),
             Err(e) => {
-                round.blamed = Some(i);
+                if !matches!(e, FeedError::Closing(_)) {
+                    round.blamed = Some(i);
+                }
                 round.error = Some(e);
                 return round;
             }
@@ -765,6 +779,7 @@ async fn ihave_one(
                 235 => Verdict::Accepted,
                 436 => Verdict::Deferred,
                 437 => Verdict::Rejected,
+                400 => return Err(FeedError::Closing(answer)),
                 _ => {
                     return Err(FeedError::Protocol(format!(
                         "unexpected answer {answer:?} after sending {}",
@@ -777,6 +792,7 @@ async fn ihave_one(
         436 => Verdict::Deferred,
         // 501: the peer finds the message-id bad and will never take it.
         437 | 501 => Verdict::Rejected,
+        400 => return Err(FeedError::Closing(answer)),
         _ => {
             return Err(FeedError::Protocol(format!(
                 "unexpected answer {answer:?} to IHAVE {}",
