@@ -823,6 +823,44 @@ async fn a_peer_that_stops_answering_is_timed_out_and_fed_again() {
     a.stop().await;
 }
 
+/// An article the peer defers (431) waits for its retry in the backlog:
+/// `peer status` counts it, and its bytes.
+#[tokio::test]
+async fn a_deferred_article_counts_in_the_backlog_with_its_bytes() {
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    let ids = post_many(&a, 3, "backlog").await;
+    let deferred = ids[1].clone();
+    let fake = FakePeer::start(Fault::Defer, 100, HashSet::from([deferred.clone()])).await;
+    let timings = FeedTimings {
+        retry_delay: Duration::from_secs(60),
+        ..quick()
+    };
+    let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), timings);
+    let store = a.server().store();
+    // The round is saved once every answer is in (the two 239s, the 431).
+    eventually("the round saved", Duration::from_secs(10), || async {
+        let state = store.peer_state("fake").await.expect("state");
+        state.accepted == 2 && state.deferred >= 1
+    })
+    .await;
+    let id = tidings::wire::types::MessageId::try_from(deferred.as_str()).expect("message-id");
+    let stored = store
+        .article_by_msgid(&id)
+        .await
+        .expect("read")
+        .expect("stored")
+        .bytes;
+    let state = store.peer_state("fake").await.expect("state");
+    let backlog = store
+        .peer_backlog("fake", state.cursor)
+        .await
+        .expect("backlog");
+    assert_eq!(backlog, (1, stored.len() as i64));
+    feeder.stop().await;
+    a.stop().await;
+}
+
 /// The peer answers 431 to some ids' first two CHECKs: the feeder offers
 /// them again later, on the same connection, until they are taken.
 #[tokio::test]

@@ -314,8 +314,8 @@ impl Store {
         Ok(p.unwrap_or(0) != 0)
     }
 
-    /// A peer's backlog: articles (and their bytes) after its cursor, plus
-    /// those waiting for a retry.
+    /// A peer's backlog: the articles after its cursor and those waiting
+    /// for a retry, and their bytes.
     pub async fn peer_backlog(&self, peer: &str, cursor: i64) -> Result<(i64, i64)> {
         let row = sqlx::query(
             "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM articles WHERE id > ?1",
@@ -323,11 +323,19 @@ impl Store {
         .bind(cursor)
         .fetch_one(&self.pool)
         .await?;
-        let retries: i64 = sqlx::query_scalar("SELECT count(*) FROM peer_retry WHERE peer = ?1")
-            .bind(peer)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((row.get::<i64, _>(0) + retries, row.get(1)))
+        // A retry whose article is gone meanwhile (expired, removed) still
+        // counts until the feeder drops it.
+        let retries = sqlx::query(
+            "SELECT count(*), coalesce(sum(length(a.bytes)), 0) FROM peer_retry r \
+             LEFT JOIN articles a ON a.id = r.article_id WHERE r.peer = ?1",
+        )
+        .bind(peer)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            row.get::<i64, _>(0) + retries.get::<i64, _>(0),
+            row.get::<i64, _>(1) + retries.get::<i64, _>(1),
+        ))
     }
 
     /// The head of the article log.
