@@ -318,6 +318,43 @@ async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut f: im
     }
 }
 
+/// A `[[group]]` added to the file is not made by a reload (the entries are
+/// read when the database is first made): `tidings reload` says so and how
+/// to add it, and says nothing once the group is carried.
+#[tokio::test]
+async fn reload_tells_of_a_configured_group_the_server_does_not_carry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("t.toml");
+    let base = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\npath_identity = \"t.test\"\n[storage]\ndatabase = {:?}\n\
+         [[group]]\nname = \"local.test\"\n",
+        dir.path().join("t.db").display().to_string()
+    );
+    std::fs::write(&config, &base).expect("write");
+    let (mut child, _addr) = common::spawn_binary(BIN, &config).await;
+
+    let run = tidings(&config, &["reload"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(!run.stdout.contains("note:"), "{}", run.stdout);
+
+    std::fs::write(&config, format!("{base}[[group]]\nname = \"comp.new\"\n")).expect("write");
+    let run = tidings(&config, &["reload"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("[[group]] comp.new is not carried")
+            && run.stdout.contains("`tidings group add comp.new`"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("local.test"), "{}", run.stdout);
+
+    assert!(tidings(&config, &["group", "add", "comp.new"]).await.ok);
+    let run = tidings(&config, &["reload"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert!(!run.stdout.contains("note:"), "{}", run.stdout);
+    let _ = child.kill().await;
+}
+
 /// A peer added to the file takes effect on `tidings reload`; pause holds
 /// its articles back and resume sends them; status tells it all.
 #[tokio::test]

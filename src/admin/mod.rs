@@ -380,7 +380,10 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
         AdminCommand::Backup { file, json } => backup(config, &file, json.json).await,
         AdminCommand::Peer(p) => peer(config, p).await,
         AdminCommand::User(u) => user(config, u).await,
-        AdminCommand::Reload => reload(config),
+        AdminCommand::Reload => {
+            reload(config)?;
+            note_groups_not_carried(config).await
+        }
         AdminCommand::Article(ArticleCommand::Show { message_id, json }) => {
             let (_, _, a) = stored_article(config, &message_id).await?;
             if json.json {
@@ -968,6 +971,26 @@ fn reload(config: &Config) -> Result<(), Failure> {
         return Err(Failure(format!("no server running as process {pid}")));
     }
     println!("asked server {pid} to reload its configuration");
+    Ok(())
+}
+
+/// `[[group]]` entries are read only when the database is first made: an
+/// operator who adds one to the file and reloads is told it is not carried,
+/// and how to add it, rather than left to find the group missing.
+async fn note_groups_not_carried(config: &Config) -> Result<(), Failure> {
+    if config.groups.is_empty() || !config.storage.database.exists() {
+        return Ok(());
+    }
+    let store = open(config).await?;
+    for g in &config.groups {
+        let name = g.name.0.as_str();
+        if store.group(name).await?.is_none() {
+            println!(
+                "note: [[group]] {name} is not carried ([[group]] entries are read only \
+                 when the database is first made); `tidings group add {name}` adds it"
+            );
+        }
+    }
     Ok(())
 }
 
