@@ -456,6 +456,9 @@ enum Fault {
     /// On its first `times` connections, answers the third TAKETHIS with
     /// "400 Server shutting down" and hangs up (a peer being restarted).
     ShutDown,
+    /// On its first `times` connections, hangs up without a word on the
+    /// third TAKETHIS (a peer killed, or INN stopped with rc.news stop).
+    Vanish,
     /// Offers no streaming: IHAVE only. On its first `times` connections it
     /// hangs up after reading the first article; it answers 436 to the
     /// first IHAVE of each id in `defer`.
@@ -499,9 +502,11 @@ impl FakePeer {
                     s.connections.len()
                 };
                 let misbehave = match fault {
-                    Fault::Nonsense | Fault::Hang | Fault::IhaveOnly | Fault::ShutDown => {
-                        n <= times
-                    }
+                    Fault::Nonsense
+                    | Fault::Hang
+                    | Fault::IhaveOnly
+                    | Fault::ShutDown
+                    | Fault::Vanish => n <= times,
                     Fault::Defer | Fault::Choke | Fault::HangUp => false,
                 };
                 tokio::spawn(fake_session(
@@ -640,6 +645,9 @@ async fn fake_session(
                 takethis_here += 1;
                 if fault == Fault::ShutDown && misbehave && takethis_here == 3 {
                     let _ = w.write_all(b"400 Server shutting down\r\n").await;
+                    return;
+                }
+                if fault == Fault::Vanish && misbehave && takethis_here == 3 {
                     return;
                 }
                 let mut s = state.lock().unwrap();
@@ -798,6 +806,33 @@ async fn a_peer_shutting_down_gets_every_unanswered_article_on_the_next_connecti
     let error = state.last_error.expect("last_error set");
     assert!(error.contains("400 Server shutting down"), "{error}");
     assert!(!error.contains("protocol error"), "{error}");
+    assert_eq!(state.accepted, 20);
+    feeder.stop().await;
+    a.stop().await;
+}
+
+/// The peer hangs up without a word on a TAKETHIS, once, as INN does when
+/// it is stopped: the article whose answer was awaited goes out again on
+/// the next connection with the others, not after the retry delay (a
+/// minute here). Only an article awaited at two breaks in a row waits
+/// (`an_article_the_peer_hangs_up_on_does_not_hold_up_the_feed`).
+#[tokio::test]
+async fn a_peer_that_vanishes_once_gets_every_unanswered_article_on_the_next_connection() {
+    let fake = FakePeer::start(Fault::Vanish, 1, HashSet::new()).await;
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    let ids = post_many(&a, 20, "vanish").await;
+    let timings = FeedTimings {
+        retry_delay: Duration::from_secs(60),
+        ..quick()
+    };
+    let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), timings);
+    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(10)).await;
+
+    assert_eq!(fake.state.lock().unwrap().connections.len(), 2);
+    let state = a.server().store().peer_state("fake").await.expect("state");
+    let error = state.last_error.expect("last_error set");
+    assert!(error.contains("peer closed the connection"), "{error}");
     assert_eq!(state.accepted, 20);
     feeder.stop().await;
     a.stop().await;

@@ -98,6 +98,9 @@ pub enum FeedError {
     /// an article, so no article is blamed for it.
     #[error("peer closed the feed: {0}")]
     Closing(String),
+    /// The peer closed the connection without a word (a restart, a crash).
+    #[error("peer closed the connection")]
+    HungUp,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -146,6 +149,9 @@ pub async fn run_with(
         warn!(peer = %name, "reading feed state: {e}");
     }
     let mut backoff = timings.first_backoff;
+    // The article whose answer was awaited when the last session broke
+    // (see `feed`).
+    let mut suspect: Option<i64> = None;
     loop {
         if *stop.borrow() {
             return;
@@ -161,7 +167,7 @@ pub async fn run_with(
             Err(e) => warn!(peer = %name, "reading feed state: {e}"),
         }
         let started = Instant::now();
-        let result = feed(&peer, &store, &mut head, &mut stop, &timings).await;
+        let result = feed(&peer, &store, &mut head, &mut stop, &timings, &mut suspect).await;
         let _ = store.set_peer_connected(&name, None).await;
         match result {
             Ok(Ended::Stop) => return,
@@ -239,7 +245,7 @@ impl Link {
             .await
             .map_err(|_| FeedError::Timeout(timeout))??;
         if n == 0 {
-            return Err(FeedError::Protocol("connection closed by peer".into()));
+            return Err(FeedError::HungUp);
         }
         if !buf.ends_with(b"\n") {
             return Err(FeedError::Protocol("answer line too long".into()));
@@ -405,6 +411,7 @@ async fn feed(
     head: &mut watch::Receiver<i64>,
     stop: &mut watch::Receiver<bool>,
     timings: &FeedTimings,
+    suspect: &mut Option<i64>,
 ) -> Result<Ended, FeedError> {
     let name = peer.name.0.as_str();
     let Some(address) = &peer.address else {
@@ -513,13 +520,21 @@ async fn feed(
                     counts.deferred += 1;
                     retry.push(a.id);
                 }
-                // Offered, but the session broke before the answer: the
-                // article whose answer was awaited is offered again after
-                // the retry delay (so one the peer chokes on cannot hold
-                // up the feed), the others first thing on the next
-                // connection; all of them when the peer said it was
-                // closing (400), which blames none.
-                None if round.blamed == Some(i) => retry.push(a.id),
+                // Offered, but the session broke before the answer: all
+                // are offered again first thing on the next connection (a
+                // peer restarting hangs up on whatever it was sent), except
+                // an article whose answer was awaited when the session
+                // broke twice in a row: that one waits for the retry
+                // delay, so an article the peer chokes on cannot hold up
+                // the feed. A peer that said it was closing (400) blames
+                // none.
+                None if round.blamed == Some(i) => {
+                    if suspect.replace(a.id) == Some(a.id) {
+                        retry.push(a.id);
+                    } else {
+                        again_now.push(a.id);
+                    }
+                }
                 None => again_now.push(a.id),
             }
         }
