@@ -171,6 +171,26 @@ impl Inn {
         }
     }
 
+    /// Stops INN and starts it again on the same spool and port, as an
+    /// operator's `rc.news stop; rc.news start` (tests/inn/restart.sh).
+    async fn restart(&self) {
+        let mut cmd = Command::new("bash");
+        cmd.arg(script("restart.sh"))
+            .arg(self.dir.path())
+            .arg(self.addr.port().to_string());
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .expect("restart task")
+            .expect("run tests/inn/restart.sh");
+        assert!(
+            out.status.success(),
+            "tests/inn/restart.sh failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+    }
+
     /// INN's own logs, for failure messages.
     fn logs(&self) -> String {
         let mut text = String::new();
@@ -899,6 +919,49 @@ async fn tidings_catches_up_with_inn_once_it_is_up() {
         "tidings' feed to INN: {state:?}"
     );
     eprintln!("tidings -> INN after INN came up: {K} articles after {arrived:?}");
+    drop(ir);
+    t.stop().await;
+    drop(inn);
+}
+
+/// INN stopped and started again, as an operator does: it closes the
+/// feed's connection without a word, and the first article tidings offers
+/// next meets the dead connection. It goes out as soon as INN is back with
+/// the others, not after the feeder's retry delay (30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tidings_feeds_inn_again_at_once_after_inn_restarts() {
+    let inn_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let t = tidings(Some(inn_peer(Some(inn_addr), false))).await;
+    let Some(inn) = Inn::start(inn_addr.port(), None).await else {
+        return;
+    };
+    let mut poster = Client::connect(t.addr).await;
+    let mut first = test_article("before", 0);
+    post_ok(&mut poster, &mut first, "tidings").await;
+    let mut ir = inn.reader().await;
+    wait_for_ids(&mut ir, std::slice::from_ref(&first.id), "INN", || {
+        inn.logs()
+    })
+    .await;
+    drop(ir);
+
+    inn.restart().await;
+    let started = Instant::now();
+    let mut after: Vec<Posted> = (0..3).map(|i| test_article("after", i)).collect();
+    for a in &mut after {
+        post_ok(&mut poster, a, "tidings").await;
+    }
+    let ids: Vec<String> = after.iter().map(|a| a.id.clone()).collect();
+    let mut ir = inn.reader().await;
+    wait_for_ids(&mut ir, &ids, "INN", || inn.logs()).await;
+    let arrived = started.elapsed();
+    assert!(
+        arrived < Duration::from_secs(20),
+        "after INN's restart the articles took {arrived:?}: one waited for a retry"
+    );
+    let state = t.server().store().peer_state("inn").await.expect("state");
+    assert_eq!(state.accepted, 4, "tidings' feed to INN: {state:?}");
+    eprintln!("tidings -> INN after INN restarted: 3 articles after {arrived:?}");
     drop(ir);
     t.stop().await;
     drop(inn);
