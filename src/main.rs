@@ -67,9 +67,14 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve => {
+            // rustls warns of what clients send that it ignores (an IP
+            // address as the TLS server name, from tin or slrn given
+            // 127.0.0.1): nothing an operator can act on, at every
+            // connection. Failed handshakes are logged by the server.
             tracing_subscriber::fmt()
                 .with_env_filter(
-                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+                    EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| EnvFilter::new("info,rustls=error")),
                 )
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::stderr().is_terminal())
