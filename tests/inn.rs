@@ -549,6 +549,21 @@ async fn wait_for_ids(c: &mut Client, ids: &[String], server: &str, extra: impl 
     }
 }
 
+/// Waits until tidings' feeder to INN counts `accepted` articles taken
+/// and returns its state. The feeder saves its counters when a round ends,
+/// just after the last answer: INN may show the articles a moment before.
+async fn feed_to_inn_settled(t: &TestServer, accepted: i64) -> tidings::store::peers::PeerState {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = t.server().store().peer_state("inn").await.expect("state");
+        if state.accepted >= accepted {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "tidings' feed to INN: {state:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The article numbers LISTGROUP gives for `group`.
 async fn listgroup(c: &mut Client, group: &str, server: &str) -> Vec<String> {
     let (status, numbers) = c.cmd_block(&format!("LISTGROUP {group}"), "211").await;
@@ -863,7 +878,7 @@ async fn both_ways(streaming: bool) {
     }
     // Each offered the other only its own articles: those from the other
     // came with its identity in their Path.
-    let state = t.server().store().peer_state("inn").await.expect("state");
+    let state = feed_to_inn_settled(&t, M as i64).await;
     assert_eq!(
         (state.offered, state.accepted),
         (M as i64, M as i64),
@@ -912,12 +927,8 @@ async fn tidings_catches_up_with_inn_once_it_is_up() {
         let copy = fetch(&mut ir, &a.id, "INN").await;
         check_carried(&orig, &copy, a, INN_ID, "tidings -> INN (late)");
     }
-    let state = t.server().store().peer_state("inn").await.expect("state");
-    assert_eq!(
-        (state.offered, state.accepted),
-        (K as i64, K as i64),
-        "tidings' feed to INN: {state:?}"
-    );
+    let state = feed_to_inn_settled(&t, K as i64).await;
+    assert_eq!(state.offered, K as i64, "tidings' feed to INN: {state:?}");
     eprintln!("tidings -> INN after INN came up: {K} articles after {arrived:?}");
     drop(ir);
     t.stop().await;
@@ -959,8 +970,7 @@ async fn tidings_feeds_inn_again_at_once_after_inn_restarts() {
         arrived < Duration::from_secs(20),
         "after INN's restart the articles took {arrived:?}: one waited for a retry"
     );
-    let state = t.server().store().peer_state("inn").await.expect("state");
-    assert_eq!(state.accepted, 4, "tidings' feed to INN: {state:?}");
+    feed_to_inn_settled(&t, 4).await;
     eprintln!("tidings -> INN after INN restarted: 3 articles after {arrived:?}");
     drop(ir);
     t.stop().await;
