@@ -394,8 +394,8 @@ POST\r\n\
 QUIT\r\n\
 STARTTLS\r\n\
 STAT [message-id|number]\r\n\
-XHDR header [range|message-id]\r\n\
 XGTITLE [wildmat]\r\n\
+XHDR header [range|message-id]\r\n\
 XOVER [range]\r\n\
 XPAT header range|message-id pattern [pattern ...]\r\n";
     Response::with_body(
