@@ -783,17 +783,19 @@ async fn a_peer_answering_nonsense_is_dropped_and_fed_again_after_backoff() {
     a.stop().await;
 }
 
-/// The peer answers a TAKETHIS with 400 and hangs up, as a server does
-/// that is being restarted, on its first two connections: the article in
-/// hand is not the peer's problem, so it is offered again on the next
-/// connection with the others, not after the retry delay (a minute here,
-/// far past the test's deadline).
-#[tokio::test]
-async fn a_peer_shutting_down_gets_every_unanswered_article_on_the_next_connection() {
-    let fake = FakePeer::start(Fault::ShutDown, 2, HashSet::new()).await;
+/// Feeds 20 articles to a fake peer that breaks off `times` sessions with
+/// `fault`, with a retry delay of a minute (far past the deadline): every
+/// article must get there once within seconds, over `times + 1`
+/// connections, and the last error must say `said`.
+async fn every_unanswered_article_goes_out_on_the_next_connection(
+    fault: Fault,
+    times: usize,
+    said: &str,
+) {
+    let fake = FakePeer::start(fault, times, HashSet::new()).await;
     let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
     a.server().store().peer_state("fake").await.expect("state");
-    let ids = post_many(&a, 20, "shutdown").await;
+    let ids = post_many(&a, 20, "break").await;
     let timings = FeedTimings {
         retry_delay: Duration::from_secs(60),
         ..quick()
@@ -801,41 +803,43 @@ async fn a_peer_shutting_down_gets_every_unanswered_article_on_the_next_connecti
     let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), timings);
     every_article_reaches_it_once(&fake, &ids, Duration::from_secs(10)).await;
 
-    assert_eq!(fake.state.lock().unwrap().connections.len(), 3);
+    assert_eq!(fake.state.lock().unwrap().connections.len(), times + 1);
     let state = a.server().store().peer_state("fake").await.expect("state");
     let error = state.last_error.expect("last_error set");
-    assert!(error.contains("400 Server shutting down"), "{error}");
+    assert!(error.contains(said), "{error}");
     assert!(!error.contains("protocol error"), "{error}");
     assert_eq!(state.accepted, 20);
     feeder.stop().await;
     a.stop().await;
 }
 
+/// The peer answers a TAKETHIS with 400 and hangs up, as a server does
+/// that is being restarted, on its first two connections: the article in
+/// hand is not the peer's problem, so it is offered again on the next
+/// connection with the others, not after the retry delay.
+#[tokio::test]
+async fn a_peer_shutting_down_gets_every_unanswered_article_on_the_next_connection() {
+    every_unanswered_article_goes_out_on_the_next_connection(
+        Fault::ShutDown,
+        2,
+        "400 Server shutting down",
+    )
+    .await;
+}
+
 /// The peer hangs up without a word on a TAKETHIS, once, as INN does when
 /// it is stopped: the article whose answer was awaited goes out again on
-/// the next connection with the others, not after the retry delay (a
-/// minute here). Only an article awaited at two breaks in a row waits
+/// the next connection with the others, not after the retry delay. Only
+/// an article awaited at two breaks in a row waits
 /// (`an_article_the_peer_hangs_up_on_does_not_hold_up_the_feed`).
 #[tokio::test]
 async fn a_peer_that_vanishes_once_gets_every_unanswered_article_on_the_next_connection() {
-    let fake = FakePeer::start(Fault::Vanish, 1, HashSet::new()).await;
-    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
-    a.server().store().peer_state("fake").await.expect("state");
-    let ids = post_many(&a, 20, "vanish").await;
-    let timings = FeedTimings {
-        retry_delay: Duration::from_secs(60),
-        ..quick()
-    };
-    let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), timings);
-    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(10)).await;
-
-    assert_eq!(fake.state.lock().unwrap().connections.len(), 2);
-    let state = a.server().store().peer_state("fake").await.expect("state");
-    let error = state.last_error.expect("last_error set");
-    assert!(error.contains("peer closed the connection"), "{error}");
-    assert_eq!(state.accepted, 20);
-    feeder.stop().await;
-    a.stop().await;
+    every_unanswered_article_goes_out_on_the_next_connection(
+        Fault::Vanish,
+        1,
+        "peer closed the connection",
+    )
+    .await;
 }
 
 /// The peer answers CHECK but then never TAKETHIS on its first two
