@@ -18,21 +18,8 @@ PORT=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 CONF=$DIR/etc/inn.conf
 NEWSBIN=${INN_NEWSBIN:-/usr/lib/news/bin}
-START="INNCONF='$CONF'; export INNCONF; unset NOTIFY_SOCKET LISTEN_PID; $NEWSBIN/rc.news start"
+# as_news, start_inn.
+. "$HERE/lib.sh"
 
 "$HERE/stop.sh" "$DIR"
-if [ "$(id -un)" = root ]; then
-    su news -s /bin/sh -c "$START" >"$DIR/log/rc.news.out" 2>&1
-else
-    sh -c "$START" >"$DIR/log/rc.news.out" 2>&1
-fi
-deadline=$((SECONDS + 30))
-until timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; head -n 1 <&3; printf 'QUIT\r\n' >&3" 2>/dev/null |
-    grep -q '^200 inn.test InterNetNews'; do
-    if [ $SECONDS -ge $deadline ]; then
-        echo "INN did not answer on 127.0.0.1:$PORT within 30 s after its restart" >&2
-        cat "$DIR/log/rc.news.out" "$DIR/log/errlog" 2>/dev/null >&2 || true
-        exit 1
-    fi
-    sleep 0.1
-done
+start_inn

@@ -67,14 +67,8 @@ mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 CONF=$DIR/etc/inn.conf
 
-# Runs a command as news with this instance's configuration.
-as_news() {
-    if [ "$ME" = root ]; then
-        su news -s /bin/sh -c "INNCONF='$CONF'; export INNCONF; unset NOTIFY_SOCKET LISTEN_PID; $*"
-    else
-        (export INNCONF=$CONF && unset NOTIFY_SOCKET LISTEN_PID && sh -c "$*")
-    fi
-}
+# as_news, start_inn.
+. "$HERE/lib.sh"
 
 # Idempotent: stop whatever runs from DIR, then start afresh.
 "$HERE/stop.sh" "$DIR" >/dev/null 2>&1 || true
@@ -269,30 +263,7 @@ as_news "$NEWSBIN/makedbz -i -o"
 
 # Start, then wait for the greeting on PORT. Failing from here on stops it.
 trap 'status=$?; [ $status -eq 0 ] || "$HERE/stop.sh" "$DIR" >/dev/null 2>&1; exit $status' EXIT
-as_news "$NEWSBIN/rc.news start" >"$DIR/log/rc.news.out" 2>&1 || {
-    cat "$DIR/log/rc.news.out" >&2
-    exit 1
-}
-# INN's own greeting (not another server that took the port meanwhile).
-greeting() {
-    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; head -n 1 <&3; printf 'QUIT\r\n' >&3" 2>/dev/null || true
-}
-deadline=$((SECONDS + 30))
-until greeting | grep -q '^200 inn.test InterNetNews'; do
-    # innd gave up (e.g. the port is taken): no need to wait.
-    if grep -qE 'SERVER cant|cannot bind' "$DIR/log/errlog" 2>/dev/null; then
-        echo "innd did not start on 127.0.0.1:$PORT:" >&2
-        cat "$DIR/log/errlog" >&2
-        exit 1
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-        echo "INN did not answer on 127.0.0.1:$PORT within 30 s" >&2
-        cat "$DIR/log/rc.news.out" "$DIR"/log/errlog "$DIR"/log/news.err 2>/dev/null >&2 || true
-        exit 1
-    fi
-    sleep 0.1
-done
-
+start_inn
 for g in local.test inn.interop ${INN_EXTRA_GROUPS:-}; do
     as_news "$NEWSBIN/ctlinnd -s -t 20 newgroup $g y tidings-tests"
 done
