@@ -205,6 +205,7 @@ fn cx() -> InjectionContext<'static> {
         posting_host: "127.0.0.1",
         user: None,
         cancel_secrets: None,
+        offered_id: None,
     }
 }
 

@@ -527,6 +527,41 @@ async fn post_is_prompted_with_340_and_accepted_with_240() {
 }
 
 #[tokio::test]
+async fn a_post_without_message_id_gets_the_one_its_340_recommended() {
+    // INN's nnrpd gives such an article the message-id of its 340 answer,
+    // so a newsreader that kept it (to find its own post, or a follow-up
+    // to it) knows the article by it.
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let recommended = |status: &str| {
+        assert!(
+            status.starts_with("340 Ok, recommended Message-ID <"),
+            "{status}"
+        );
+        status.rsplit(' ').next().expect("an id").to_owned()
+    };
+    let first = recommended(&c.cmd("POST").await);
+    // Refused: the next POST recommends another id, and an article
+    // without one gets that.
+    c.send(b"Newsgroups: local.test\r\nSubject: no From\r\n\r\nx\r\n.\r\n")
+        .await;
+    assert_eq!(code(&c.line().await), "441");
+    let second = recommended(&c.cmd("POST").await);
+    assert_ne!(second, first);
+    c.send(
+        b"From: A <a@example.com>\r\nNewsgroups: local.test\r\nSubject: hi\r\n\r\nhello\r\n.\r\n",
+    )
+    .await;
+    assert_eq!(c.line().await, format!("240 Article received {second}"));
+    assert_eq!(
+        c.cmd(&format!("STAT {second}")).await,
+        format!("223 0 {second}")
+    );
+    assert_eq!(code(&c.cmd(&format!("STAT {first}")).await), "430");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn post_keeps_the_posters_message_id() {
     let server = TestServer::start().await;
     let mut c = server.client().await;

@@ -335,7 +335,10 @@ pub fn post(raw: &[u8], cx: &InjectionContext<'_>) -> Result<Prepared, ArticleEr
     let (id, new_id) = match find(&fields, "Message-ID") {
         Some(f) => (message_id(trim(&f.unfolded()))?, None),
         None => {
-            let id = generate_message_id(cx.domain, cx.now)?;
+            let id = match cx.offered_id {
+                Some(id) => id.clone(),
+                None => generate_message_id(cx.domain, cx.now)?,
+            };
             (id.clone(), Some(id))
         }
     };

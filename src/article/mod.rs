@@ -57,6 +57,10 @@ pub struct InjectionContext<'a> {
     /// own too, and their cancel or superseding article the Cancel-Key that
     /// opens it.
     pub cancel_secrets: Option<&'a cancel_lock::Secrets>,
+    /// The message-id POST's 340 answer recommended (`new_message_id`):
+    /// an article without one gets it, as INN's nnrpd does, so a reader
+    /// that kept it knows its article's message-id. `None`: a new one.
+    pub offered_id: Option<&'a MessageId>,
 }
 
 /// A checked article ready for the writer: everything the store needs except

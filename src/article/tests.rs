@@ -13,6 +13,7 @@ fn cx() -> InjectionContext<'static> {
         posting_host: "192.0.2.7",
         user: None,
         cancel_secrets: None,
+        offered_id: None,
     }
 }
 

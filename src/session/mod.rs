@@ -109,6 +109,9 @@ pub struct Session {
     starttls: Option<tokio_rustls::TlsAcceptor>,
     /// COMPRESS is active (RFC 8054), holding one of the places for it.
     compression: Option<compress::CompressSlot>,
+    /// The message-id the last POST's 340 answer recommended: the article
+    /// that follows gets it when it has none (`post`).
+    offered_id: Option<MessageId>,
 }
 
 /// What the connection loop must do after a command.
@@ -152,6 +155,7 @@ impl Session {
             tls: false,
             starttls: None,
             compression: None,
+            offered_id: None,
         }
     }
 
@@ -276,10 +280,11 @@ impl Session {
             Command::Post => {
                 // A message-id the client may use, in INN's words, which
                 // newsreaders look for (RFC 3977 leaves the text free).
-                let text = match crate::article::new_message_id(
+                self.offered_id = crate::article::new_message_id(
                     self.config.server.domain.as_str(),
                     chrono::Utc::now(),
-                ) {
+                );
+                let text = match &self.offered_id {
                     Some(id) => format!("Ok, recommended Message-ID {id}"),
                     None => "Send article to be posted. End with <CR-LF>.<CR-LF>".to_owned(),
                 };

@@ -26,6 +26,8 @@ impl Session {
     }
 
     async fn try_post(&mut self, block: Block) -> Response {
+        // Whatever becomes of this article, the recommendation was for it.
+        let offered_id = self.offered_id.take();
         let limit = self.config().limits.max_article_size;
         if block.too_big {
             return refuse(format!(
@@ -43,6 +45,7 @@ impl Session {
             user: self.user.as_deref(),
             cancel_secrets: (self.config().cancels.lock_posts)
                 .then_some(&self.shared.cancel_secrets),
+            offered_id: offered_id.as_ref(),
         };
         let prepared = match article::prepare_post(&block.data, &cx) {
             Ok(p) => p,
