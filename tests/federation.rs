@@ -105,6 +105,74 @@ async fn a_chain_carries_an_article_to_the_end_with_the_route_in_path() {
     a.stop().await;
 }
 
+/// A free TCP port on ::1.
+fn free_port_v6() -> u16 {
+    let l = std::net::TcpListener::bind("[::1]:0").expect("bind ::1");
+    l.local_addr().expect("addr").port()
+}
+
+#[tokio::test]
+async fn peers_and_readers_reach_each_other_over_ipv6_and_a_dual_stack_listener() {
+    // C (127.0.0.1) feeds A, which listens on [::] (dual stack: C shows
+    // there as ::ffff:127.0.0.1 and must still be the peer its
+    // accept_from names); A feeds B at [::1], which takes A's feed from ::1.
+    // A reader on ::1 reads the article on B.
+    let (pa, pb, pc) = (free_port(), free_port_v6(), free_port());
+    let peer_v6 = |name: &str, address: Option<&str>, from: &str| {
+        let address = address
+            .map(|a| format!("address = \"{a}\"\n"))
+            .unwrap_or_default();
+        let text = format!(
+            "[[peer]]\nname = \"{name}\"\npath_identity = \"{name}.test\"\n{address}\
+             accept_from = [\"{from}\"]\n"
+        );
+        tidings::config::Config::parse(&text)
+            .expect("peer config")
+            .peers
+            .remove(0)
+    };
+    let b = TestServer::start_with(|cfg| {
+        cfg.server.listen = vec![format!("[::1]:{pb}").parse().expect("addr")];
+        cfg.server.path_identity = "b.test".to_owned().try_into().expect("identity");
+        cfg.peers = vec![peer_v6("a", None, "::1")];
+    })
+    .await;
+    let a = TestServer::start_with(|cfg| {
+        cfg.server.listen = vec![format!("[::]:{pa}").parse().expect("addr")];
+        cfg.server.path_identity = "a.test".to_owned().try_into().expect("identity");
+        cfg.peers = vec![
+            peer_v6("c", None, "127.0.0.1"),
+            // B feeds A nothing: its accept_from is an address no test uses.
+            peer_v6("b", Some(&format!("[::1]:{pb}")), "::2"),
+        ];
+    })
+    .await;
+    let c = node("c", pc, vec![peer("a", Some(local(pa)), "*")], &[]).await;
+
+    let mut poster = reader(c.addr).await;
+    let id = posted_id(
+        &poster
+            .post(&article("local.test", "over v6", "six\r\n"))
+            .await,
+    );
+    wait_for_count(&a, "local.test", 1).await;
+    wait_for_count(&b, "local.test", 1).await;
+
+    let mut on_b = Client::connect(b.addr).await;
+    assert!(b.addr.is_ipv6(), "{}", b.addr);
+    let lines = head_of(&mut on_b, &id).await;
+    assert_eq!(
+        header(&lines, "Path"),
+        "b.test!a.test!c.test!.POSTED!not-for-mail"
+    );
+    // ::1 is no peer of A: transit commands are not for it.
+    let mut stranger = Client::connect(format!("[::1]:{pa}").parse().expect("addr")).await;
+    assert!(stranger.cmd("MODE STREAM").await.starts_with("502"));
+    c.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn a_triangle_delivers_each_article_exactly_once_everywhere() {
     let (pa, pb, pc) = (free_port(), free_port(), free_port());
