@@ -318,6 +318,63 @@ async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut f: im
     }
 }
 
+/// A peer that was down and is up again: `peer status` shows the error it
+/// had, marked as from before the connection now up.
+#[tokio::test]
+async fn peer_status_marks_an_error_from_before_the_connection_as_past() {
+    let pb = common::free_port();
+    let block = |port: u16| {
+        format!(
+            "[[peer]]\nname = \"b\"\npath_identity = \"b.test\"\naddress = \"127.0.0.1:{port}\"\n\
+             max_backoff_secs = 1\n"
+        )
+    };
+    let a = TestServer::start_with(|c| {
+        c.peers = Config::parse(&block(pb)).expect("peer").peers;
+    })
+    .await;
+    let config = admin_config(&a, &block(pb));
+    let status = || async {
+        let run = tidings(&config, &["peer", "status", "b", "--json"]).await;
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        v[0].clone()
+    };
+    wait_until("a connect error", || async {
+        status().await["last_error"].is_string()
+    })
+    .await;
+    let human = tidings(&config, &["peer", "status"]).await;
+    assert!(
+        human.stdout.contains("b: not connected"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("last error: cannot connect") && !human.stdout.contains("before"),
+        "{}",
+        human.stdout
+    );
+
+    let b = common::node("b", pb, vec![common::peer("a", None, "*")], &[]).await;
+    wait_until("b connected", || async {
+        status().await["connected"] == true
+    })
+    .await;
+    let human = tidings(&config, &["peer", "status"]).await;
+    assert!(
+        human.stdout.contains("b: connected since"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains(", before this connection)"),
+        "{}",
+        human.stdout
+    );
+    b.stop().await;
+    a.stop().await;
+}
+
 /// A `[[group]]` added to the file is not made by a reload (the entries are
 /// read when the database is first made): `tidings reload` says so and how
 /// to add it, and says nothing once the group is carried.

@@ -914,7 +914,15 @@ async fn peer(config: &Config, command: PeerCommand) -> Result<(), Failure> {
                     );
                     println!("  rate:     {:.0} articles/s (last round)", s.rate);
                     if let Some(e) = &s.last_error {
-                        println!("  last error: {e} ({})", when(s.last_error_at));
+                        // An error from before the connection now up is
+                        // history, not trouble: say so.
+                        let past = match (s.connected_at, s.last_error_at) {
+                            (Some(up), Some(at)) if at <= up && !s.paused => {
+                                ", before this connection"
+                            }
+                            _ => "",
+                        };
+                        println!("  last error: {e} ({}{past})", when(s.last_error_at));
                     }
                 }
             }
