@@ -10,7 +10,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, TestServer, article, free_port, local, node, peer, posted_id, reader};
+use common::{
+    Client, TestServer, article, free_port, local, node, peer, peer_from, posted_id, reader,
+};
 
 /// Waits until `group` on `server` holds `count` articles (or fails).
 async fn wait_for_count(server: &TestServer, group: &str, count: u64) {
@@ -118,32 +120,24 @@ async fn peers_and_readers_reach_each_other_over_ipv6_and_a_dual_stack_listener(
     // accept_from names); A feeds B at [::1], which takes A's feed from ::1.
     // A reader on ::1 reads the article on B.
     let (pa, pb, pc) = (free_port(), free_port_v6(), free_port());
-    let peer_v6 = |name: &str, address: Option<&str>, from: &str| {
-        let address = address
-            .map(|a| format!("address = \"{a}\"\n"))
-            .unwrap_or_default();
-        let text = format!(
-            "[[peer]]\nname = \"{name}\"\npath_identity = \"{name}.test\"\n{address}\
-             accept_from = [\"{from}\"]\n"
-        );
-        tidings::config::Config::parse(&text)
-            .expect("peer config")
-            .peers
-            .remove(0)
-    };
     let b = TestServer::start_with(|cfg| {
         cfg.server.listen = vec![format!("[::1]:{pb}").parse().expect("addr")];
         cfg.server.path_identity = "b.test".to_owned().try_into().expect("identity");
-        cfg.peers = vec![peer_v6("a", None, "::1")];
+        cfg.peers = vec![peer_from("a", None, "*", "::1")];
     })
     .await;
     let a = TestServer::start_with(|cfg| {
         cfg.server.listen = vec![format!("[::]:{pa}").parse().expect("addr")];
         cfg.server.path_identity = "a.test".to_owned().try_into().expect("identity");
         cfg.peers = vec![
-            peer_v6("c", None, "127.0.0.1"),
+            peer("c", None, "*"),
             // B feeds A nothing: its accept_from is an address no test uses.
-            peer_v6("b", Some(&format!("[::1]:{pb}")), "::2"),
+            peer_from(
+                "b",
+                Some(format!("[::1]:{pb}").parse().expect("addr")),
+                "*",
+                "::2",
+            ),
         ];
     })
     .await;

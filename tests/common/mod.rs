@@ -237,12 +237,17 @@ pub fn free_port() -> u16 {
 /// feed us from 127.0.0.1, gets what matches `send`; fed at `address`
 /// (absent: we only receive from it).
 pub fn peer(name: &str, address: Option<SocketAddr>, send: &str) -> PeerConfig {
+    peer_from(name, address, send, "127.0.0.1")
+}
+
+/// `peer`, feeding us from `from` (an address or network).
+pub fn peer_from(name: &str, address: Option<SocketAddr>, send: &str, from: &str) -> PeerConfig {
     let address = address
         .map(|a| format!("address = \"{a}\"\n"))
         .unwrap_or_default();
     let text = format!(
         "[[peer]]\nname = \"{name}\"\npath_identity = \"{name}.test\"\n{address}\
-         accept_from = [\"127.0.0.1\"]\nsend = \"{send}\"\n"
+         accept_from = [\"{from}\"]\nsend = \"{send}\"\n"
     );
     Config::parse(&text).expect("peer config").peers.remove(0)
 }
