@@ -643,11 +643,13 @@ async fn fake_session(
                     }
                 }
                 takethis_here += 1;
-                if fault == Fault::ShutDown && misbehave && takethis_here == 3 {
-                    let _ = w.write_all(b"400 Server shutting down\r\n").await;
-                    return;
-                }
-                if fault == Fault::Vanish && misbehave && takethis_here == 3 {
+                if misbehave
+                    && takethis_here == 3
+                    && matches!(fault, Fault::ShutDown | Fault::Vanish)
+                {
+                    if fault == Fault::ShutDown {
+                        let _ = w.write_all(b"400 Server shutting down\r\n").await;
+                    }
                     return;
                 }
                 let mut s = state.lock().unwrap();

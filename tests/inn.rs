@@ -69,6 +69,15 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Runs `cmd`, one of the scripts of tests/inn (`name`), off the runtime's
+/// threads, and returns what it printed.
+async fn output_of(mut cmd: Command, name: &str) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("script task")
+        .unwrap_or_else(|e| panic!("run tests/inn/{name}: {e}"))
+}
+
 /// Whether this runs under CI (CI=true, as CI services set it), where a
 /// missing INN is a failure rather than a reason to skip.
 fn in_ci() -> bool {
@@ -147,10 +156,7 @@ impl Inn {
         if let Some(p) = feed_port {
             cmd.arg(format!("127.0.0.1:{p}"));
         }
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .expect("setup task")
-            .expect("run tests/inn/setup.sh");
+        let out = output_of(cmd, "setup.sh").await;
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         match out.status.code() {
             Some(0) => Some(inn),
@@ -178,10 +184,7 @@ impl Inn {
         cmd.arg(script("restart.sh"))
             .arg(self.dir.path())
             .arg(self.addr.port().to_string());
-        let out = tokio::task::spawn_blocking(move || cmd.output())
-            .await
-            .expect("restart task")
-            .expect("run tests/inn/restart.sh");
+        let out = output_of(cmd, "restart.sh").await;
         assert!(
             out.status.success(),
             "tests/inn/restart.sh failed ({}):\n{}\n{}",

@@ -53,9 +53,7 @@ impl Session {
                 };
                 format!("{} {} {}\r\n", g.name, g.created, creator)
             }),
-            ListKind::Newsgroups(w) => each_group(w.as_ref(), &|g| {
-                format!("{}\t{}\r\n", g.name, g.description)
-            }),
+            ListKind::Newsgroups(w) => each_group(w.as_ref(), &description_line),
             ListKind::Counts(w) => each_group(w.as_ref(), &|g| {
                 format!(
                     "{} {} {} {} {}\r\n",
@@ -113,30 +111,30 @@ impl Session {
         &mut self,
         wildmat: Option<Wildmat>,
     ) -> Result<Response, StoreError> {
-        let selected = match (&wildmat, &self.group) {
-            (Some(_), _) => None,
-            (None, Some(g)) => Some(g.name.clone()),
-            (None, None) => {
-                return Ok(Response::new(
-                    codes::NO_GROUP_SELECTED,
-                    "No newsgroup selected",
-                ));
-            }
-        };
-        let wanted = |name: &str| match (&wildmat, &selected) {
-            (Some(w), _) => w.matches(name),
-            (None, selected) => selected.as_deref() == Some(name),
-        };
-        let mut body = String::new();
-        for g in self.readable(self.store().groups().await?) {
-            if wanted(&g.name) {
-                body.push_str(&format!("{}\t{}\r\n", g.name, g.description));
-            }
+        let selected = self.group.as_ref().map(|g| g.name.as_str());
+        if wildmat.is_none() && selected.is_none() {
+            return Ok(Response::new(
+                codes::NO_GROUP_SELECTED,
+                "No newsgroup selected",
+            ));
         }
+        let wanted = |name: &str| match &wildmat {
+            Some(w) => w.matches(name),
+            None => selected == Some(name),
+        };
+        let body: String = (self.readable(self.store().groups().await?).iter())
+            .filter(|g| wanted(&g.name))
+            .map(description_line)
+            .collect();
         Ok(Response::with_body(
             codes::XGTITLE_FOLLOWS,
             "Descriptions follow",
             body.into_bytes(),
         ))
     }
+}
+
+/// A group's line in LIST NEWSGROUPS and XGTITLE: name, tab, description.
+fn description_line(g: &GroupInfo) -> String {
+    format!("{}\t{}\r\n", g.name, g.description)
 }
