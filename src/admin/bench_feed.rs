@@ -120,6 +120,10 @@ pub struct StreamBench {
     /// begins once its message-id filter is built).
     #[arg(long, default_value_t = 0, conflicts_with = "target")]
     history: usize,
+    /// A setting of the `[storage]` table of the server under test, as
+    /// TOML (`body_min_bytes = 8192`); may be given again for more.
+    #[arg(long, value_name = "SETTING", conflicts_with = "target")]
+    storage: Vec<String>,
 }
 
 const GROUP: &str = "bench.stream";
@@ -423,7 +427,9 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
     let addr = match b.target {
         Some(a) => a,
         None => {
-            let mut extra = peer_block("origin", None);
+            // The [storage] table is open: its settings come first.
+            let mut extra: String = b.storage.iter().map(|s| format!("{s}\n")).collect();
+            extra.push_str(&peer_block("origin", None));
             if let Some(s) = &sink {
                 extra.push_str(&peer_block("sink", Some(s.addr)));
                 if b.compress_feed {
