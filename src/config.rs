@@ -421,6 +421,14 @@ pub struct StorageConfig {
     /// start, and used round (it starts again from its beginning when
     /// three quarters are used; see `ingest::checkpoint`).
     pub wal_size_mib: u64,
+    /// An article whose body has at least this many octets has its body
+    /// written once, into a segment file beside the database
+    /// (`store::bodies`), instead of into the WAL and then the database;
+    /// 0: every body stays in the database. Only with `synchronous =
+    /// full`.
+    pub body_min_bytes: usize,
+    /// The size of a body segment file, in MiB.
+    pub body_segment_mib: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -648,6 +656,8 @@ impl Default for StorageConfig {
             history_tail_ids: 262_144,
             max_size_mib: 0,
             wal_size_mib: 160,
+            body_min_bytes: 4096,
+            body_segment_mib: 64,
         }
     }
 }
@@ -716,9 +726,11 @@ impl Config {
             || self.storage.read_connections == 0
             || self.storage.history_tail_ids == 0
             || self.storage.wal_size_mib == 0
+            || self.storage.body_segment_mib == 0
         {
             return Err("storage.max_batch_articles, storage.read_connections, \
-                 storage.history_tail_ids and storage.wal_size_mib must be at least 1"
+                 storage.history_tail_ids, storage.wal_size_mib and \
+                 storage.body_segment_mib must be at least 1"
                 .into());
         }
         if self.server.listen.is_empty() {

@@ -482,6 +482,10 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
                 println!("history:       {} message-ids", s.history);
                 println!("last log id:   {}", s.last_article_id);
                 println!("database size: {} bytes", s.database_bytes);
+                println!(
+                    "body segments: {} ({} bytes, the bodies of {} articles)",
+                    s.body_segments, s.body_segment_bytes, s.articles_with_body_apart
+                );
             }
             Ok(())
         }
@@ -574,11 +578,15 @@ async fn group(config: &Config, command: GroupCommand) -> Result<(), Failure> {
 }
 
 async fn backup(config: &Config, file: &std::path::Path, json: bool) -> Result<(), Failure> {
-    if file.exists() {
-        return Err(Failure(format!(
-            "{} exists: give the backup a new name",
-            file.display()
-        )));
+    // The bodies kept apart go to a directory beside it (`store::bodies`).
+    let file_bodies = crate::store::bodies::directory(file);
+    for taken in [file, file_bodies.as_path()] {
+        if taken.exists() {
+            return Err(Failure(format!(
+                "{} exists: give the backup a new name",
+                taken.display()
+            )));
+        }
     }
     let store = open(config).await?;
     // Written under another name and renamed when whole: an interrupted
@@ -586,13 +594,18 @@ async fn backup(config: &Config, file: &std::path::Path, json: bool) -> Result<(
     let mut partial = file.as_os_str().to_owned();
     partial.push(format!(".partial-{}", std::process::id()));
     let partial = std::path::PathBuf::from(partial);
+    let partial_bodies = crate::store::bodies::directory(&partial);
     let started = std::time::Instant::now();
     let done = store.backup(&partial).await;
     // On disk before it has its name, and the name on disk before the
-    // backup is reported done.
+    // backup is reported done; its bodies have theirs before it does.
     let done = done.map_err(Failure::from).and_then(|()| {
         let synced = std::fs::File::open(&partial).and_then(|f| f.sync_all());
         synced
+            .and_then(|()| match partial_bodies.exists() {
+                true => std::fs::rename(&partial_bodies, &file_bodies),
+                false => Ok(()),
+            })
             .and_then(|()| std::fs::rename(&partial, file))
             .and_then(|()| match file.parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
@@ -602,9 +615,17 @@ async fn backup(config: &Config, file: &std::path::Path, json: bool) -> Result<(
     });
     if let Err(e) = done {
         let _ = std::fs::remove_file(&partial);
+        let _ = std::fs::remove_dir_all(&partial_bodies);
         return Err(Failure(format!("backup to {} failed: {e}", file.display())));
     }
-    let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let body_bytes: u64 = std::fs::read_dir(&file_bodies)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0) + body_bytes;
     let secs = started.elapsed().as_secs_f64();
     if json {
         println!(

@@ -24,7 +24,7 @@ mod checkpoint;
 pub mod known;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -36,6 +36,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::article::Prepared;
 use crate::config::{CancelPolicy, Synchronous};
+use crate::store::bodies::{self, BodyConfig, Written};
 use crate::store::overview::{self, Visibility};
 use crate::store::raw::{Db, RawError, WalFrames};
 use crate::store::tail::Sizing;
@@ -450,6 +451,8 @@ struct Committed {
     replies: Vec<(oneshot::Sender<Result<Outcome, IngestError>>, Outcome)>,
     rejects: Vec<oneshot::Sender<()>>,
     last_id: i64,
+    /// The body segments its articles' bodies went to (`store::bodies`).
+    written: Vec<Written>,
 }
 
 /// A file synced (`fdatasync`) again and again through one handle, opened
@@ -540,17 +543,42 @@ impl WalSync {
         WalSync(wal.cloned().map(FileSync::new))
     }
 
-    /// Syncs; the reason on failure.
-    fn sync(&mut self) -> Option<String> {
+    /// Syncs the body segments the batches `done` wrote, then the WAL;
+    /// the reason on failure.
+    fn sync(&mut self, done: &[Committed]) -> Option<String> {
+        let mut synced: Vec<i64> = Vec::new();
+        for w in done.iter().flat_map(|c| &c.written) {
+            if !synced.contains(&w.seg) {
+                synced.push(w.seg);
+                if let Err(e) = w.sync() {
+                    return Some(e);
+                }
+            }
+        }
         self.0.as_mut()?.sync().err()
     }
 }
 
-/// Answers synced batches (or fails them all) and moves the log head on.
-fn answer(done: Vec<Committed>, failure: Option<String>, head: &watch::Sender<i64>) {
+/// Answers synced batches (or fails them all) and moves the log head on,
+/// and with a sync that ended well, `synced_through` (see
+/// `store::bodies::BodyConfig`).
+fn answer(
+    done: Vec<Committed>,
+    failure: Option<String>,
+    head: &watch::Sender<i64>,
+    synced_through: &AtomicI64,
+) {
     if let Some(reason) = &failure {
         error!("{reason}: answering the batch as failed");
     }
+    let newest = done.iter().map(|c| c.last_id).max().unwrap_or(0);
+    let _ = synced_through.fetch_update(Ordering::AcqRel, Ordering::Acquire, |through| {
+        match failure {
+            // Past a failed sync nothing more is known to be on disk.
+            Some(_) => Some(i64::MIN),
+            None => (through != i64::MIN && newest > through).then_some(newest),
+        }
+    });
     let mut last = 0;
     for c in done {
         last = last.max(c.last_id);
@@ -581,6 +609,7 @@ fn run_syncer(
     mut wal: WalSync,
     rx: std::sync::mpsc::Receiver<Committed>,
     head: watch::Sender<i64>,
+    synced_through: Arc<AtomicI64>,
     queued: Arc<AtomicUsize>,
     writer: mpsc::WeakSender<Request>,
 ) {
@@ -589,13 +618,13 @@ fn run_syncer(
         done.extend(rx.try_iter());
         let batches = done.len();
         let started = std::time::Instant::now();
-        let failure = wal.sync();
+        let failure = wal.sync(&done);
         debug!(
             batches = done.len(),
             micros = started.elapsed().as_micros() as u64,
             "synced"
         );
-        answer(done, failure, &head);
+        answer(done, failure, &head, &synced_through);
         queued.fetch_sub(batches, Ordering::AcqRel);
         // A full channel means the writer has work and will look at
         // `queued` anyway.
@@ -860,6 +889,8 @@ struct Syncing<'a> {
     queued: Arc<AtomicUsize>,
     synced_tx: std::sync::mpsc::Sender<Committed>,
     head: watch::Sender<i64>,
+    /// See `store::bodies::BodyConfig`.
+    synced_through: Arc<AtomicI64>,
     checkpointer: &'a mut Checkpointer,
     /// The writer's connection, for its own checkpoints.
     db: &'a Db,
@@ -941,6 +972,7 @@ impl Pending {
             replies: replies.zip(self.outcomes.drain(..)).collect(),
             rejects: self.batch.rejects.drain(..).map(|(_, r)| r).collect(),
             last_id: writer.last_id(),
+            written: writer.take_written(),
         };
         let checkpoint_here = s.checkpointer.committed(self.bytes, s.wal_frames.get());
         self.bytes = 0;
@@ -954,8 +986,9 @@ impl Pending {
             && s.queued.load(Ordering::Acquire) == 0
             && committed.replies.len() <= INLINE_SYNC_MAX
         {
-            let failure = s.own_sync.sync();
-            answer(vec![committed], failure, &s.head);
+            let done = vec![committed];
+            let failure = s.own_sync.sync(&done);
+            answer(done, failure, &s.head, &s.synced_through);
         } else {
             s.queued.fetch_add(1, Ordering::AcqRel);
             let _ = s.synced_tx.send(committed);
@@ -1013,9 +1046,12 @@ fn run_writer(
     let own_sync = WalSync::new(writer_state.wal.as_ref());
     // Batches handed to the sync thread and not yet answered.
     let queued = Arc::new(AtomicUsize::new(0));
+    // Set once the writer has checked the bodies the last one left.
+    let synced_through = Arc::new(AtomicI64::new(0));
     let helpers = {
         let head = head.clone();
         let queued = queued.clone();
+        let synced_through = synced_through.clone();
         let wal = WalSync::new(writer_state.wal.as_ref());
         let thread_failed = |what: &str| {
             let path = what.into();
@@ -1023,7 +1059,7 @@ fn run_writer(
         };
         thread::Builder::new()
             .name("tidings-sync".into())
-            .spawn(move || run_syncer(wal, synced_rx, head, queued, wake))
+            .spawn(move || run_syncer(wal, synced_rx, head, synced_through, queued, wake))
             .map_err(thread_failed("sync thread"))
             .and_then(|syncer| {
                 Checkpointer::start(
@@ -1058,12 +1094,40 @@ fn run_writer(
         let _wal_watch = db.watch_wal(&wal_frames);
         let tail = writer_state.store.tail().clone();
         let visibility = writer_state.store.visibility().clone();
+        let store = &writer_state.store;
+        // Bodies a writer that stopped short left unwritten: their
+        // articles go (they were never acknowledged).
+        match bodies::verify(&db, store.bodies()) {
+            Ok(v) if v.removed > 0 => warn!(
+                checked = v.checked,
+                removed = v.removed,
+                "bodies checked at start"
+            ),
+            Ok(v) => debug!(checked = v.checked, "bodies checked at start"),
+            Err(e) => {
+                let _ = ready.send(Err(e.into()));
+                return;
+            }
+        }
+        let (body_min_bytes, body_segment_bytes) = store.body_sizes();
+        let body_config = match &writer_state.wal {
+            Some(wal) if body_min_bytes > 0 => Some(BodyConfig {
+                dir: store.bodies().dir().to_owned(),
+                min_bytes: body_min_bytes,
+                segment_bytes: body_segment_bytes,
+                wal: wal.clone(),
+                synced_through: synced_through.clone(),
+            }),
+            _ => None,
+        };
         let mut writer = match BatchWriter::new(
             &db,
             &writer_state.path_identity,
             tail.clone(),
             visibility.clone(),
             Sizing::new(None, limits.merge_at),
+            store.bodies(),
+            body_config,
         ) {
             Ok(w) => w,
             Err(e) => {
@@ -1075,6 +1139,8 @@ fn run_writer(
         write_overview(&mut writer);
         checkpoint::presize_wal(&db, &writer_state.store.wal_path(), limits.wal_bytes);
         head.send_replace(writer.last_id());
+        // `verify` checked every body up to here.
+        synced_through.store(writer.last_id(), Ordering::Release);
         let _ = ready.send(Ok(()));
         info!("writer started at article {}", writer.last_id());
 
@@ -1088,6 +1154,7 @@ fn run_writer(
             queued: queued.clone(),
             synced_tx,
             head: head.clone(),
+            synced_through,
             checkpointer: &mut checkpointer,
             db: &db,
             wal_frames: &wal_frames,
@@ -1181,6 +1248,7 @@ fn run_writer(
                 if max_size != pending.max_size {
                     pending.max_size = max_size;
                     limit_size(&db, max_size);
+                    writer.set_size_limited(max_size > 0);
                 }
                 pending.started = Instant::now();
                 if let Err(e) = writer.begin() {

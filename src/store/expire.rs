@@ -141,11 +141,12 @@ impl Store {
         let mut counted = std::collections::HashSet::new();
         let mut conn = self.pool.acquire().await?;
         for (&group_id, &last) in &fronts {
-            let rows: Vec<(i64, String, i64)> = sqlx::query_as(
-                "SELECT o.article_id, o.line, length(a.bytes) FROM overview o \
+            let rows: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
+                "SELECT o.article_id, o.line, {} FROM overview o \
                  JOIN articles a ON a.id = o.article_id \
                  WHERE o.group_id = ?1 AND o.number <= ?2",
-            )
+                super::bodies::size_sql("a")
+            ))
             .bind(group_id)
             .bind(last)
             .fetch_all(&mut *conn)
@@ -253,10 +254,11 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            let sizes: Vec<i64> = sqlx::query_scalar(
+            let sizes: Vec<i64> = sqlx::query_scalar(&format!(
                 "DELETE FROM articles WHERE id IN (SELECT value FROM json_each(?1)) \
-                 RETURNING length(bytes)",
-            )
+                 RETURNING {}",
+                super::bodies::size_sql("")
+            ))
             .bind(&ids)
             .fetch_all(&mut *tx)
             .await?;

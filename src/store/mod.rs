@@ -6,6 +6,7 @@
 //! administration uses ordinary sqlx queries, safe beside a running server
 //! under WAL.
 
+pub mod bodies;
 pub mod expire;
 pub mod overview;
 pub mod peers;
@@ -42,6 +43,10 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Body(#[from] bodies::BodyError),
+    #[error("a body could not be read: {0}")]
+    BodyTask(String),
     #[error("no such newsgroup: {0}")]
     NoSuchGroup(String),
     #[error("newsgroup already exists: {0}")]
@@ -93,6 +98,17 @@ pub struct StoredArticle {
     pub bytes: Vec<u8>,
 }
 
+/// Where the body of a row's article is, from the four columns of
+/// `bodies::columns` from `first` on: `None` when the body is in `bytes`.
+fn body_place(row: &sqlx::sqlite::SqliteRow, first: usize) -> Option<bodies::BodyPlace> {
+    bodies::BodyPlace::from_columns(
+        row.get(first),
+        row.get(first + 1),
+        row.get(first + 2),
+        row.get(first + 3),
+    )
+}
+
 /// Totals for `tidings stats`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Stats {
@@ -102,6 +118,11 @@ pub struct Stats {
     pub history: i64,
     pub last_article_id: i64,
     pub database_bytes: i64,
+    /// Body segment files (`bodies`), and the octets they take on disk.
+    pub body_segments: i64,
+    pub body_segment_bytes: u64,
+    /// Articles whose body is in a segment.
+    pub articles_with_body_apart: i64,
 }
 
 /// Stores the article log's head in meta; called before articles are
@@ -135,6 +156,12 @@ pub struct Store {
     /// Where the overview stands against the log (`overview`): reads by
     /// number wait for the rows the writer has queued.
     visibility: Arc<overview::Visibility>,
+    /// The bodies kept outside the database (`bodies`).
+    bodies: Arc<bodies::Bodies>,
+    /// Bodies of at least this many octets are kept there (0: none).
+    body_min_bytes: usize,
+    /// The size of a body segment.
+    body_segment_bytes: u64,
 }
 
 /// The page size of a database this server creates: 8 KiB pages hold a 2
@@ -252,6 +279,9 @@ impl Store {
                 write_cache_kib: config.write_cache_kib,
                 tail: Arc::default(),
                 visibility: Arc::default(),
+                bodies: Arc::new(bodies::Bodies::new(bodies::directory(path))),
+                body_min_bytes: config.body_min_bytes,
+                body_segment_bytes: config.body_segment_mib.saturating_mul(1 << 20),
             },
             created,
         ))
@@ -569,28 +599,74 @@ impl Store {
         number: u64,
     ) -> Result<Option<StoredArticle>> {
         self.visibility.wait().await;
-        let row = sqlx::query(
-            "SELECT a.id, a.msgid, a.bytes FROM overview o JOIN articles a ON a.id = o.article_id \
+        let row = sqlx::query(&format!(
+            "SELECT a.id, a.msgid, a.bytes, {} FROM overview o \
+             JOIN articles a ON a.id = o.article_id \
              WHERE o.group_id = ?1 AND o.number = ?2",
-        )
+            bodies::columns("a")
+        ))
         .bind(group_id)
         .bind(number as i64)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| StoredArticle {
+        self.stored_article(row).await
+    }
+
+    /// The article of a row of id, message-id, bytes and body place
+    /// (`bodies::columns`), its body read back if it is in a segment.
+    async fn stored_article(
+        &self,
+        row: Option<sqlx::sqlite::SqliteRow>,
+    ) -> Result<Option<StoredArticle>> {
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let head = (r.get(1), r.get(2), body_place(&r, 3));
+        let (msgid, bytes) = self.whole(vec![head]).await?.pop().unwrap_or_default();
+        Ok(Some(StoredArticle {
             id: r.get(0),
-            msgid: r.get(1),
-            bytes: r.get(2),
+            msgid,
+            bytes,
         }))
     }
 
+    /// Whole articles from what their rows hold (with anything beside,
+    /// `T`): where a body is in a segment it is read and appended, on a
+    /// blocking thread, as a read from disk may take a while.
+    async fn whole<T: Send + 'static>(
+        &self,
+        rows: Vec<(T, Vec<u8>, Option<bodies::BodyPlace>)>,
+    ) -> Result<Vec<(T, Vec<u8>)>> {
+        if rows.iter().all(|(_, _, place)| place.is_none()) {
+            return Ok(rows.into_iter().map(|(t, b, _)| (t, b)).collect());
+        }
+        let bodies = self.bodies.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::with_capacity(rows.len());
+            for (t, mut bytes, place) in rows {
+                if let Some(p) = place {
+                    bodies.read_into(&p, &mut bytes)?;
+                }
+                out.push((t, bytes));
+            }
+            Ok::<_, bodies::BodyError>(out)
+        })
+        .await
+        .map_err(|e| StoreError::BodyTask(e.to_string()))?;
+        Ok(joined?)
+    }
+
     pub async fn article_by_msgid(&self, msgid: &MessageId) -> Result<Option<StoredArticle>> {
-        const IN_HISTORY: &str = "SELECT a.id, a.msgid, a.bytes FROM history_all h \
-             JOIN articles a ON a.id = h.article_id WHERE h.msgid = ?1 AND h.status = 0";
+        let columns = bodies::columns("");
+        let in_history = format!(
+            "SELECT a.id, a.msgid, a.bytes, {} FROM history_all h \
+             JOIN articles a ON a.id = h.article_id WHERE h.msgid = ?1 AND h.status = 0",
+            bodies::columns("a")
+        );
         // The tail first: an id leaves it only once history has it.
         let row = if !self.tail.is_live() {
             sqlx::query(&format!(
-                "{IN_HISTORY} UNION ALL SELECT id, msgid, bytes FROM {TAIL_ARTICLES} \
+                "{in_history} UNION ALL SELECT id, msgid, bytes, {columns} FROM {TAIL_ARTICLES} \
                  AND msgid = ?1 LIMIT 1"
             ))
             .bind(msgid.as_str())
@@ -601,28 +677,26 @@ impl Store {
             // expiry took it), history says what became of it.
             let in_tail = match self.tail.get(msgid.as_str()) {
                 Some(id) => {
-                    sqlx::query("SELECT id, msgid, bytes FROM articles WHERE id = ?1")
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await?
+                    sqlx::query(&format!(
+                        "SELECT id, msgid, bytes, {columns} FROM articles WHERE id = ?1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
                 }
                 None => None,
             };
             match in_tail {
                 Some(row) => Some(row),
                 None => {
-                    sqlx::query(IN_HISTORY)
+                    sqlx::query(&in_history)
                         .bind(msgid.as_str())
                         .fetch_optional(&self.pool)
                         .await?
                 }
             }
         };
-        Ok(row.map(|r| StoredArticle {
-            id: r.get(0),
-            msgid: r.get(1),
-            bytes: r.get(2),
-        }))
+        self.stored_article(row).await
     }
 
     /// The message-id of article `number` of a group (STAT, LAST, NEXT).
@@ -737,6 +811,16 @@ impl Store {
     }
 
     /// The history tail of this process (see `tail`).
+    pub fn bodies(&self) -> &Arc<bodies::Bodies> {
+        &self.bodies
+    }
+
+    /// Where the writer keeps bodies of how many octets
+    /// (`storage.body_min_bytes`, 0: none), and the size of a segment.
+    pub fn body_sizes(&self) -> (usize, u64) {
+        (self.body_min_bytes, self.body_segment_bytes)
+    }
+
     pub fn tail(&self) -> &Arc<tail::Tail> {
         &self.tail
     }
@@ -893,20 +977,23 @@ impl Store {
         range: Range,
         limit: i64,
     ) -> Result<Vec<(u64, Vec<u8>)>> {
-        let rows = sqlx::query(
-            "SELECT o.number, a.bytes FROM overview o JOIN articles a ON a.id = o.article_id \
+        let rows = sqlx::query(&format!(
+            "SELECT o.number, a.bytes, {} FROM overview o \
+             JOIN articles a ON a.id = o.article_id \
              WHERE o.group_id = ?1 AND o.number BETWEEN ?2 AND ?3 LIMIT ?4",
-        )
+            bodies::columns("a")
+        ))
         .bind(group_id)
         .bind(range.low as i64)
         .bind(range.high_or_max() as i64)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let rows = rows
             .iter()
-            .map(|r| (r.get::<i64, _>(0) as u64, r.get(1)))
-            .collect())
+            .map(|r| (r.get::<i64, _>(0) as u64, r.get(1), body_place(r, 2)))
+            .collect();
+        self.whole(rows).await
     }
 
     /// Message-ids of articles that arrived at or after `since` in the given
@@ -934,16 +1021,30 @@ impl Store {
     }
 
     pub async fn stats(&self) -> Result<Stats> {
+        let size = bodies::size_sql("");
         let sql = format!(
             "SELECT (SELECT count(*) FROM groups), \
                     (SELECT count(*) FROM articles), \
-                    (SELECT coalesce(sum(length(bytes)), 0) FROM articles), \
+                    (SELECT coalesce(sum({size}), 0) FROM articles), \
                     (SELECT count(*) FROM history_all) + (SELECT count(*) FROM {TAIL_ARTICLES}), \
                     {LAST_ARTICLE_ID}, \
-                    (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())"
+                    (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()), \
+                    (SELECT count(*) FROM body_segments), \
+                    (SELECT coalesce(sum(live), 0) FROM body_segments)"
         );
         let row = sqlx::query(&sql).fetch_one(&self.pool).await?;
+        let body_segment_bytes = std::fs::read_dir(self.bodies.dir())
+            .map(|dir| {
+                dir.filter_map(|e| e.ok()?.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
         Ok(Stats {
+            body_segments: row.get(6),
+            articles_with_body_apart: row.get(7),
+            body_segment_bytes,
             groups: row.get(0),
             articles: row.get(1),
             article_bytes: row.get(2),
@@ -983,6 +1084,72 @@ impl Store {
             .bind(to)
             .execute(&self.pool)
             .await?;
+        self.backup_bodies(Path::new(to)).await
+    }
+
+    /// Copies the body segments (`bodies`) the backup at `to` refers to,
+    /// as far as its articles' bodies go, into its own segment directory,
+    /// and checks every body there against its CRC: a segment filled again
+    /// between the snapshot and the copy fails the backup, to be run again.
+    async fn backup_bodies(&self, to: &Path) -> Result<()> {
+        // Nothing else has the new file open, nor changes it.
+        let mut conn = SqliteConnectOptions::new()
+            .filename(to)
+            .read_only(true)
+            .immutable(true)
+            .connect()
+            .await?;
+        let segments: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT body_seg, max(body_off + body_len) FROM articles \
+             WHERE body_seg IS NOT NULL GROUP BY body_seg",
+        )
+        .fetch_all(&mut conn)
+        .await?;
+        if segments.is_empty() {
+            return Ok(());
+        }
+        let from = self.bodies.dir().to_owned();
+        let into = bodies::directory(to);
+        tokio::task::spawn_blocking({
+            let into = into.clone();
+            move || bodies::copy_segments(&from, &into, &segments)
+        })
+        .await
+        .map_err(|e| StoreError::BodyTask(e.to_string()))??;
+        let copied = Arc::new(bodies::Bodies::new(into));
+        let mut after = 0;
+        loop {
+            let rows = sqlx::query(&format!(
+                "SELECT id, {} FROM articles WHERE id > ?1 AND body_seg IS NOT NULL \
+                 ORDER BY id LIMIT 1000",
+                bodies::columns("")
+            ))
+            .bind(after)
+            .fetch_all(&mut conn)
+            .await?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = last.get(0);
+            let places: Vec<_> = rows.iter().filter_map(|r| body_place(r, 1)).collect();
+            let copied = copied.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut body = Vec::new();
+                for p in &places {
+                    body.clear();
+                    copied.read_into(p, &mut body)?;
+                }
+                Ok::<_, bodies::BodyError>(())
+            })
+            .await
+            .map_err(|e| StoreError::BodyTask(e.to_string()))?
+            .map_err(|e| {
+                StoreError::BodyTask(format!(
+                    "{e}: a segment was filled again during the backup; run it again"
+                ))
+            })?;
+        }
+        sqlx::Connection::close(conn).await?;
         Ok(())
     }
 

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
+use super::bodies::{Bodies, BodyPlace};
 use super::raw::{Db, RawError, Step, Stmt};
 use crate::article;
 
@@ -226,7 +227,7 @@ pub(crate) struct OverviewQueue<'db> {
 impl<'db> OverviewQueue<'db> {
     /// Prepares the statements, and queues the rows of the articles after
     /// `overview_through` (written before the writer takes articles).
-    pub(crate) fn new(db: &'db Db) -> Result<OverviewQueue<'db>, RawError> {
+    pub(crate) fn new(db: &'db Db, bodies: &Bodies) -> Result<OverviewQueue<'db>, RawError> {
         let mut queue = OverviewQueue {
             db,
             groups: BTreeMap::new(),
@@ -262,28 +263,46 @@ impl<'db> OverviewQueue<'db> {
                 "UPDATE meta SET value = max(value, ?1) WHERE key = '{THROUGH}'"
             ))?,
         };
-        queue.rebuild()?;
+        queue.rebuild(bodies)?;
         Ok(queue)
     }
 
     /// Queues the rows of the articles after `overview_through`, as
     /// committed: what a writer that stopped without writing its queue
     /// left.
-    fn rebuild(&mut self) -> Result<(), RawError> {
+    fn rebuild(&mut self, bodies: &Bodies) -> Result<(), RawError> {
         let db = self.db;
         let mut articles = db.prepare(&format!(
-            "SELECT id, arrived, bytes FROM {QUEUED_ARTICLES} ORDER BY id"
+            "SELECT id, arrived, bytes, {} FROM {QUEUED_ARTICLES} ORDER BY id",
+            super::bodies::columns("")
         ))?;
         let mut group_id = db.prepare("SELECT id FROM groups WHERE name = ?1")?;
         let mut ids: std::collections::HashMap<String, Option<i64>> = Default::default();
         let mut articles_read = 0usize;
         while articles.step()? == Step::Row {
             articles_read += 1;
-            let (id, arrived, bytes) = (
+            let (id, arrived, mut bytes) = (
                 articles.column_i64(0),
                 articles.column_i64(1),
                 articles.column_blob(2),
             );
+            // A body kept in a segment (`bodies`) counts in the line's
+            // size and lines: read back (`verify` checked it already). A
+            // NULL column reads as 0, and segments count from 1.
+            let place = BodyPlace::from_columns(
+                Some(articles.column_i64(3)).filter(|&seg| seg > 0),
+                Some(articles.column_i64(4)),
+                Some(articles.column_i64(5)),
+                Some(articles.column_i64(6)),
+            );
+            if let Some(p) = place
+                && let Err(e) = bodies.read_into(&p, &mut bytes)
+            {
+                return Err(super::bodies::io_error(
+                    &format!("rebuilding the overview of article {id}"),
+                    std::io::Error::other(e.to_string()),
+                ));
+            }
             let line = article::stored_overview(&bytes);
             for (name, number) in article::xref_entries(&bytes) {
                 let group = match ids.get(&name) {

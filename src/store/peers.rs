@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{LAST_ARTICLE_ID, Result, Store};
+use super::{LAST_ARTICLE_ID, Result, Store, bodies};
 
 /// One peer's durable feed state.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -57,22 +57,23 @@ pub struct LogArticle {
 
 /// Turns rows into articles one at a time, each row dropped once copied,
 /// so a round is not held twice at its peak.
-async fn collect_articles(
-    mut rows: futures_util::stream::BoxStream<'_, sqlx::Result<sqlx::sqlite::SqliteRow>>,
-) -> Result<Vec<LogArticle>> {
-    use futures_util::TryStreamExt;
-    let mut articles = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        articles.push(log_article(&row));
-    }
-    Ok(articles)
-}
-
-fn log_article(r: &sqlx::sqlite::SqliteRow) -> LogArticle {
-    LogArticle {
-        id: r.get(0),
-        msgid: r.get(1),
-        bytes: r.get(2),
+impl Store {
+    /// Turns rows (id, message-id, bytes and `bodies::columns`) into
+    /// articles one at a time, each row dropped once copied, so a round is
+    /// not held twice at its peak; then reads the bodies kept in segments.
+    async fn collect_articles(
+        &self,
+        mut rows: futures_util::stream::BoxStream<'_, sqlx::Result<sqlx::sqlite::SqliteRow>>,
+    ) -> Result<Vec<LogArticle>> {
+        use futures_util::TryStreamExt;
+        let mut articles = Vec::new();
+        while let Some(r) = rows.try_next().await? {
+            articles.push(((r.get(0), r.get(1)), r.get(2), super::body_place(&r, 3)));
+        }
+        drop(rows);
+        Ok((self.whole(articles).await?.into_iter())
+            .map(|((id, msgid), bytes)| LogArticle { id, msgid, bytes })
+            .collect())
     }
 }
 
@@ -137,14 +138,24 @@ impl Store {
         // The last id of the prefix that fits `max_bytes` is found from the
         // articles' lengths alone (SQLite does not read a blob to measure
         // it), so no more than that is ever read into memory.
-        let rows = sqlx::query(
-            "SELECT id, msgid, bytes FROM articles WHERE id > ?1 AND id <= (                  SELECT max(id) FROM (                      SELECT id, sum(length(bytes)) OVER (                          ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING                      ) AS before                      FROM articles WHERE id > ?1 ORDER BY id LIMIT ?2                  ) WHERE coalesce(before, 0) < ?3              ) ORDER BY id",
-        )
-        .bind(cursor)
-        .bind(limit)
-        .bind(max_bytes)
-        .fetch(&self.pool);
-        collect_articles(rows).await
+        let sql = format!(
+            "SELECT id, msgid, bytes, {} FROM articles WHERE id > ?1 AND id <= ( \
+                 SELECT max(id) FROM ( \
+                     SELECT id, sum({}) OVER ( \
+                         ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING \
+                     ) AS before \
+                     FROM articles WHERE id > ?1 ORDER BY id LIMIT ?2 \
+                 ) WHERE coalesce(before, 0) < ?3 \
+             ) ORDER BY id",
+            bodies::columns(""),
+            bodies::size_sql("")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(cursor)
+            .bind(limit)
+            .bind(max_bytes)
+            .fetch(&self.pool);
+        self.collect_articles(rows).await
     }
 
     /// Articles of `peer` due for another offer (their retry time passed),
@@ -173,24 +184,28 @@ impl Store {
             .await?;
         }
         // Bounded in bytes as `articles_after` is.
-        let rows = sqlx::query(
-            "SELECT a.id, a.msgid, a.bytes FROM peer_retry r JOIN articles a ON a.id = r.article_id \
+        let sql = format!(
+            "SELECT a.id, a.msgid, a.bytes, {} FROM peer_retry r \
+             JOIN articles a ON a.id = r.article_id \
              WHERE r.peer = ?1 AND r.retry_at <= ?2 AND r.article_id <= ( \
                  SELECT max(id) FROM ( \
-                     SELECT q.article_id AS id, sum(length(b.bytes)) OVER ( \
+                     SELECT q.article_id AS id, sum({}) OVER ( \
                          ORDER BY q.article_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING \
                      ) AS before \
                      FROM peer_retry q JOIN articles b ON b.id = q.article_id \
                      WHERE q.peer = ?1 AND q.retry_at <= ?2 ORDER BY q.article_id LIMIT ?3 \
                  ) WHERE coalesce(before, 0) < ?4 \
              ) ORDER BY r.article_id",
-        )
-        .bind(peer)
-        .bind(now)
-        .bind(limit)
-        .bind(max_bytes)
-        .fetch(&self.pool);
-        collect_articles(rows).await
+            bodies::columns("a"),
+            bodies::size_sql("b")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(peer)
+            .bind(now)
+            .bind(limit)
+            .bind(max_bytes)
+            .fetch(&self.pool);
+        self.collect_articles(rows).await
     }
 
     /// When the next retry of `peer` falls due, if any is waiting.
@@ -317,18 +332,20 @@ impl Store {
     /// A peer's backlog: the articles after its cursor and those waiting
     /// for a retry, and their bytes.
     pub async fn peer_backlog(&self, peer: &str, cursor: i64) -> Result<(i64, i64)> {
-        let row = sqlx::query(
-            "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM articles WHERE id > ?1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT count(*), coalesce(sum({}), 0) FROM articles WHERE id > ?1",
+            bodies::size_sql("")
+        ))
         .bind(cursor)
         .fetch_one(&self.pool)
         .await?;
         // A retry whose article is gone meanwhile (expired, removed) still
         // counts until the feeder drops it.
-        let retries = sqlx::query(
-            "SELECT count(*), coalesce(sum(length(a.bytes)), 0) FROM peer_retry r \
+        let retries = sqlx::query(&format!(
+            "SELECT count(*), coalesce(sum({}), 0) FROM peer_retry r \
              LEFT JOIN articles a ON a.id = r.article_id WHERE r.peer = ?1",
-        )
+            bodies::size_sql("a")
+        ))
         .bind(peer)
         .fetch_one(&self.pool)
         .await?;
