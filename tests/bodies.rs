@@ -308,6 +308,71 @@ async fn a_killed_server_keeps_acknowledged_bodies_and_drops_an_unwritten_one() 
     stop(server).await;
 }
 
+/// A server killed in the middle of a feed of large articles keeps every
+/// one it acknowledged (239), body whole; an article it did not answer is
+/// whole or absent after the restart, never served spoiled.
+#[tokio::test]
+async fn a_server_killed_mid_feed_serves_every_acknowledged_body_whole() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    const N: usize = 5000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(dir.path(), "t", "");
+    let (mut server, addr) = common::spawn_binary(BIN, &config).await;
+    let feed = streaming(addr).await;
+    let (mut reader, mut writer) = feed.into_parts();
+    // The whole feed is sent without waiting (the server reads as it can).
+    let sender = tokio::spawn(async move {
+        for i in 0..N {
+            let text = format!(
+                "TAKETHIS {m}\r\nPath: p.test!not-for-mail\r\nFrom: a@example.com\r\n\
+                 Newsgroups: local.test\r\nSubject: bodies {i}\r\nMessage-ID: {m}\r\n\
+                 Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\n{body}.\r\n",
+                m = id_of("m", i),
+                body = body_of(i)
+            );
+            if writer.write_all(text.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut acknowledged = Vec::new();
+    let mut line = String::new();
+    let killed_after = 300;
+    loop {
+        line.clear();
+        let read = tokio::time::timeout(Duration::from_secs(20), reader.read_line(&mut line))
+            .await
+            .expect("an answer or the end in time");
+        if read.unwrap_or(0) == 0 {
+            break;
+        }
+        let answer = line.trim_end();
+        assert!(answer.starts_with("239 "), "{answer}");
+        acknowledged.push(answer[4..].to_owned());
+        if acknowledged.len() == killed_after {
+            server.start_kill().expect("SIGKILL");
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
+    sender.abort();
+    assert!(acknowledged.len() >= killed_after, "{}", acknowledged.len());
+    assert!(acknowledged.len() < N, "the kill came after the whole feed");
+
+    let (server, addr) = common::spawn_binary(BIN, &config).await;
+    let mut c = common::reader(addr).await;
+    let mut present = 0;
+    for i in 0..N {
+        let m = id_of("m", i);
+        if acknowledged.contains(&m) || c.cmd(&format!("STAT {m}")).await.starts_with("223") {
+            check_article(&mut c, "m", i).await;
+            present += 1;
+        }
+    }
+    let status = c.cmd("GROUP local.test").await;
+    assert!(status.starts_with(&format!("211 {present} ")), "{status}");
+    stop(server).await;
+}
+
 /// A body spoiled on disk after it was checked is never served as the
 /// article: ARTICLE and BODY answer 403 and the session goes on.
 #[tokio::test]

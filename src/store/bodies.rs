@@ -339,10 +339,10 @@ impl SegmentWriter {
             .map(|f| (f.seg, f.file.clone(), f.next));
     }
 
-    /// What the transaction under way added: per segment, bodies and the
-    /// end of the last. Cleared by `mark`.
-    pub fn added(&self) -> &[(i64, i64, u64)] {
-        &self.added
+    /// What the transaction under way added since the last call: per
+    /// segment, bodies and the end of the last. Cleared by `mark` too.
+    pub fn take_added(&mut self) -> Vec<(i64, i64, u64)> {
+        std::mem::take(&mut self.added)
     }
 
     /// The transaction was rolled back: the filling goes back to where it
@@ -388,6 +388,8 @@ pub struct BodyWriter<'db> {
     /// The database has a size limit (`storage.max_size_mib`): bodies stay
     /// in it, where the limit counts them.
     limited: bool,
+    /// The transaction under way wrote a body.
+    wrote: bool,
     /// A segment no stored article has a body in, but the one filled (?1).
     free: Stmt<'db>,
     /// The number of a new segment.
@@ -418,6 +420,7 @@ impl<'db> BodyWriter<'db> {
             wal: config.wal,
             synced_through: config.synced_through,
             limited: false,
+            wrote: false,
             free: db.prepare(
                 "SELECT seg FROM body_segments WHERE live <= 0 AND seg <> ?1 ORDER BY seg LIMIT 1",
             )?,
@@ -454,11 +457,15 @@ impl<'db> BodyWriter<'db> {
         if !self.segments.fits(body.len()) {
             self.next_segment()?;
         }
+        self.wrote = true;
         self.segments.append(body)
     }
 
     /// Moves on to a free segment, or a new one.
     fn next_segment(&mut self) -> Result<(), RawError> {
+        // The bodies the transaction put in segments so far count first:
+        // a segment it filled from empty must not look free.
+        self.record_added()?;
         self.free
             .bind_i64(1, self.segments.filling().unwrap_or(0))?;
         let seg = match self.free.first_i64()? {
@@ -479,23 +486,19 @@ impl<'db> BodyWriter<'db> {
 
     /// A transaction begins.
     pub fn begin(&mut self) {
+        self.wrote = false;
         self.segments.mark();
     }
 
     /// Records, in the transaction about to commit, what it added to each
     /// segment, and how far bodies are known to be on disk.
     pub fn before_commit(&mut self) -> Result<(), RawError> {
-        if self.segments.added().is_empty() {
+        if !self.wrote {
             return Ok(());
         }
+        self.wrote = false;
         self.segments.flush()?;
-        for &(seg, bodies, end) in self.segments.added() {
-            self.add_live.bind_i64(1, seg)?;
-            self.add_live.bind_i64(2, bodies)?;
-            self.add_live
-                .bind_i64(3, i64::try_from(end).unwrap_or(i64::MAX))?;
-            self.add_live.execute()?;
-        }
+        self.record_added()?;
         let synced = self.synced_through.load(Ordering::Acquire);
         if synced > 0 {
             self.set_verified.bind_i64(1, synced)?;
@@ -504,8 +507,22 @@ impl<'db> BodyWriter<'db> {
         Ok(())
     }
 
+    /// Counts the bodies added since the last call into their segments'
+    /// rows, in the transaction under way.
+    fn record_added(&mut self) -> Result<(), RawError> {
+        for (seg, bodies, end) in self.segments.take_added() {
+            self.add_live.bind_i64(1, seg)?;
+            self.add_live.bind_i64(2, bodies)?;
+            self.add_live
+                .bind_i64(3, i64::try_from(end).unwrap_or(i64::MAX))?;
+            self.add_live.execute()?;
+        }
+        Ok(())
+    }
+
     /// The transaction was rolled back.
     pub fn rolled_back(&mut self) {
+        self.wrote = false;
         self.segments.rolled_back();
     }
 
@@ -666,7 +683,7 @@ mod tests {
         let b = w.append(b"second, longer body\r\n").expect("append");
         assert_eq!((a.seg, a.off, a.len), (1, 0, 12));
         assert_eq!((b.seg, b.off), (1, 12));
-        assert_eq!(w.added(), &[(1, 2, 33)]);
+        assert_eq!(w.take_added(), [(1, 2, 33)]);
         w.flush().expect("flush");
         let bodies = Bodies::new(dir.clone());
         let mut out = b"head\r\n\r\n".to_vec();
@@ -694,12 +711,13 @@ mod tests {
         assert!(w.fits(5) && !w.fits(6));
         w.fill(2, 0).expect("fill");
         w.append(b"abc").expect("append");
-        assert_eq!(w.added(), &[(1, 1, 15), (2, 1, 3)]);
+        assert_eq!(w.take_added(), [(1, 1, 15), (2, 1, 3)]);
+        w.append(b"d").expect("append");
         let written: Vec<i64> = w.take_written().iter().map(|x| x.seg).collect();
         assert_eq!(written, [1, 2]);
         w.rolled_back();
         assert_eq!(w.filling(), Some(1));
         assert!(w.fits(20), "back at the start of segment 1");
-        assert!(w.added().is_empty());
+        assert!(w.take_added().is_empty());
     }
 }
