@@ -725,6 +725,76 @@ async fn tidings_feeds_inn_every_article_intact_and_once() {
     drop(inn);
 }
 
+/// Large articles fed to tidings in a burst have their bodies kept apart
+/// (`store::bodies`); tidings feeds them on to INN, which gets each body
+/// exactly as tidings serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tidings_feeds_inn_bodies_kept_apart_intact() {
+    const LARGE: usize = 200;
+    let Some(inn) = Inn::start(free_port(), None).await else {
+        return;
+    };
+    let inn_addr = inn.addr;
+    let t = TestServer::start_with(move |c| {
+        c.server.path_identity = TIDINGS_ID.to_owned().try_into().expect("identity");
+        c.storage.body_min_bytes = 1000;
+        c.storage.body_segment_mib = 1;
+        let extra = format!(
+            "[[group]]\nname = \"inn.interop\"\n{}\
+             [[peer]]\nname = \"p\"\npath_identity = \"p.test\"\naccept_from = [\"127.0.0.3\"]\n",
+            inn_peer(Some(inn_addr), false)
+        );
+        let parsed = Config::parse(&extra).expect("test config");
+        c.groups.extend(parsed.groups);
+        c.peers = parsed.peers;
+    })
+    .await;
+    let id = |i: usize| format!("<large.{i}.{}@tidings.test>", std::process::id());
+    let body = |i: usize| -> String {
+        let mut b = format!("..a line that starts with a dot, article {i}\r\n");
+        for line in 0..80 {
+            b.push_str(&format!("article {i} line {line}: {}\r\n", "c".repeat(60)));
+        }
+        b
+    };
+    let mut feed = Client::connect_from("127.0.0.3", t.addr).await;
+    assert_eq!(feed.cmd("MODE STREAM").await, "203 Streaming permitted");
+    for i in 0..LARGE {
+        let text = format!(
+            "TAKETHIS {m}\r\nPath: p.test!not-for-mail\r\nFrom: a@example.com\r\n\
+             Newsgroups: inn.interop\r\nSubject: large {i}\r\nMessage-ID: {m}\r\n\
+             Date: {date}\r\n\r\n{b}.\r\n",
+            m = id(i),
+            b = body(i),
+            date = chrono::Utc::now().to_rfc2822(),
+        );
+        feed.send(text.as_bytes()).await;
+    }
+    for _ in 0..LARGE {
+        let line = feed.line().await;
+        assert!(line.starts_with("239"), "{line}");
+    }
+    let stats = t.server().store().stats().await.expect("stats");
+    assert!(stats.articles_with_body_apart > 0, "{stats:?}");
+    let ids: Vec<String> = (0..LARGE).map(id).collect();
+    let mut ir = inn.reader().await;
+    wait_for_ids(&mut ir, &ids, "INN", || inn.logs()).await;
+    let mut tr = tidings_reader(t.addr).await;
+    for (i, m) in ids.iter().enumerate() {
+        let ours = fetch(&mut tr, m, "tidings").await;
+        let theirs = fetch(&mut ir, m, "INN").await;
+        assert_eq!(
+            ours.body,
+            body(i).replacen("..", ".", 1).into_bytes(),
+            "{m}"
+        );
+        assert_eq!(theirs.body, ours.body, "INN's body of {m}");
+    }
+    drop(ir);
+    t.stop().await;
+    drop(inn);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inn_feeds_tidings_every_article_intact_and_once() {
     let started = Instant::now();
