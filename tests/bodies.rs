@@ -223,9 +223,13 @@ async fn a_segment_freed_by_removals_is_filled_again() {
     assert!(run.ok, "{}", run.stderr);
     let s = stats(&config).await;
     assert_eq!(s["articles"], 40, "{s}");
+    let free = s["free_body_segments"].as_i64().expect("free");
+    assert!(free >= 1, "{s}");
     // The next bodies go to the freed segments, not to new files.
     stream(&mut feed, "new", "local.test", 0..300).await;
     assert_eq!(segment_files(&db), before, "no new segment file");
+    let s = stats(&config).await;
+    assert!(s["free_body_segments"].as_i64() < Some(free), "{s}");
     let mut c = common::reader(addr).await;
     for i in 0..40 {
         check_article(&mut c, "kept", i).await;

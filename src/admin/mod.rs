@@ -483,8 +483,11 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
                 println!("last log id:   {}", s.last_article_id);
                 println!("database size: {} bytes", s.database_bytes);
                 println!(
-                    "body segments: {} ({} bytes, the bodies of {} articles)",
-                    s.body_segments, s.body_segment_bytes, s.articles_with_body_apart
+                    "body segments: {} ({} bytes, the bodies of {} articles; {} free)",
+                    s.body_segments,
+                    s.body_segment_bytes,
+                    s.articles_with_body_apart,
+                    s.free_body_segments
                 );
             }
             Ok(())

@@ -987,7 +987,12 @@ impl Pending {
             && committed.replies.len() <= INLINE_SYNC_MAX
         {
             let done = vec![committed];
+            let started = Instant::now();
             let failure = s.own_sync.sync(&done);
+            debug!(
+                micros = started.elapsed().as_micros() as u64,
+                "synced by the writer"
+            );
             answer(done, failure, &s.head, &s.synced_through);
         } else {
             s.queued.fetch_add(1, Ordering::AcqRel);

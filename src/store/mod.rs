@@ -123,6 +123,8 @@ pub struct Stats {
     pub body_segment_bytes: u64,
     /// Articles whose body is in a segment.
     pub articles_with_body_apart: i64,
+    /// Segments none of whose bodies is left, to be filled again.
+    pub free_body_segments: i64,
 }
 
 /// Stores the article log's head in meta; called before articles are
@@ -1030,7 +1032,8 @@ impl Store {
                     {LAST_ARTICLE_ID}, \
                     (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()), \
                     (SELECT count(*) FROM body_segments), \
-                    (SELECT coalesce(sum(live), 0) FROM body_segments)"
+                    (SELECT coalesce(sum(live), 0) FROM body_segments), \
+                    (SELECT count(*) FROM body_segments WHERE live <= 0)"
         );
         let row = sqlx::query(&sql).fetch_one(&self.pool).await?;
         let body_segment_bytes = std::fs::read_dir(self.bodies.dir())
@@ -1044,6 +1047,7 @@ impl Store {
         Ok(Stats {
             body_segments: row.get(6),
             articles_with_body_apart: row.get(7),
+            free_body_segments: row.get(8),
             body_segment_bytes,
             groups: row.get(0),
             articles: row.get(1),
