@@ -41,31 +41,22 @@ fn id_of(tag: &str, i: usize) -> String {
     format!("<{tag}{i}@bodies.test>")
 }
 
-/// Streams articles `range` (message-id `id_of(tag, i)`, body `body_of(i)`)
-/// to `group` with TAKETHIS, up to 64 unanswered, and expects 239 for each.
+/// The TAKETHIS of article `i` of `tag` to `group`: message-id
+/// `id_of(tag, i)`, body `body_of(i)`.
+fn takethis(tag: &str, group: &str, i: usize) -> String {
+    format!(
+        "TAKETHIS {m}\r\nPath: p.test!not-for-mail\r\nFrom: a@example.com\r\n\
+         Newsgroups: {group}\r\nSubject: bodies {i}\r\nMessage-ID: {m}\r\n\
+         Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\n{body}.\r\n",
+        m = id_of(tag, i),
+        body = body_of(i)
+    )
+}
+
+/// Streams articles `range` of `tag` to `group` with TAKETHIS, up to 64
+/// unanswered, and expects 239 for each.
 async fn stream(feed: &mut Client, tag: &str, group: &str, range: std::ops::Range<usize>) {
-    const WINDOW: usize = 64;
-    let (n, mut answered) = (range.len(), 0);
-    for (sent, i) in range.enumerate() {
-        let text = format!(
-            "TAKETHIS {m}\r\nPath: p.test!not-for-mail\r\nFrom: a@example.com\r\n\
-             Newsgroups: {group}\r\nSubject: bodies {i}\r\nMessage-ID: {m}\r\n\
-             Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\n{body}.\r\n",
-            m = id_of(tag, i),
-            body = body_of(i)
-        );
-        feed.send(text.as_bytes()).await;
-        if sent + 1 - answered >= WINDOW {
-            let line = feed.line().await;
-            assert!(line.starts_with("239"), "{line}");
-            answered += 1;
-        }
-    }
-    while answered < n {
-        let line = feed.line().await;
-        assert!(line.starts_with("239"), "{line}");
-        answered += 1;
-    }
+    common::takethis_all(feed, range.map(|i| takethis(tag, group, i))).await;
 }
 
 async fn streaming(addr: std::net::SocketAddr) -> Client {
@@ -327,13 +318,7 @@ async fn a_server_killed_mid_feed_serves_every_acknowledged_body_whole() {
     // The whole feed is sent without waiting (the server reads as it can).
     let sender = tokio::spawn(async move {
         for i in 0..N {
-            let text = format!(
-                "TAKETHIS {m}\r\nPath: p.test!not-for-mail\r\nFrom: a@example.com\r\n\
-                 Newsgroups: local.test\r\nSubject: bodies {i}\r\nMessage-ID: {m}\r\n\
-                 Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\n{body}.\r\n",
-                m = id_of("m", i),
-                body = body_of(i)
-            );
+            let text = takethis("m", "local.test", i);
             if writer.write_all(text.as_bytes()).await.is_err() {
                 break;
             }

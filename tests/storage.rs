@@ -55,27 +55,15 @@ async fn stream_takethis(
     subject: &str,
     body: &str,
 ) {
-    const WINDOW: usize = 64;
-    let mut answered = 0;
-    for i in 0..n {
-        let text = format!(
+    let commands = (0..n).map(|i| {
+        format!(
             "TAKETHIS {m}\r\nPath: origin.test!not-for-mail\r\nFrom: a@example.com\r\n\
              Newsgroups: local.test\r\nSubject: {subject} {i}\r\nMessage-ID: {m}\r\n\
              Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\n{body}.\r\n",
             m = id(i)
-        );
-        feed.send(text.as_bytes()).await;
-        if i + 1 - answered >= WINDOW {
-            let line = feed.line().await;
-            assert!(line.starts_with("239"), "{line}");
-            answered += 1;
-        }
-    }
-    while answered < n {
-        let line = feed.line().await;
-        assert!(line.starts_with("239"), "{line}");
-        answered += 1;
-    }
+        )
+    });
+    common::takethis_all(feed, commands).await;
 }
 
 /// A server binary's configuration in `dir`: a peer "p" that may feed from

@@ -59,24 +59,26 @@ impl BodyPlace {
     }
 }
 
-/// The columns `BodyPlace::from_columns` reads, after those named before
-/// them, for a table called `alias` (empty: none).
-pub fn columns(alias: &str) -> String {
-    let a = if alias.is_empty() {
+/// How a column of the table called `alias` is named in SQL (no alias:
+/// bare).
+fn qualified(alias: &str) -> String {
+    if alias.is_empty() {
         String::new()
     } else {
         format!("{alias}.")
-    };
+    }
+}
+
+/// The columns `BodyPlace::from_columns` reads, after those named before
+/// them, for a table called `alias` (empty: none).
+pub fn columns(alias: &str) -> String {
+    let a = qualified(alias);
     format!("{a}body_seg, {a}body_off, {a}body_len, {a}body_crc")
 }
 
 /// An article's stored size in SQL: the row's bytes and its body's.
 pub fn size_sql(alias: &str) -> String {
-    let a = if alias.is_empty() {
-        String::new()
-    } else {
-        format!("{alias}.")
-    };
+    let a = qualified(alias);
     format!("(length({a}bytes) + coalesce({a}body_len, 0))")
 }
 

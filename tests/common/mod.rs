@@ -213,6 +213,28 @@ impl Client {
     }
 }
 
+/// Sends each TAKETHIS of `commands` (the command line and the article,
+/// dot-terminated) on a streaming connection, with up to 64 unanswered,
+/// and expects 239 for each.
+pub async fn takethis_all(feed: &mut Client, commands: impl IntoIterator<Item = String>) {
+    const WINDOW: usize = 64;
+    let (mut sent, mut answered) = (0, 0);
+    for text in commands {
+        feed.send(text.as_bytes()).await;
+        sent += 1;
+        if sent - answered >= WINDOW {
+            let line = feed.line().await;
+            assert!(line.starts_with("239"), "{line}");
+            answered += 1;
+        }
+    }
+    while answered < sent {
+        let line = feed.line().await;
+        assert!(line.starts_with("239"), "{line}");
+        answered += 1;
+    }
+}
+
 /// A TCP connection to `addr` from the loopback address `source` (e.g.
 /// "127.0.0.2").
 pub async fn tcp_from(source: &str, addr: SocketAddr) -> TcpStream {
