@@ -379,7 +379,7 @@ pub struct ServerConfig {
     pub subscriptions: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// The SQLite database file; its directory is created if missing.

@@ -347,8 +347,17 @@ impl Server {
         if new.server.listen != old.server.listen || new.tls.listen != old.tls.listen {
             warn!("reload: server.listen or tls.listen changed; it takes effect at the next start");
         }
-        if new.storage.database != old.storage.database {
-            warn!("reload: storage settings changed; they take effect at the next start");
+        // All but max_size_mib are read once, at start (the database, the
+        // writer, the body store).
+        let storage = StorageConfig {
+            max_size_mib: old.storage.max_size_mib,
+            ..new.storage.clone()
+        };
+        if storage != old.storage {
+            warn!(
+                "reload: [storage] settings other than max_size_mib changed; \
+                 they take effect at the next start"
+            );
         }
         if new.server.path_identity != old.server.path_identity {
             warn!("reload: server.path_identity changed; it takes effect at the next start");

@@ -435,3 +435,27 @@ async fn a_backup_takes_the_bodies_with_it() {
     let run = common::tidings(&config, &["backup", &backup.display().to_string()]).await;
     assert!(!run.ok && run.stderr.contains("exists"), "{}", run.stderr);
 }
+
+/// A reload with other body store settings says they wait for the next
+/// start (the writer reads them once), rather than ignoring them silently.
+#[tokio::test]
+async fn a_reload_says_when_body_settings_wait_for_the_next_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(dir.path(), "t", "");
+    let (server, _, said) =
+        common::spawn_binary_watching(BIN, &config, "take effect at the next start").await;
+    let text = std::fs::read_to_string(&config).expect("config");
+    let changed = text.replace("body_min_bytes = 1000", "body_min_bytes = 2000");
+    assert_ne!(text, changed);
+    std::fs::write(&config, changed).expect("rewrite");
+    let pid = server.id().expect("pid").to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status();
+    let line = tokio::time::timeout(Duration::from_secs(10), said)
+        .await
+        .expect("the reload's warning in time")
+        .expect("a warning");
+    assert!(line.contains("[storage]"), "{line}");
+    stop(server).await;
+}
