@@ -129,16 +129,29 @@ impl Bodies {
     /// Appends the body at `place` to `out`, checked against its CRC.
     pub fn read_into(&self, place: &BodyPlace, out: &mut Vec<u8>) -> Result<(), BodyError> {
         let file = self.file(place.seg)?;
+        // A place past the file's end (a damaged row) is refused before
+        // any memory is taken for it.
+        let path = || segment_path(&self.dir, place.seg).display().to_string();
+        let size = (file.metadata()).map_err(|source| BodyError::Io {
+            path: path(),
+            source,
+        })?;
+        if place.off.saturating_add(place.len as u64) > size.len() {
+            return Err(BodyError::Io {
+                path: path(),
+                source: std::io::ErrorKind::UnexpectedEof.into(),
+            });
+        }
         let start = out.len();
         out.resize(start + place.len, 0);
         let read = file.read_exact_at(&mut out[start..], place.off);
         let wrong = match read {
             Err(source) => Some(BodyError::Io {
-                path: segment_path(&self.dir, place.seg).display().to_string(),
+                path: path(),
                 source,
             }),
             Ok(()) if crc32fast::hash(&out[start..]) != place.crc => Some(BodyError::Corrupt {
-                path: segment_path(&self.dir, place.seg).display().to_string(),
+                path: path(),
                 offset: place.off,
             }),
             Ok(()) => None,
@@ -719,6 +732,14 @@ mod tests {
         // Past the end of the file: an I/O error.
         let e = bodies.read_into(&b, &mut out).expect_err("short");
         assert!(matches!(e, BodyError::Io { .. }), "{e}");
+        // So is a length no file could hold, before memory is taken for it.
+        let huge = BodyPlace {
+            len: usize::MAX / 2,
+            ..a
+        };
+        let e = bodies.read_into(&huge, &mut out).expect_err("huge");
+        assert!(matches!(e, BodyError::Io { .. }), "{e}");
+        assert!(out.is_empty());
     }
 
     #[test]
