@@ -459,3 +459,51 @@ async fn a_reload_says_when_body_settings_wait_for_the_next_start() {
     assert!(line.contains("[storage]"), "{line}");
     stop(server).await;
 }
+
+/// Expiry frees the segments of the bodies it removes (their rows go by
+/// one DELETE per chunk), counts their bytes in its report, and the next
+/// bodies fill those segments again.
+#[tokio::test]
+async fn expiry_frees_segments_and_counts_the_bodies_it_removes() {
+    const OLD: usize = 400;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config(
+        dir.path(),
+        "t",
+        "[expire]\ninterval_secs = 0\n[[expire.rule]]\ngroups = \"local.other\"\ndays = 1\n",
+    );
+    let db = dir.path().join("t.db");
+    let (server, addr) = common::spawn_binary(BIN, &config).await;
+    let mut feed = streaming(addr).await;
+    stream(&mut feed, "old", "local.other", 0..OLD).await;
+    stream(&mut feed, "kept", "local.test", 0..40).await;
+    let before = segment_files(&db);
+    let apart = stats(&config).await["articles_with_body_apart"]
+        .as_i64()
+        .expect("apart");
+    assert!(apart > OLD as i64 / 2, "{apart}");
+
+    let two_days_on = (chrono::Utc::now().timestamp() + 2 * 86_400).to_string();
+    let run = common::tidings(&config, &["expire", "--json", "--at", &two_days_on]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(report["articles"], OLD as i64, "{report}");
+    let bodies: usize = (0..OLD).map(|i| body_of(i).len() - 1).sum();
+    assert!(
+        report["bytes"].as_u64() > Some(bodies as u64),
+        "{report} < {bodies}"
+    );
+    let s = stats(&config).await;
+    assert!(s["free_body_segments"].as_i64() >= Some(1), "{s}");
+
+    stream(&mut feed, "new", "local.test", 0..300).await;
+    assert_eq!(segment_files(&db), before, "no new segment file");
+    let mut c = common::reader(addr).await;
+    for i in 0..300 {
+        check_article(&mut c, "new", i).await;
+    }
+    for i in 0..40 {
+        check_article(&mut c, "kept", i).await;
+    }
+    stop(server).await;
+}
