@@ -507,3 +507,69 @@ async fn expiry_frees_segments_and_counts_the_bodies_it_removes() {
     }
     stop(server).await;
 }
+
+/// One damaged body does not stop a feed: the peer gets every other
+/// article whole, and the damaged one is not offered (the feeder logs it).
+#[tokio::test]
+async fn a_damaged_body_is_left_out_of_a_feed_and_the_rest_goes() {
+    const N: usize = 120;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink_port = common::free_port();
+    let source_config = config(
+        dir.path(),
+        "source",
+        &format!(
+            "[[peer]]\nname = \"sink\"\naddress = \"127.0.0.1:{sink_port}\"\n\
+             path_identity = \"sink.test\"\nsend = \"local.*\"\nmax_backoff_secs = 1\n"
+        ),
+    );
+    let (source, addr) = common::spawn_binary(BIN, &source_config).await;
+    let mut feed = streaming(addr).await;
+    stream(&mut feed, "d", "local.test", 0..N).await;
+    // The sink is not up yet: the whole feed waits in the backlog while
+    // one body is damaged.
+    let damaged = id_of("d", 50);
+    let db = dir.path().join("source.db");
+    let (seg, off): (i64, i64) = {
+        let url = format!("sqlite://{}", db.display());
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
+        let row = sqlx::query_as("SELECT body_seg, body_off FROM articles WHERE msgid = ?1")
+            .bind(&damaged)
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+        pool.close().await;
+        row
+    };
+    assert!(seg > 0, "article 50 has its body apart");
+    let path = PathBuf::from(format!("{}.bodies/{seg:08}", db.display()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    std::os::unix::fs::FileExt::write_all_at(&file, b"#", u64::try_from(off).expect("off"))
+        .expect("damage");
+
+    let sink_config = config(dir.path(), "sink", "");
+    let text = std::fs::read_to_string(&sink_config).expect("config");
+    let text = text.replace("127.0.0.1:0", &format!("127.0.0.1:{sink_port}"));
+    std::fs::write(&sink_config, text).expect("config");
+    let (sink, sink_addr) = common::spawn_binary(BIN, &sink_config).await;
+    let mut far = common::reader(sink_addr).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = far.cmd("GROUP local.test").await;
+        if status.starts_with(&format!("211 {} ", N - 1)) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sink: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in (0..N).filter(|&i| i != 50) {
+        check_article(&mut far, "d", i).await;
+    }
+    let status = far.cmd(&format!("STAT {damaged}")).await;
+    assert!(status.starts_with("430"), "{status}");
+    stop(source).await;
+    stop(sink).await;
+}

@@ -291,18 +291,19 @@ async fn a_backlog_of_large_articles_goes_out_in_rounds_bounded_in_bytes() {
     // The store's side: a prefix whose bytes before its last article stay
     // under the bound, and never nothing.
     let store = a.server().store();
-    let all = store.articles_after(0, 4000, i64::MAX).await.expect("log");
+    let every = |_: &[u8], _: usize| true;
+    let all = (store.articles_after(0, 4000, i64::MAX, &every).await).expect("log");
     assert_eq!(all.len(), 40);
     let three: i64 = all[..3].iter().map(|x| x.bytes.len() as i64).sum();
-    let some = store.articles_after(0, 4000, three).await.expect("log");
+    let some = (store.articles_after(0, 4000, three, &every).await).expect("log");
     assert_eq!(some.len(), 3, "the 4th starts at the bound, not below it");
-    let some = store.articles_after(0, 4000, three + 1).await.expect("log");
+    let some = (store.articles_after(0, 4000, three + 1, &every).await).expect("log");
     assert_eq!(some.len(), 4, "the 4th starts just below the bound");
     assert_eq!(some[0].id, all[0].id);
-    let one = store.articles_after(0, 4000, 1).await.expect("log");
+    let one = (store.articles_after(0, 4000, 1, &every).await).expect("log");
     assert_eq!(one.len(), 1, "at least one article, however large");
     let two = store
-        .articles_after(all[5].id, 2, i64::MAX)
+        .articles_after(all[5].id, 2, i64::MAX, &every)
         .await
         .expect("log");
     assert_eq!(

@@ -16,7 +16,13 @@ pub enum Skip {
 
 /// Decides whether `peer` gets the stored article `bytes`.
 pub fn check(peer: &PeerConfig, bytes: &[u8]) -> Result<(), Skip> {
-    if peer.max_article_size.is_some_and(|max| bytes.len() > max) {
+    check_sized(peer, bytes, bytes.len())
+}
+
+/// `check` from the article's head (or all of it) and its whole size: a
+/// body kept apart (`store::bodies`) need not be read to decide.
+pub fn check_sized(peer: &PeerConfig, bytes: &[u8], size: usize) -> Result<(), Skip> {
+    if peer.max_article_size.is_some_and(|max| size > max) {
         return Err(Skip::TooLarge);
     }
     let path = article::header_value(bytes, "Path").unwrap_or_default();

@@ -437,12 +437,13 @@ async fn feed(
         // Mark the head seen before looking, so an article committed while
         // we look still wakes the wait below.
         head.borrow_and_update();
-        let retries = store.due_retries(name, now(), ROUND, ROUND_BYTES).await?;
+        let wants = |head: &[u8], size: usize| filter::check_sized(peer, head, size).is_ok();
+        let retries = (store.due_retries(name, now(), ROUND, ROUND_BYTES, &wants)).await?;
         let fresh = match prefetched.take() {
             Some((after, articles)) if after == state.cursor => articles,
             _ => {
                 store
-                    .articles_after(state.cursor, ROUND, ROUND_BYTES)
+                    .articles_after(state.cursor, ROUND, ROUND_BYTES, &wants)
                     .await?
             }
         };
@@ -465,7 +466,9 @@ async fn feed(
         let started = Instant::now();
         let mut wanted: Vec<&LogArticle> = Vec::new();
         for a in retries.iter().chain(fresh.iter()) {
-            match filter::check(peer, &a.bytes) {
+            match filter::check_sized(peer, &a.bytes, a.size) {
+                // Its damaged body was logged when it was read.
+                Ok(()) if a.unreadable => {}
                 Ok(()) => wanted.push(a),
                 Err(skip) => debug!(peer = %name, id = a.id, ?skip, "not for this peer"),
             }
@@ -474,11 +477,12 @@ async fn feed(
         // it meanwhile, so the peer is not left idle between rounds.
         let last_fresh = fresh.last().map(|a| a.id);
         let full = fresh.len() as i64 == ROUND
-            || fresh.iter().map(|a| a.bytes.len() as i64).sum::<i64>() >= ROUND_BYTES;
+            || fresh.iter().map(|a| a.size as i64).sum::<i64>() >= ROUND_BYTES;
         let read_ahead = async {
             match last_fresh {
                 Some(last) if full => {
-                    Some((last, store.articles_after(last, ROUND, ROUND_BYTES).await))
+                    let ahead = store.articles_after(last, ROUND, ROUND_BYTES, &wants);
+                    Some((last, ahead.await))
                 }
                 _ => None,
             }

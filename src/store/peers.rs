@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{LAST_ARTICLE_ID, Result, Store, bodies};
+use super::{LAST_ARTICLE_ID, Result, Store, StoreError, bodies};
 
 /// One peer's durable feed state.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -52,28 +52,65 @@ pub struct FeedRound<'a> {
 pub struct LogArticle {
     pub id: i64,
     pub msgid: String,
+    /// The article; only its head when its body, kept apart
+    /// (`store::bodies`), was not read: the feeder's peer does not want
+    /// it, or it is `unreadable`.
     pub bytes: Vec<u8>,
+    /// The whole article's size.
+    pub size: usize,
+    /// Its body could not be read (logged): it is not offered.
+    pub unreadable: bool,
 }
 
-/// Turns rows into articles one at a time, each row dropped once copied,
-/// so a round is not held twice at its peak.
+/// Whether a feeder's peer gets an article, from its head (or all of it)
+/// and its whole size: only those have their bodies read.
+pub type Wants<'a> = &'a (dyn Fn(&[u8], usize) -> bool + Sync);
+
 impl Store {
     /// Turns rows (id, message-id, bytes and `bodies::columns`) into
     /// articles one at a time, each row dropped once copied, so a round is
-    /// not held twice at its peak; then reads the bodies kept in segments.
+    /// not held twice at its peak; then reads the bodies kept in segments
+    /// of those `wants` takes. An article whose body cannot be read is
+    /// marked, not an error: one damaged body must not stop a feed.
     async fn collect_articles(
         &self,
         mut rows: futures_util::stream::BoxStream<'_, sqlx::Result<sqlx::sqlite::SqliteRow>>,
+        wants: Wants<'_>,
     ) -> Result<Vec<LogArticle>> {
         use futures_util::TryStreamExt;
         let mut articles = Vec::new();
+        let mut places = Vec::new();
         while let Some(r) = rows.try_next().await? {
-            articles.push(((r.get(0), r.get(1)), r.get(2), super::body_place(&r, 3)));
+            let bytes: Vec<u8> = r.get(2);
+            let place = super::body_place(&r, 3);
+            let size = bytes.len() + place.map_or(0, |p| p.len);
+            places.push(place.filter(|_| wants(&bytes, size)));
+            articles.push(LogArticle {
+                id: r.get(0),
+                msgid: r.get(1),
+                bytes,
+                size,
+                unreadable: false,
+            });
         }
         drop(rows);
-        Ok((self.whole(articles).await?.into_iter())
-            .map(|((id, msgid), bytes)| LogArticle { id, msgid, bytes })
-            .collect())
+        if places.iter().all(Option::is_none) {
+            return Ok(articles);
+        }
+        let bodies = self.bodies().clone();
+        tokio::task::spawn_blocking(move || {
+            for (a, place) in articles.iter_mut().zip(&places) {
+                if let Some(p) = place
+                    && let Err(e) = bodies.read_into(p, &mut a.bytes)
+                {
+                    tracing::error!(article = a.id, msgid = %a.msgid, "{e}: not fed");
+                    a.unreadable = true;
+                }
+            }
+            articles
+        })
+        .await
+        .map_err(|e| StoreError::BodyTask(e.to_string()))
     }
 }
 
@@ -134,6 +171,7 @@ impl Store {
         cursor: i64,
         limit: i64,
         max_bytes: i64,
+        wants: Wants<'_>,
     ) -> Result<Vec<LogArticle>> {
         // The last id of the prefix that fits `max_bytes` is found from the
         // articles' lengths alone (SQLite does not read a blob to measure
@@ -155,7 +193,7 @@ impl Store {
             .bind(limit)
             .bind(max_bytes)
             .fetch(&self.pool);
-        self.collect_articles(rows).await
+        self.collect_articles(rows, wants).await
     }
 
     /// Articles of `peer` due for another offer (their retry time passed),
@@ -166,6 +204,7 @@ impl Store {
         now: i64,
         limit: i64,
         max_bytes: i64,
+        wants: Wants<'_>,
     ) -> Result<Vec<LogArticle>> {
         // Forget retries of articles deleted since; a write, so only when
         // there are retries at all (this runs every round of a feeder).
@@ -205,7 +244,7 @@ impl Store {
             .bind(limit)
             .bind(max_bytes)
             .fetch(&self.pool);
-        self.collect_articles(rows).await
+        self.collect_articles(rows, wants).await
     }
 
     /// When the next retry of `peer` falls due, if any is waiting.
