@@ -90,6 +90,24 @@ async fn stats(config: &Path) -> serde_json::Value {
     serde_json::from_str(&run.stdout).expect("json")
 }
 
+/// Articles streamed after a removal freed segments: ~2.2 MB of bodies,
+/// more than the segment being filled can have left (1 MiB).
+const NEW: usize = 400;
+
+/// After more bodies came: a segment freed before (`free` of them) was
+/// filled again, and a new file was made only once none was left free.
+async fn free_segments_went_first(config: &Path, db: &Path, before: &[String], free: i64) {
+    let s = stats(config).await;
+    let free_now = s["free_body_segments"].as_i64().expect("free");
+    let files = segment_files(db);
+    assert!(free_now < free, "no freed segment was filled again: {s}");
+    assert!(
+        files.len() == before.len() || free_now == 0,
+        "a new segment file while {free_now} were free: {files:?}, {s}"
+    );
+    assert!(files.starts_with(before), "{files:?} {before:?}");
+}
+
 fn segment_files(db: &Path) -> Vec<String> {
     let dir = PathBuf::from(format!("{}.bodies", db.display()));
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -113,6 +131,28 @@ async fn sql(db: &Path, sql: &str) -> i64 {
         .expect("query");
     pool.close().await;
     v
+}
+
+/// Overwrites octet `at` of the body of article `msgid` (kept apart) in
+/// its segment file with `with`, as a damaged disk would.
+async fn damage_body(db: &Path, msgid: &str, at: u64, with: u8) {
+    let url = format!("sqlite://{}", db.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
+    let (seg, off): (i64, i64) =
+        sqlx::query_as("SELECT body_seg, body_off FROM articles WHERE msgid = ?1")
+            .bind(msgid)
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    pool.close().await;
+    assert!(seg > 0, "{msgid} has its body apart");
+    let path = PathBuf::from(format!("{}.bodies/{seg:08}", db.display()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    let at = u64::try_from(off).expect("offset") + at;
+    std::os::unix::fs::FileExt::write_all_at(&file, &[with], at).expect("damage");
 }
 
 async fn stop(mut server: tokio::process::Child) {
@@ -195,7 +235,7 @@ async fn large_bodies_are_kept_in_segments_and_served_whole() {
 }
 
 /// A segment whose articles are all gone (here: their group removed) is
-/// filled again from its start instead of a new file being made, and the
+/// filled again from its start before a new file is made, and the
 /// articles stored there read back whole; the segment of articles that
 /// stay is left alone.
 #[tokio::test]
@@ -216,16 +256,14 @@ async fn a_segment_freed_by_removals_is_filled_again() {
     assert_eq!(s["articles"], 40, "{s}");
     let free = s["free_body_segments"].as_i64().expect("free");
     assert!(free >= 1, "{s}");
-    // The next bodies go to the freed segments, not to new files.
-    stream(&mut feed, "new", "local.test", 0..300).await;
-    assert_eq!(segment_files(&db), before, "no new segment file");
-    let s = stats(&config).await;
-    assert!(s["free_body_segments"].as_i64() < Some(free), "{s}");
+    // The next bodies go to the freed segments before any new file.
+    stream(&mut feed, "new", "local.test", 0..NEW).await;
+    free_segments_went_first(&config, &db, &before, free).await;
     let mut c = common::reader(addr).await;
     for i in 0..40 {
         check_article(&mut c, "kept", i).await;
     }
-    for i in 0..300 {
+    for i in 0..NEW {
         check_article(&mut c, "new", i).await;
     }
     let status = c.cmd("ARTICLE <gone5@bodies.test>").await;
@@ -373,25 +411,7 @@ async fn a_body_that_no_longer_matches_its_crc_is_not_served() {
     let mut feed = streaming(addr).await;
     stream(&mut feed, "c", "local.test", 0..20).await;
     let m = id_of("c", 10);
-    let (seg, off): (i64, i64) = {
-        let url = format!("sqlite://{}", db.display());
-        let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
-        let row = sqlx::query_as("SELECT body_seg, body_off FROM articles WHERE msgid = ?1")
-            .bind(&m)
-            .fetch_one(&pool)
-            .await
-            .expect("row");
-        pool.close().await;
-        row
-    };
-    assert!(seg > 0, "article 10 has its body apart");
-    let path = PathBuf::from(format!("{}.bodies/{seg:08}", db.display()));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open");
-    std::os::unix::fs::FileExt::write_all_at(&file, b"X", u64::try_from(off + 5).expect("off"))
-        .expect("spoil");
+    damage_body(&db, &m, 5, b'X').await;
     let mut c = common::reader(addr).await;
     for command in [format!("ARTICLE {m}"), format!("BODY {m}")] {
         let status = c.cmd(&command).await;
@@ -462,7 +482,7 @@ async fn a_reload_says_when_body_settings_wait_for_the_next_start() {
 
 /// Expiry frees the segments of the bodies it removes (their rows go by
 /// one DELETE per chunk), counts their bytes in its report, and the next
-/// bodies fill those segments again.
+/// bodies fill those segments before any new file.
 #[tokio::test]
 async fn expiry_frees_segments_and_counts_the_bodies_it_removes() {
     const OLD: usize = 400;
@@ -494,12 +514,13 @@ async fn expiry_frees_segments_and_counts_the_bodies_it_removes() {
         "{report} < {bodies}"
     );
     let s = stats(&config).await;
-    assert!(s["free_body_segments"].as_i64() >= Some(1), "{s}");
+    let free = s["free_body_segments"].as_i64().expect("free");
+    assert!(free >= 1, "{s}");
 
-    stream(&mut feed, "new", "local.test", 0..300).await;
-    assert_eq!(segment_files(&db), before, "no new segment file");
+    stream(&mut feed, "new", "local.test", 0..NEW).await;
+    free_segments_went_first(&config, &db, &before, free).await;
     let mut c = common::reader(addr).await;
-    for i in 0..300 {
+    for i in 0..NEW {
         check_article(&mut c, "new", i).await;
     }
     for i in 0..40 {
@@ -529,26 +550,7 @@ async fn a_damaged_body_is_left_out_of_a_feed_and_the_rest_goes() {
     // The sink is not up yet: the whole feed waits in the backlog while
     // one body is damaged.
     let damaged = id_of("d", 50);
-    let db = dir.path().join("source.db");
-    let (seg, off): (i64, i64) = {
-        let url = format!("sqlite://{}", db.display());
-        let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
-        let row = sqlx::query_as("SELECT body_seg, body_off FROM articles WHERE msgid = ?1")
-            .bind(&damaged)
-            .fetch_one(&pool)
-            .await
-            .expect("row");
-        pool.close().await;
-        row
-    };
-    assert!(seg > 0, "article 50 has its body apart");
-    let path = PathBuf::from(format!("{}.bodies/{seg:08}", db.display()));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open");
-    std::os::unix::fs::FileExt::write_all_at(&file, b"#", u64::try_from(off).expect("off"))
-        .expect("damage");
+    damage_body(&dir.path().join("source.db"), &damaged, 0, b'#').await;
 
     let sink_config = config(dir.path(), "sink", "");
     let text = std::fs::read_to_string(&sink_config).expect("config");
