@@ -250,9 +250,27 @@ pub async fn tcp_from(source: &str, addr: SocketAddr) -> TcpStream {
 
 /// A port of 127.0.0.1 that was free a moment ago (servers that name each
 /// other as peers must know their ports before any starts).
+///
+/// It is taken below the kernel's ephemeral range (32768 and up on Linux),
+/// where a port the kernel hands out for port 0 could be given, between
+/// this call and the server's bind, as the source port of some other
+/// test's connection ("Address already in use" once in a while). Each test
+/// binary starts at its own place (its pid) and counts up, so the tests of
+/// one binary, which run at once, never share one.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 10_000;
+    const SPAN: u16 = 20_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let offset = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = LOW + offset;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port of 127.0.0.1 in {LOW}..{}", LOW + SPAN);
 }
 
 /// A `[[peer]]` as an operator writes it: path identity `NAME.test`, may
