@@ -118,18 +118,28 @@ impl Prepared {
     /// header, and its overview line without the leading article number:
     /// `overview TAB bytes TAB lines TAB "Xref: " xref`.
     pub fn finish(&self, xref: &str) -> (Vec<u8>, String) {
-        let mut article = Vec::with_capacity(self.stored_len(xref));
+        self.finish_with(xref, true)
+    }
+
+    /// `finish` without the body, which is stored apart (`store::bodies`):
+    /// the head through its blank line. The overview line is the whole
+    /// article's.
+    pub fn finish_head(&self, xref: &str) -> (Vec<u8>, String) {
+        self.finish_with(xref, false)
+    }
+
+    fn finish_with(&self, xref: &str, with_body: bool) -> (Vec<u8>, String) {
+        let size = self.stored_len(xref);
+        let body = if with_body { &self.body[..] } else { &[] };
+        let mut article = Vec::with_capacity(size - self.body.len() + body.len());
         article.extend_from_slice(&self.head);
         article.extend_from_slice(b"Xref: ");
         article.extend_from_slice(xref.as_bytes());
         article.extend_from_slice(b"\r\n\r\n");
-        article.extend_from_slice(&self.body);
+        article.extend_from_slice(body);
         let overview = format!(
             "{}\t{}\t{}\tXref: {}",
-            self.overview,
-            article.len(),
-            self.body_lines,
-            xref
+            self.overview, size, self.body_lines, xref
         );
         (article, overview)
     }

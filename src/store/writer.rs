@@ -930,13 +930,16 @@ impl<'db> BatchWriter<'db> {
                 xref.push(':');
                 xref.push_str(&number.to_string());
             }
-            let (mut bytes, line) = article.finish(&xref);
             // A large body goes to a segment, and the row keeps the head.
+            let apart =
+                bodies_out && (self.bodies.as_ref()).is_some_and(|b| b.keeps(article.body.len()));
+            let (bytes, line) = if apart {
+                article.finish_head(&xref)
+            } else {
+                article.finish(&xref)
+            };
             let place = match self.bodies.as_mut() {
-                Some(b) if bodies_out && b.keeps(article.body.len()) => {
-                    bytes.truncate(bytes.len() - article.body.len());
-                    Some(b.put(&article.body)?)
-                }
+                Some(b) if apart => Some(b.put(&article.body)?),
                 _ => None,
             };
 
