@@ -621,13 +621,7 @@ async fn backup(config: &Config, file: &std::path::Path, json: bool) -> Result<(
         let _ = std::fs::remove_dir_all(&partial_bodies);
         return Err(Failure(format!("backup to {} failed: {e}", file.display())));
     }
-    let body_bytes: u64 = std::fs::read_dir(&file_bodies)
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0);
+    let body_bytes = crate::store::bodies::bytes_in(&file_bodies);
     let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0) + body_bytes;
     let secs = started.elapsed().as_secs_f64();
     if json {

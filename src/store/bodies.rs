@@ -89,6 +89,18 @@ pub fn directory(database: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The octets the segment files in `dir` take (0 when there is none).
+pub fn bytes_in(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn segment_path(dir: &Path, seg: i64) -> PathBuf {
     dir.join(format!("{seg:08}"))
 }

@@ -1036,14 +1036,7 @@ impl Store {
                     (SELECT count(*) FROM body_segments WHERE live <= 0)"
         );
         let row = sqlx::query(&sql).fetch_one(&self.pool).await?;
-        let body_segment_bytes = std::fs::read_dir(self.bodies.dir())
-            .map(|dir| {
-                dir.filter_map(|e| e.ok()?.metadata().ok())
-                    .filter(|m| m.is_file())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0);
+        let body_segment_bytes = bodies::bytes_in(self.bodies.dir());
         Ok(Stats {
             body_segments: row.get(6),
             articles_with_body_apart: row.get(7),
