@@ -459,11 +459,18 @@ enum Fault {
     /// On its first `times` connections, hangs up without a word on the
     /// third TAKETHIS (a peer killed, or INN stopped with rc.news stop).
     Vanish,
+    /// On its first `times` connections, answers every TAKETHIS until it
+    /// hangs up without a word on the `LATE_TAKETHIS`th: late in a round
+    /// of several parts.
+    VanishLate,
     /// Offers no streaming: IHAVE only. On its first `times` connections it
     /// hangs up after reading the first article; it answers 436 to the
     /// first IHAVE of each id in `defer`.
     IhaveOnly,
 }
+
+/// The TAKETHIS a `Fault::VanishLate` peer hangs up on.
+const LATE_TAKETHIS: usize = 35;
 
 #[derive(Default)]
 struct FakeState {
@@ -506,7 +513,8 @@ impl FakePeer {
                     | Fault::Hang
                     | Fault::IhaveOnly
                     | Fault::ShutDown
-                    | Fault::Vanish => n <= times,
+                    | Fault::Vanish
+                    | Fault::VanishLate => n <= times,
                     Fault::Defer | Fault::Choke | Fault::HangUp => false,
                 };
                 tokio::spawn(fake_session(
@@ -643,9 +651,14 @@ async fn fake_session(
                     }
                 }
                 takethis_here += 1;
+                let breaks_at = if fault == Fault::VanishLate {
+                    LATE_TAKETHIS
+                } else {
+                    3
+                };
                 if misbehave
-                    && takethis_here == 3
-                    && matches!(fault, Fault::ShutDown | Fault::Vanish)
+                    && takethis_here == breaks_at
+                    && matches!(fault, Fault::ShutDown | Fault::Vanish | Fault::VanishLate)
                 {
                     if fault == Fault::ShutDown {
                         let _ = w.write_all(b"400 Server shutting down\r\n").await;
@@ -660,7 +673,7 @@ async fn fake_session(
                 if mute {
                     // Gone silent: it keeps nothing more.
                     String::new()
-                } else if misbehave {
+                } else if misbehave && fault != Fault::VanishLate {
                     mute = true;
                     match fault {
                         Fault::Nonsense => "200 what\r\n".to_owned(),
@@ -842,6 +855,50 @@ async fn a_peer_that_vanishes_once_gets_every_unanswered_article_on_the_next_con
         "peer closed the connection",
     )
     .await;
+}
+
+/// A backlog larger than the feeder reads at once (16 MiB) goes out as
+/// one round of several parts, the window kept full from one part to the
+/// next. The peer hangs up without a word in the second part: every
+/// article it had answered stays answered (none is sent twice), and every
+/// other one goes out on the next connection, each accepted once.
+#[tokio::test]
+async fn a_round_of_several_parts_broken_in_its_second_resends_only_the_unanswered() {
+    let fake = FakePeer::start(Fault::VanishLate, 1, HashSet::new()).await;
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    let mut poster = reader(a.addr).await;
+    let body = ("y".repeat(998) + "\r\n").repeat(600); // ~600 KB each: ~24 MB
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let status = poster
+            .post(&article("local.test", &format!("part {i}"), &body))
+            .await;
+        assert!(status.starts_with("240"), "{status}");
+        ids.push(posted_id(&status));
+    }
+    let timings = FeedTimings {
+        retry_delay: Duration::from_secs(60),
+        ..quick()
+    };
+    let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), timings);
+    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(20)).await;
+
+    let (connections, takethis) = {
+        let state = fake.state.lock().unwrap();
+        (state.connections.len(), state.takethis.clone())
+    };
+    assert_eq!(connections, 2);
+    // 16 MiB holds 27 of them: the break came in the round's second part.
+    // The fake counts each TAKETHIS it reads but the one it hung up on:
+    // none was sent twice, the one cut off was sent on the next connection.
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(takethis.get(id), Some(&1), "article {i}");
+    }
+    let state = a.server().store().peer_state("fake").await.expect("state");
+    assert_eq!(state.accepted, 40);
+    feeder.stop().await;
+    a.stop().await;
 }
 
 /// The peer answers CHECK but then never TAKETHIS on its first two

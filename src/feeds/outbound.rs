@@ -6,6 +6,10 @@
 //! offers the wanted ones, then saves the cursor, the counters and the 431s
 //! in one transaction. A crash between offer and save only means the next
 //! round offers those articles again, and the peer answers 438/435.
+//!
+//! A streamed round goes on with the next articles of the log, read while
+//! the last ones were on the wire, for up to `ROUND_SPAN`: its window stays
+//! full from one part to the next, and drains only at the round's end.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -24,15 +28,27 @@ use crate::wire::connection::read_deflated_line;
 use crate::wire::deflate::ClientLayer;
 use crate::wire::dot;
 
-/// Articles read from the log per round, and their bytes at most (but at
-/// least one article). The feeder holds a round and the next one, read
-/// ahead, so 2 x ROUND_BYTES bounds its memory whatever the article sizes.
+/// Articles read from the log at once (a round, or a part of one), and
+/// their bytes at most (but at least one article). The feeder holds a part
+/// and the next one, read ahead, and lets an article's bytes go once sent,
+/// so 2 x ROUND_BYTES bounds its memory whatever the article sizes.
 /// A round's end drains the window, so rounds are long. Flooding a 2 KiB
 /// backlog against ingesting it, means of five runs: 59.4k against 61.0k/s
 /// with 4,000 (1,000 was worse still), 61.5k against 59.3k/s with 8,000
 /// (the feeding server then peaks at 101-108 MiB RSS).
 const ROUND: i64 = 8000;
 const ROUND_BYTES: i64 = 16 << 20;
+
+/// How long a streamed round takes in further parts of the log before it
+/// lets its window drain and saves the cursor. Draining costs the peer the
+/// time its last answers take (it waits for more meanwhile): with a round
+/// per 16 MiB of 20 KiB articles, ~40 ms each, that was a tenth of a
+/// flood. A crash re-offers at most this much of the feed.
+const ROUND_SPAN: Duration = Duration::from_secs(1);
+
+/// The most bytes gathered into one write to the peer: it starts on the
+/// front of a burst while the rest is being dot-stuffed.
+const SEND_CHUNK: usize = 512 << 10;
 
 /// The feeder's clocks. The server runs every feeder on the defaults;
 /// tests run one with short ones (`run_with`) to see a hung peer time out
@@ -464,58 +480,74 @@ async fn feed(
         }
 
         let started = Instant::now();
-        let mut wanted: Vec<&LogArticle> = Vec::new();
-        for a in retries.iter().chain(fresh.iter()) {
-            match filter::check_sized(peer, &a.bytes, a.size) {
-                // Its damaged body was logged when it was read.
-                Ok(()) if a.unreadable => {}
-                Ok(()) => wanted.push(a),
-                Err(skip) => debug!(peer = %name, id = a.id, ?skip, "not for this peer"),
-            }
-        }
-        // A full round (in articles or bytes) means more is waiting: read
-        // it meanwhile, so the peer is not left idle between rounds.
-        let last_fresh = fresh.last().map(|a| a.id);
-        let full = fresh.len() as i64 == ROUND
-            || fresh.iter().map(|a| a.size as i64).sum::<i64>() >= ROUND_BYTES;
-        let read_ahead = async {
-            match last_fresh {
-                Some(last) if full => {
-                    let ahead = store.articles_after(last, ROUND, ROUND_BYTES, &wants);
-                    Some((last, ahead.await))
+        let retry_ids: Vec<i64> = retries.iter().map(|a| a.id).collect();
+        let mut round = Round::default();
+        round.take(peer, retries);
+        let mut fresh_ids: Vec<i64> = Vec::new();
+        let mut part = fresh;
+        loop {
+            // A full part (in articles or bytes) means more is waiting:
+            // read it meanwhile, so the peer is not left idle.
+            let last_fresh = part.last().map(|a| a.id);
+            let full = part.len() as i64 == ROUND
+                || part.iter().map(|a| a.size as i64).sum::<i64>() >= ROUND_BYTES;
+            fresh_ids.extend(part.iter().map(|a| a.id));
+            round.take(peer, part);
+            // Whether the round goes on with what is read meanwhile: then
+            // this part only has to be sent, not answered.
+            let go_on = streaming && full && started.elapsed() < ROUND_SPAN;
+            let read_ahead = async {
+                match last_fresh {
+                    Some(last) if full => {
+                        let ahead = store.articles_after(last, ROUND, ROUND_BYTES, &wants);
+                        Some((last, ahead.await))
+                    }
+                    _ => None,
                 }
+            };
+            let offer = async {
+                if streaming {
+                    stream_part(&mut link, &mut round, peer.window, &mut checking, !go_on).await
+                } else {
+                    ihave_round(&mut link, &mut round).await
+                }
+            };
+            let ((), ahead) = tokio::join!(offer, read_ahead);
+            let ahead = match ahead {
+                Some((after, Ok(articles))) => Some((after, articles)),
                 _ => None,
+            };
+            if !go_on || round.error.is_some() {
+                prefetched = ahead;
+                break;
             }
-        };
-        let offer = async {
-            if streaming {
-                stream_round(&mut link, &wanted, peer.window, &mut checking).await
-            } else {
-                ihave_round(&mut link, &wanted).await
+            match ahead {
+                Some((_, articles)) if !articles.is_empty() => part = articles,
+                _ => {
+                    // Nothing more after all: collect the answers still due.
+                    stream_part(&mut link, &mut round, peer.window, &mut checking, true).await;
+                    break;
+                }
             }
-        };
-        let (round, ahead) = tokio::join!(offer, read_ahead);
-        if let Some((after, Ok(articles))) = ahead {
-            prefetched = Some((after, articles));
         }
         // The cursor passes every fresh article before the first one not
         // offered yet (all of them when the round ran to its end).
-        let first_unsent = wanted[round.sent..]
+        let first_unsent = round.articles[round.sent..]
             .iter()
             .map(|a| a.id)
             .find(|&id| id > state.cursor);
-        let new_cursor = fresh
+        let new_cursor = fresh_ids
             .iter()
-            .take_while(|a| first_unsent.is_none_or(|u| a.id < u))
+            .take_while(|&&id| first_unsent.is_none_or(|u| id < u))
             .last()
-            .map_or(state.cursor, |a| a.id);
+            .map_or(state.cursor, |&id| id);
         let mut counts = FeedCounts {
             offered: round.sent as i64,
             ..FeedCounts::default()
         };
         let mut retry = Vec::new();
         let mut again_now = Vec::new();
-        for (i, a) in wanted.iter().enumerate().take(round.sent) {
+        for (i, a) in round.articles.iter().enumerate().take(round.sent) {
             match round.verdicts[i] {
                 Some(Verdict::Accepted) => counts.accepted += 1,
                 Some(Verdict::Refused) => counts.refused += 1,
@@ -542,10 +574,10 @@ async fn feed(
                 None => again_now.push(a.id),
             }
         }
-        let unsent: Vec<i64> = wanted[round.sent..].iter().map(|a| a.id).collect();
-        let done: Vec<i64> = retries
+        let unsent: Vec<i64> = round.articles[round.sent..].iter().map(|a| a.id).collect();
+        let done: Vec<i64> = retry_ids
             .iter()
-            .map(|a| a.id)
+            .copied()
             .filter(|id| !unsent.contains(id) && !retry.contains(id) && !again_now.contains(id))
             .collect();
         if !again_now.is_empty() {
@@ -578,9 +610,31 @@ async fn feed(
     }
 }
 
-/// What a round of offers learned before it ended.
+/// A command sent and not answered yet, by the index of its article.
+#[derive(Clone, Copy)]
+enum Sent {
+    Check(usize),
+    TakeThis(usize),
+}
+
+impl Sent {
+    fn index(self) -> usize {
+        match self {
+            Sent::Check(i) | Sent::TakeThis(i) => i,
+        }
+    }
+}
+
+/// A round of offers: the articles the peer wants, what it said of each,
+/// and (streaming) what is on the wire, carried from one part of the
+/// round to the next.
+#[derive(Default)]
 struct Round {
-    /// Per article offered: the peer's verdict, if it gave one.
+    /// The articles to offer, in order. An article's bytes are let go once
+    /// it is sent for good (or refused), so a long round holds only what
+    /// is still to go.
+    articles: Vec<LogArticle>,
+    /// Per article: the peer's verdict, if it gave one.
     verdicts: Vec<Option<Verdict>>,
     /// How many articles (from the front) were offered.
     sent: usize,
@@ -588,6 +642,47 @@ struct Round {
     blamed: Option<usize>,
     /// Why the session broke, if it did.
     error: Option<FeedError>,
+    /// Commands awaiting their answers, in the order sent.
+    outstanding: VecDeque<Sent>,
+    /// Articles answered 238, for TAKETHIS.
+    takethis: VecDeque<usize>,
+    /// Articles in the window: offered and not yet answered for good.
+    in_flight: usize,
+    /// A write to the peer failed: the answers to what went before are
+    /// read, then the round ends with this.
+    broken: Option<FeedError>,
+}
+
+impl Round {
+    /// Adds the articles of `batch` that `peer` takes.
+    fn take(&mut self, peer: &PeerConfig, batch: Vec<LogArticle>) {
+        for a in batch {
+            match filter::check_sized(peer, &a.bytes, a.size) {
+                // Its damaged body was logged when it was read.
+                Ok(()) if a.unreadable => {}
+                Ok(()) => {
+                    self.articles.push(a);
+                    self.verdicts.push(None);
+                }
+                Err(skip) => debug!(peer = %peer.name.0, id = a.id, ?skip, "not for this peer"),
+            }
+        }
+    }
+
+    /// More can go out now: an article answered 238, or a new offer with
+    /// room in the window.
+    fn can_send(&self, window: usize) -> bool {
+        !self.takethis.is_empty() || (self.sent < self.articles.len() && self.in_flight < window)
+    }
+
+    /// Appends TAKETHIS and `i` to `out`, and lets the article's bytes go.
+    fn push_takethis(&mut self, i: usize, out: &mut Vec<u8>) {
+        let a = &mut self.articles[i];
+        out.extend_from_slice(format!("TAKETHIS {}\r\n", a.msgid).as_bytes());
+        dot::stuff(&a.bytes, out);
+        a.bytes = Vec::new();
+        self.outstanding.push_back(Sent::TakeThis(i));
+    }
 }
 
 /// Whether to ask CHECK before sending an article, learnt from the peer's
@@ -625,60 +720,40 @@ impl CheckMode {
     }
 }
 
-/// Offers `articles` with CHECK and sends TAKETHIS for those wanted (or
-/// sends TAKETHIS at once while `mode` says CHECK is not worth it), keeping
-/// up to `window` articles in flight (RFC 4644 §2).
-async fn stream_round(
+/// Offers the articles of `round` not offered yet with CHECK, and sends
+/// TAKETHIS for those wanted (or sends TAKETHIS at once while `mode` says
+/// CHECK is not worth it), keeping up to `window` articles in flight (RFC
+/// 4644 §2). Returns once every answer is in when `drain`; otherwise as
+/// soon as every article has gone out, the rest of the window still on
+/// the wire for the round's next part.
+async fn stream_part(
     link: &mut Link,
-    articles: &[&LogArticle],
+    round: &mut Round,
     window: usize,
     mode: &mut CheckMode,
-) -> Round {
-    #[derive(Clone, Copy)]
-    enum Sent {
-        Check(usize),
-        TakeThis(usize),
-    }
-    let mut round = Round {
-        verdicts: vec![None; articles.len()],
-        sent: 0,
-        blamed: None,
-        error: None,
-    };
-    let mut outstanding: VecDeque<Sent> = VecDeque::new();
-    let mut takethis: VecDeque<usize> = VecDeque::new();
+    drain: bool,
+) {
     let mut out = Vec::new();
-    let index = |s: &Sent| match *s {
-        Sent::Check(i) | Sent::TakeThis(i) => i,
-    };
-    // A failed write: the peer may still have answered some of what went
-    // before, so those answers are read first, and the article blamed is
-    // the one whose answer never came.
-    let mut broken: Option<FeedError> = None;
-    let mut in_flight = 0;
     loop {
         out.clear();
         // Wanted articles first (they already hold a place in the window),
         // then new offers while fewer than `window` articles are in flight.
         // Answers already received are taken in first, so the window is
         // refilled with one write per burst of answers, not one per answer.
-        let answers_waiting = !outstanding.is_empty() && link.has_buffered_line();
-        while broken.is_none() && !answers_waiting {
-            if let Some(i) = takethis.pop_front() {
-                out.extend_from_slice(format!("TAKETHIS {}\r\n", articles[i].msgid).as_bytes());
-                dot::stuff(&articles[i].bytes, &mut out);
-                outstanding.push_back(Sent::TakeThis(i));
-            } else if round.sent < articles.len() && in_flight < window {
+        let answers_waiting = !round.outstanding.is_empty() && link.has_buffered_line();
+        while round.broken.is_none() && !answers_waiting && out.len() < SEND_CHUNK {
+            if let Some(i) = round.takethis.pop_front() {
+                round.push_takethis(i, &mut out);
+            } else if round.sent < round.articles.len() && round.in_flight < window {
                 let i = round.sent;
                 if mode.skip_check {
-                    out.extend_from_slice(format!("TAKETHIS {}\r\n", articles[i].msgid).as_bytes());
-                    dot::stuff(&articles[i].bytes, &mut out);
-                    outstanding.push_back(Sent::TakeThis(i));
+                    round.push_takethis(i, &mut out);
                 } else {
-                    out.extend_from_slice(format!("CHECK {}\r\n", articles[i].msgid).as_bytes());
-                    outstanding.push_back(Sent::Check(i));
+                    let msgid = &round.articles[i].msgid;
+                    out.extend_from_slice(format!("CHECK {msgid}\r\n").as_bytes());
+                    round.outstanding.push_back(Sent::Check(i));
                 }
-                in_flight += 1;
+                round.in_flight += 1;
                 round.sent += 1;
             } else {
                 break;
@@ -687,21 +762,31 @@ async fn stream_round(
         if !out.is_empty()
             && let Err(e) = link.send(&out).await
         {
-            broken = Some(e);
+            round.broken = Some(e);
         }
-        let Some(sent) = outstanding.pop_front() else {
-            round.error = broken;
-            return round;
+        if round.broken.is_none() {
+            // A write cut short at `SEND_CHUNK`: the rest goes first.
+            if round.can_send(window) && !link.has_buffered_line() {
+                continue;
+            }
+            if !drain && round.sent == round.articles.len() && round.takethis.is_empty() {
+                return;
+            }
+        }
+        let Some(sent) = round.outstanding.pop_front() else {
+            round.error = round.broken.take();
+            return;
         };
-        let i = index(&sent);
+        let i = sent.index();
         let answer = match link.line().await {
             Ok(a) => a,
             Err(e) => {
                 round.blamed = Some(i);
                 round.error = Some(e);
-                return round;
+                return;
             }
         };
+        let articles = &round.articles;
         let expected = match sent {
             Sent::Check(_) => [238, 431, 438],
             Sent::TakeThis(_) => [239, 439, 439],
@@ -711,7 +796,7 @@ async fn stream_round(
             // Shutting down (a restart, say): every article without an
             // answer is offered first thing on the next connection.
             round.error = Some(FeedError::Closing(answer));
-            return round;
+            return;
         }
         // 501: the peer finds the command (the message-id) bad; it will
         // never take this article, and the stream is still in step.
@@ -735,49 +820,51 @@ async fn stream_round(
         if let Some(problem) = problem {
             round.blamed = Some(i);
             round.error = Some(FeedError::Protocol(problem));
-            return round;
+            return;
         }
         if matches!(sent, Sent::TakeThis(_)) || c != 238 {
-            in_flight -= 1;
+            round.in_flight -= 1;
         }
         if !mode.skip_check && matches!(sent, Sent::Check(_)) {
             mode.record(c == 238);
         } else if mode.skip_check && matches!(sent, Sent::TakeThis(_)) {
             mode.record(c == 239);
         }
-        match c {
-            238 => takethis.push_back(i),
-            431 => round.verdicts[i] = Some(Verdict::Deferred),
-            438 => round.verdicts[i] = Some(Verdict::Refused),
-            239 => round.verdicts[i] = Some(Verdict::Accepted),
-            _ => round.verdicts[i] = Some(Verdict::Rejected),
-        }
+        let verdict = match c {
+            238 => {
+                round.takethis.push_back(i);
+                continue;
+            }
+            431 => Verdict::Deferred,
+            438 => Verdict::Refused,
+            239 => Verdict::Accepted,
+            _ => Verdict::Rejected,
+        };
+        round.verdicts[i] = Some(verdict);
+        round.articles[i].bytes = Vec::new();
     }
 }
 
-/// Offers `articles` one at a time with IHAVE (RFC 3977 §6.3.2).
-async fn ihave_round(link: &mut Link, articles: &[&LogArticle]) -> Round {
-    let mut round = Round {
-        verdicts: vec![None; articles.len()],
-        sent: 0,
-        blamed: None,
-        error: None,
-    };
+/// Offers the articles of `round` one at a time with IHAVE (RFC 3977
+/// §6.3.2).
+async fn ihave_round(link: &mut Link, round: &mut Round) {
     let mut out = Vec::new();
-    for (i, a) in articles.iter().enumerate() {
+    for i in round.sent..round.articles.len() {
         round.sent = i + 1;
-        match ihave_one(link, a, &mut out).await {
-            Ok(v) => round.verdicts[i] = Some(v),
+        match ihave_one(link, &round.articles[i], &mut out).await {
+            Ok(v) => {
+                round.verdicts[i] = Some(v);
+                round.articles[i].bytes = Vec::new();
+            }
             Err(e) => {
                 if !matches!(e, FeedError::Closing(_)) {
                     round.blamed = Some(i);
                 }
                 round.error = Some(e);
-                return round;
+                return;
             }
         }
     }
-    round
 }
 
 async fn ihave_one(
