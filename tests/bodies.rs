@@ -353,12 +353,22 @@ async fn a_server_killed_mid_feed_serves_every_acknowledged_body_whole() {
     let (mut server, addr) = common::spawn_binary(BIN, &config).await;
     let feed = streaming(addr).await;
     let (mut reader, mut writer) = feed.into_parts();
-    // The whole feed is sent without waiting (the server reads as it can).
-    let sender = tokio::spawn(async move {
-        for i in 0..N {
-            let text = takethis("m", "local.test", i);
-            if writer.write_all(text.as_bytes()).await.is_err() {
-                break;
+    // The feed is sent without waiting (the server reads as it can), but
+    // for the part after the first `SENT_BEFORE_KILL`, held back until the
+    // kill: however fast the server, the kill comes mid-feed.
+    const SENT_BEFORE_KILL: usize = 1000;
+    let killed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let sender = tokio::spawn({
+        let killed = killed.clone();
+        async move {
+            for i in 0..N {
+                if i == SENT_BEFORE_KILL {
+                    killed.notified().await;
+                }
+                let text = takethis("m", "local.test", i);
+                if writer.write_all(text.as_bytes()).await.is_err() {
+                    break;
+                }
             }
         }
     });
@@ -378,6 +388,7 @@ async fn a_server_killed_mid_feed_serves_every_acknowledged_body_whole() {
         acknowledged.push(answer[4..].to_owned());
         if acknowledged.len() == killed_after {
             server.start_kill().expect("SIGKILL");
+            killed.notify_one();
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), server.wait()).await;
