@@ -30,7 +30,6 @@ use thiserror::Error;
 
 use super::raw::{Db, RawError, Step, Stmt};
 use super::{keep_log_head_sql, withdraw};
-use crate::article;
 
 /// Where a body is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -676,24 +675,14 @@ pub fn verify(db: &Db, bodies: &Bodies) -> Result<Verified, RawError> {
 fn remove_unwritten(db: &Db, bad: &[(i64, String, Vec<u8>)]) -> Result<(), RawError> {
     if !bad.is_empty() {
         db.exec(&keep_log_head_sql())?;
-        let mut unnumber = db.prepare(withdraw::UNNUMBER)?;
-        let mut recount = db.prepare(withdraw::RECOUNT)?;
+        let mut unnumbering = withdraw::Unnumbering::prepare(db)?;
         let mut forget = [
             db.prepare("DELETE FROM history WHERE msgid = ?1 AND article_id = ?2")?,
             db.prepare("DELETE FROM history_recent WHERE msgid = ?1 AND article_id = ?2")?,
         ];
         let mut delete = db.prepare(withdraw::DELETE_ARTICLE)?;
         for (id, msgid, head) in bad {
-            for (group, number) in article::xref_entries(head) {
-                unnumber.bind_text(1, &group)?;
-                unnumber.bind_i64(2, number as i64)?;
-                unnumber.bind_i64(3, *id)?;
-                unnumber.execute()?;
-                if db.changes() > 0 {
-                    recount.bind_text(1, &group)?;
-                    recount.execute()?;
-                }
-            }
+            unnumbering.run(*id, head)?;
             for s in &mut forget {
                 s.bind_text(1, msgid)?;
                 s.bind_i64(2, *id)?;

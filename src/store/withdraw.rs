@@ -11,6 +11,7 @@
 
 use sqlx::SqliteConnection;
 
+use super::raw::{Db, RawError, Stmt};
 use super::{Result, Store, keep_log_head};
 use crate::article;
 use crate::wire::types::MessageId;
@@ -27,6 +28,41 @@ pub(crate) const UNNUMBER: &str = "DELETE FROM overview \
 pub(crate) const RECOUNT: &str = "UPDATE groups SET count = max(count - 1, 0), \
      low = coalesce((SELECT min(number) FROM overview WHERE group_id = groups.id), high + 1) \
      WHERE name = ?1";
+
+/// `UNNUMBER` and `RECOUNT` prepared on a raw handle, for the writer's
+/// cancels and the removal of articles whose bodies never reached the
+/// disk (`bodies::verify`).
+pub(crate) struct Unnumbering<'db> {
+    db: &'db Db,
+    unnumber: Stmt<'db>,
+    recount: Stmt<'db>,
+}
+
+impl<'db> Unnumbering<'db> {
+    pub(crate) fn prepare(db: &'db Db) -> std::result::Result<Unnumbering<'db>, RawError> {
+        Ok(Unnumbering {
+            db,
+            unnumber: db.prepare(UNNUMBER)?,
+            recount: db.prepare(RECOUNT)?,
+        })
+    }
+
+    /// Takes article `id`'s numbers, those of the Xref in its `head`, out
+    /// of their groups, and counts each group down for the one it lost.
+    pub(crate) fn run(&mut self, id: i64, head: &[u8]) -> std::result::Result<(), RawError> {
+        for (group, number) in article::xref_entries(head) {
+            self.unnumber.bind_text(1, &group)?;
+            self.unnumber.bind_i64(2, number as i64)?;
+            self.unnumber.bind_i64(3, id)?;
+            self.unnumber.execute()?;
+            if self.db.changes() > 0 {
+                self.recount.bind_text(1, &group)?;
+                self.recount.execute()?;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Remembers message-id ?1 as cancelled until ?2, whatever history said
 /// of it before: two statements, to run in this order in one transaction.

@@ -48,8 +48,7 @@ struct WithdrawStmts<'db> {
     history: Stmt<'db>,
     read: Stmt<'db>,
     keep_head: Stmt<'db>,
-    unnumber: Stmt<'db>,
-    recount: Stmt<'db>,
+    unnumbering: withdraw::Unnumbering<'db>,
     /// `withdraw::REMEMBER_CANCELLED`, its two statements.
     remember: [Stmt<'db>; 2],
     delete: Stmt<'db>,
@@ -61,8 +60,7 @@ impl<'db> WithdrawStmts<'db> {
             history: db.prepare("SELECT status, article_id FROM history_all WHERE msgid = ?1")?,
             read: db.prepare("SELECT bytes FROM articles WHERE id = ?1")?,
             keep_head: db.prepare(&keep_log_head_sql())?,
-            unnumber: db.prepare(withdraw::UNNUMBER)?,
-            recount: db.prepare(withdraw::RECOUNT)?,
+            unnumbering: withdraw::Unnumbering::prepare(db)?,
             remember: [
                 db.prepare(withdraw::REMEMBER_CANCELLED[0])?,
                 db.prepare(withdraw::REMEMBER_CANCELLED[1])?,
@@ -1108,16 +1106,7 @@ impl<'db> BatchWriter<'db> {
             self.overview.write(self.last_id)?;
         }
         // Its numbers are those of the Xref the writer wrote.
-        for (group, number) in article::xref_entries(&bytes) {
-            st.unnumber.bind_text(1, &group)?;
-            st.unnumber.bind_i64(2, number as i64)?;
-            st.unnumber.bind_i64(3, id)?;
-            st.unnumber.execute()?;
-            if self.db.changes() > 0 {
-                st.recount.bind_text(1, &group)?;
-                st.recount.execute()?;
-            }
-        }
+        st.unnumbering.run(id, &bytes)?;
         st.remember_cancelled(target, remember_until)?;
         st.delete.bind_i64(1, id)?;
         st.delete.execute()?;
