@@ -56,6 +56,15 @@ async fn nntplib_posts_in_real_world_shapes_read_back_as_posted() {
     run_script("post_forms.py").await;
 }
 
+/// Every POST of more than 8 KiB from nntplib took ~44 ms (Nagle on the
+/// client, delayed acknowledgements on the server): the median must be
+/// far below that. A generous bound, not a speed target: fixed, a post
+/// takes a few milliseconds.
+#[tokio::test]
+async fn nntplib_large_posts_are_not_held_by_delayed_acknowledgements() {
+    run_script("post_large_quick.py").await;
+}
+
 #[tokio::test]
 async fn nntplib_clients_see_each_others_posts_and_get_distinct_numbers() {
     run_script("two_clients.py").await;
