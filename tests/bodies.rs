@@ -187,13 +187,14 @@ async fn stop(mut server: tokio::process::Child) {
 }
 
 /// Articles streamed in bursts have their bodies written to segment files
-/// (more than one: 1.5 MB of bodies in 1 MiB segments), and every way of
-/// reading them gives the article whole: ARTICLE, BODY and HEAD by
-/// message-id and by number, OVER's size and lines, and a peer fed from
-/// this server gets them intact.
+/// (more than one: 2.4 MB of bodies in 1 MiB segments, so that the half
+/// of them the test insists go apart already fill more than one), and
+/// every way of reading them gives the article whole: ARTICLE, BODY and
+/// HEAD by message-id and by number, OVER's size and lines, and a peer
+/// fed from this server gets them intact.
 #[tokio::test]
 async fn large_bodies_are_kept_in_segments_and_served_whole() {
-    const N: usize = 300;
+    const N: usize = 450;
     let dir = tempfile::tempdir().expect("tempdir");
     let sink_config = config(dir.path(), "sink", "");
     let (sink, sink_addr) = common::spawn_binary(BIN, &sink_config).await;
