@@ -320,20 +320,6 @@ async fn a_killed_server_keeps_acknowledged_bodies_and_drops_an_unwritten_one() 
         "SELECT max(id) FROM articles WHERE body_seg IS NOT NULL",
     )
     .await;
-    let seg = sql(
-        &db,
-        &format!("SELECT body_seg FROM articles WHERE id = {newest}"),
-    )
-    .await;
-    let off = sql(
-        &db,
-        &format!("SELECT body_off FROM articles WHERE id = {newest}"),
-    )
-    .await;
-    let path = PathBuf::from(format!("{}.bodies/{seg:08}", db.display()));
-    let mut bytes = std::fs::read(&path).expect("segment");
-    bytes[usize::try_from(off).expect("offset")] ^= 0x20;
-    std::fs::write(&path, bytes).expect("spoil");
     let url = format!("sqlite://{}", db.display());
     let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
     sqlx::query("UPDATE meta SET value = ?1 WHERE key = 'bodies_verified'")
@@ -347,6 +333,8 @@ async fn a_killed_server_keeps_acknowledged_bodies_and_drops_an_unwritten_one() 
         .await
         .expect("msgid");
     pool.close().await;
+    // Its first octet is the body's leading dot.
+    damage_body(&db, &spoiled, 0, b'#').await;
 
     let (server, addr) = common::spawn_binary(BIN, &config).await;
     let mut c = common::reader(addr).await;
