@@ -649,7 +649,7 @@ struct Writer {
 
 impl Writer {
     /// Adds the message-ids of a committed batch to the filter, and has it
-    /// rebuilt larger when it is full.
+    /// grow when it is full.
     fn remember_ids(&self, batch: &Batch, cancelled: &[String]) {
         let ids = (batch.articles.iter())
             .map(|s| s.article.message_id.as_str())
@@ -657,7 +657,7 @@ impl Writer {
             .chain(cancelled.iter().map(String::as_str));
         if self.known.add(ids) {
             self.runtime
-                .spawn(self.known.clone().rebuild(self.store.clone()));
+                .spawn(self.known.clone().grow(self.store.clone()));
         }
     }
 }
