@@ -46,22 +46,22 @@ pub(crate) const LOG_TARGET: &str = module_path!();
 const BITS_PER_ID: usize = 10;
 
 /// Bits per id added with each layer grown, so that the layers' false
-/// positives add up to a bound however many there are: ~0.8%, 0.3%,
-/// 0.1%, ... when each is full (hashes: 0.69 per bit per id).
-const MORE_BITS_PER_LAYER: usize = 2;
+/// positives add up to ~2% at most, however many there are: ~0.8%, 0.5%,
+/// 0.3%, 0.2%, ... when each is full (hashes: 0.69 per bit per id).
+const MORE_BITS_PER_LAYER: usize = 1;
 
 /// Layers at most: past this the filter is built from history again, as
-/// one layer. Six layers hold 63 times what the first does.
+/// one layer. Six layers hold 63 times what the first does: grown from a
+/// million ids, 111 MiB for 63 million.
 const MAX_LAYERS: usize = 6;
 
-/// The smallest filter: room for a million ids (2 MiB: the bit count is
-/// rounded up to a power of two).
+/// The smallest filter: room for a million ids (1.25 MiB).
 const MIN_CAPACITY: usize = 1 << 20;
 
 /// A fixed-size Bloom filter whose bits are set and read without a lock.
 struct Filter {
     words: Box<[AtomicU64]>,
-    mask: u64,
+    bits: u64,
     capacity: usize,
     bits_per_id: usize,
     hashes: u64,
@@ -76,11 +76,11 @@ fn hash(msgid: &str) -> u64 {
 
 impl Filter {
     fn with_capacity(capacity: usize, bits_per_id: usize) -> Filter {
-        let bits = (capacity.max(1) * bits_per_id).next_power_of_two().max(64);
+        let bits = (capacity.max(1) * bits_per_id).next_multiple_of(64);
         let words = (0..bits / 64).map(|_| AtomicU64::new(0)).collect();
         Filter {
             words,
-            mask: bits as u64 - 1,
+            bits: bits as u64,
             capacity,
             bits_per_id,
             // ln 2 hashes per bit per id: the fewest false positives.
@@ -89,11 +89,16 @@ impl Filter {
         }
     }
 
-    /// The bit positions of an id of hash `h1` (double hashing).
+    /// The bit positions of an id of hash `h1` (double hashing, each
+    /// 64-bit hash taken to the filter's size by multiplying: the size
+    /// need not be a power of two, which could take twice the memory).
     fn positions(&self, h1: u64) -> impl Iterator<Item = u64> + use<> {
         let h2 = splitmix(h1) | 1;
-        let mask = self.mask;
-        (0..self.hashes).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) & mask)
+        let bits = u128::from(self.bits);
+        (0..self.hashes).map(move |i| {
+            let h = h1.wrapping_add(i.wrapping_mul(h2));
+            ((u128::from(h) * bits) >> 64) as u64
+        })
     }
 
     /// Sets the bits of an id of hash `h1`. It is counted only if it set
@@ -418,11 +423,12 @@ mod tests {
         assert!((0..next).all(|i| !known.surely_new(&format!("<{i}@known.example>"))));
         let held = known.held().unwrap();
         assert!(held <= next && held > next * 98 / 100, "{held} of {next}");
-        // Four full layers: ~0.8% + 0.3% + 0.1% + 0.05%.
+        // Four full layers: ~0.8% + 0.5% + 0.3% + 0.2%, a little more as
+        // each holds 5% more than it was sized for (2.4% here).
         let false_positives = (0..100_000)
             .filter(|i| !known.surely_new(&format!("<{i}@new.example>")))
             .count();
-        assert!(false_positives < 2_000, "{false_positives} false positives");
+        assert!(false_positives < 3_000, "{false_positives} false positives");
     }
 
     #[tokio::test]
