@@ -623,13 +623,34 @@ impl Store {
         let Some(r) = row else {
             return Ok(None);
         };
-        let head = (r.get(1), r.get(2), body_place(&r, 3));
-        let (msgid, bytes) = self.whole(vec![head]).await?.pop().unwrap_or_default();
-        Ok(Some(StoredArticle {
-            id: r.get(0),
-            msgid,
-            bytes,
-        }))
+        let id: i64 = r.get(0);
+        let place = body_place(&r, 3);
+        let (msgid, bytes) = match self.whole(vec![(r.get(1), r.get(2), place)]).await {
+            Ok(mut whole) => whole.pop().unwrap_or_default(),
+            // An expiry or a cancel may have removed the article since
+            // its row was read, and the writer filled its segment again:
+            // then the article is gone, not damaged.
+            Err(e @ StoreError::Body(_)) => match self.still_stored(id, place).await? {
+                true => return Err(e),
+                false => return Ok(None),
+            },
+            Err(e) => return Err(e),
+        };
+        Ok(Some(StoredArticle { id, msgid, bytes }))
+    }
+
+    /// Whether article `id` is still stored with its body at `place`.
+    async fn still_stored(&self, id: i64, place: Option<bodies::BodyPlace>) -> Result<bool> {
+        let (seg, off) = place.map_or((None, None), |p| (Some(p.seg), Some(p.off as i64)));
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM articles WHERE id = ?1 AND body_seg IS ?2 AND body_off IS ?3",
+        )
+        .bind(id)
+        .bind(seg)
+        .bind(off)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
     }
 
     /// Whole articles from what their rows hold (with anything beside,
@@ -1240,5 +1261,88 @@ impl Store {
             known.extend(q.fetch_all(&self.pool).await?);
         }
         Ok(known)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store with one article (id 1) whose body is in segment 1, and the
+    /// article's row as a reader reads it.
+    async fn article_apart(dir: &Path) -> (Store, sqlx::sqlite::SqliteRow, PathBuf) {
+        let config = crate::config::StorageConfig {
+            database: dir.join("t.db"),
+            ..Default::default()
+        };
+        let (store, _) = Store::open(&config).await.expect("open");
+        let body = b"The body, kept apart.\r\n".repeat(200);
+        let segments = bodies::directory(&config.database);
+        std::fs::create_dir_all(&segments).expect("segment directory");
+        let segment = segments.join(format!("{:08}", 1));
+        std::fs::write(&segment, &body).expect("segment");
+        let url = format!("sqlite://{}", config.database.display());
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
+        sqlx::query(
+            "INSERT INTO articles (id, arrived, msgid, bytes, body_seg, body_off, body_len, body_crc) \
+             VALUES (1, 0, '<apart@example>', ?1, 1, 0, ?2, ?3)",
+        )
+        .bind(b"Message-ID: <apart@example>\r\n\r\n".to_vec())
+        .bind(body.len() as i64)
+        .bind(i64::from(crc32fast::hash(&body)))
+        .execute(&pool)
+        .await
+        .expect("article row");
+        pool.close().await;
+        let row = sqlx::query(&format!(
+            "SELECT id, msgid, bytes, {} FROM articles WHERE id = 1",
+            bodies::columns("")
+        ))
+        .fetch_one(&store.pool)
+        .await
+        .expect("row");
+        (store, row, segment)
+    }
+
+    #[tokio::test]
+    async fn a_body_overwritten_after_its_article_was_removed_reads_as_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, row, segment) = article_apart(dir.path()).await;
+        // Removed (its segment's count goes down by the trigger), and the
+        // segment filled again with other bodies.
+        sqlx::query("DELETE FROM articles WHERE id = 1")
+            .execute(&store.pool)
+            .await
+            .expect("remove");
+        let len = std::fs::metadata(&segment).expect("segment").len() as usize;
+        std::fs::write(&segment, vec![b'x'; len]).expect("refill");
+        assert!(
+            store
+                .stored_article(Some(row))
+                .await
+                .expect("read")
+                .is_none()
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_damaged_body_of_a_stored_article_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, row, segment) = article_apart(dir.path()).await;
+        let whole = store.stored_article(Some(row)).await.expect("read");
+        assert!(whole.is_some_and(|a| a.bytes.ends_with(b"kept apart.\r\n")));
+        let len = std::fs::metadata(&segment).expect("segment").len() as usize;
+        std::fs::write(&segment, vec![b'x'; len]).expect("damage");
+        let row = sqlx::query(&format!(
+            "SELECT id, msgid, bytes, {} FROM articles WHERE id = 1",
+            bodies::columns("")
+        ))
+        .fetch_one(&store.pool)
+        .await
+        .expect("row");
+        let read = store.stored_article(Some(row)).await;
+        assert!(matches!(read, Err(StoreError::Body(_))), "{read:?}");
+        store.close().await;
     }
 }
