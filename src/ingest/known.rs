@@ -368,26 +368,33 @@ mod tests {
         assert!(!known.surely_new("<during@build>"));
     }
 
-    #[tokio::test]
-    async fn is_built_from_history() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    /// A store whose history holds `<0@old.example>` to `<N-1@old.example>`.
+    async fn store_with_history(dir: &std::path::Path, ids: i64) -> Store {
         let config = crate::config::StorageConfig {
-            database: dir.path().join("t.db"),
+            database: dir.join("t.db"),
             ..Default::default()
         };
         let (store, _) = Store::open(&config).await.expect("open");
-        // More than one chunk of the walk.
         let url = format!("sqlite://{}", config.database.display());
         let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
         sqlx::query(
             "INSERT INTO history (msgid, status) \
-             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 44999) \
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 - 1) \
              SELECT '<' || i || '@old.example>', 1 FROM n",
         )
+        .bind(ids)
         .execute(&pool)
         .await
         .expect("seed history");
         pool.close().await;
+        store
+    }
+
+    #[tokio::test]
+    async fn is_built_from_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // More than one chunk of the walk.
+        let store = store_with_history(dir.path(), 45_000).await;
         let known = Arc::new(KnownIds::default());
         known.clone().rebuild(store.clone()).await;
         assert!((0..45_000).all(|i| !known.surely_new(&format!("<{i}@old.example>"))));
@@ -434,22 +441,7 @@ mod tests {
     #[tokio::test]
     async fn grows_by_a_layer_unless_it_holds_much_that_history_has_forgotten() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = crate::config::StorageConfig {
-            database: dir.path().join("t.db"),
-            ..Default::default()
-        };
-        let (store, _) = Store::open(&config).await.expect("open");
-        let url = format!("sqlite://{}", config.database.display());
-        let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
-        sqlx::query(
-            "INSERT INTO history (msgid, status) \
-             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 29999) \
-             SELECT '<' || i || '@old.example>', 1 FROM n",
-        )
-        .execute(&pool)
-        .await
-        .expect("seed history");
-        pool.close().await;
+        let store = store_with_history(dir.path(), 30_000).await;
         let known = Arc::new(KnownIds::default());
         known.clone().rebuild(store.clone()).await;
         assert_eq!(known.held(), Some(30_000));

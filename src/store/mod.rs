@@ -1294,14 +1294,19 @@ mod tests {
         .await
         .expect("article row");
         pool.close().await;
-        let row = sqlx::query(&format!(
+        let row = article_row(&store).await;
+        (store, row, segment)
+    }
+
+    /// Article 1's row, as a reader reads it.
+    async fn article_row(store: &Store) -> sqlx::sqlite::SqliteRow {
+        sqlx::query(&format!(
             "SELECT id, msgid, bytes, {} FROM articles WHERE id = 1",
             bodies::columns("")
         ))
         .fetch_one(&store.pool)
         .await
-        .expect("row");
-        (store, row, segment)
+        .expect("row")
     }
 
     #[tokio::test]
@@ -1334,14 +1339,7 @@ mod tests {
         assert!(whole.is_some_and(|a| a.bytes.ends_with(b"kept apart.\r\n")));
         let len = std::fs::metadata(&segment).expect("segment").len() as usize;
         std::fs::write(&segment, vec![b'x'; len]).expect("damage");
-        let row = sqlx::query(&format!(
-            "SELECT id, msgid, bytes, {} FROM articles WHERE id = 1",
-            bodies::columns("")
-        ))
-        .fetch_one(&store.pool)
-        .await
-        .expect("row");
-        let read = store.stored_article(Some(row)).await;
+        let read = store.stored_article(Some(article_row(&store).await)).await;
         assert!(matches!(read, Err(StoreError::Body(_))), "{read:?}");
         store.close().await;
     }
