@@ -601,3 +601,66 @@ async fn a_damaged_body_is_left_out_of_a_feed_and_the_rest_goes() {
     stop(source).await;
     stop(sink).await;
 }
+
+/// A feeder reads a body kept apart only for an article its peer takes:
+/// the peer gets those whole, and none of the others is offered.
+#[tokio::test]
+async fn a_feed_offers_large_articles_by_the_peers_patterns_only() {
+    const N: usize = 60;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink_port = common::free_port();
+    let source_config = config(
+        dir.path(),
+        "source",
+        &format!(
+            "[[peer]]\nname = \"sink\"\naddress = \"127.0.0.1:{sink_port}\"\n\
+             path_identity = \"sink.test\"\nsend = \"local.*,!local.other\"\nmax_backoff_secs = 1\n"
+        ),
+    );
+    let (source, addr) = common::spawn_binary(BIN, &source_config).await;
+    let mut feed = streaming(addr).await;
+    // Bursts of both groups, so that bodies of both are kept apart.
+    for start in (0..N).step_by(20) {
+        stream(&mut feed, "w", "local.test", start..start + 20).await;
+        stream(&mut feed, "x", "local.other", start..start + 20).await;
+    }
+    let source_db = dir.path().join("source.db");
+    let apart = sql(
+        &source_db,
+        "SELECT count(*) FROM articles WHERE body_seg IS NOT NULL",
+    )
+    .await;
+    assert!(apart >= N as i64, "only {apart} bodies kept apart");
+
+    let sink_config = config(dir.path(), "sink", "");
+    let text = std::fs::read_to_string(&sink_config).expect("config");
+    let text = text.replace("127.0.0.1:0", &format!("127.0.0.1:{sink_port}"));
+    std::fs::write(&sink_config, text).expect("config");
+    let (sink, sink_addr) = common::spawn_binary(BIN, &sink_config).await;
+    let mut far = common::reader(sink_addr).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = far.cmd("GROUP local.test").await;
+        if status.starts_with(&format!("211 {N} ")) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sink: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in 0..N {
+        check_article(&mut far, "w", i).await;
+    }
+    let status = far.cmd("GROUP local.other").await;
+    assert!(status.starts_with("211 0 "), "{status}");
+    let run = common::tidings(&source_config, &["peer", "status", "--json"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let peers: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let sink_state = peers
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == "sink"))
+        .unwrap_or_else(|| panic!("no sink in {peers}"));
+    assert_eq!(sink_state["offered"], N, "{sink_state}");
+    assert_eq!(sink_state["accepted"], N, "{sink_state}");
+    stop(source).await;
+    stop(sink).await;
+}

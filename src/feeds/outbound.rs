@@ -657,7 +657,13 @@ impl Round {
     /// Adds the articles of `batch` that `peer` takes.
     fn take(&mut self, peer: &PeerConfig, batch: Vec<LogArticle>) {
         for a in batch {
-            match filter::check_sized(peer, &a.bytes, a.size) {
+            // The filter said yes already to an article whose body was
+            // read for it; asked again, it only parses the head again.
+            let verdict = match a.wanted {
+                true => Ok(()),
+                false => filter::check_sized(peer, &a.bytes, a.size),
+            };
+            match verdict {
                 // Its damaged body was logged when it was read.
                 Ok(()) if a.unreadable => {}
                 Ok(()) => {

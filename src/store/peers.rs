@@ -60,6 +60,10 @@ pub struct LogArticle {
     pub size: usize,
     /// Its body could not be read (logged): it is not offered.
     pub unreadable: bool,
+    /// The feeder's `Wants` took it already: its body is kept apart, and
+    /// was read for it. (Otherwise the feeder's filter has not been asked,
+    /// or said no.)
+    pub wanted: bool,
 }
 
 /// Whether a feeder's peer gets an article, from its head (or all of it)
@@ -84,13 +88,15 @@ impl Store {
             let bytes: Vec<u8> = r.get(2);
             let place = super::body_place(&r, 3);
             let size = bytes.len() + place.map_or(0, |p| p.len);
-            places.push(place.filter(|_| wants(&bytes, size)));
+            let place = place.filter(|_| wants(&bytes, size));
+            places.push(place);
             articles.push(LogArticle {
                 id: r.get(0),
                 msgid: r.get(1),
                 bytes,
                 size,
                 unreadable: false,
+                wanted: place.is_some(),
             });
         }
         drop(rows);
