@@ -553,6 +553,50 @@ async fn expiry_frees_segments_and_counts_the_bodies_it_removes() {
     stop(server).await;
 }
 
+/// A source server feeding a peer "sink" on `sink_port` the groups
+/// `send`: its configuration, process and address.
+async fn source_feeding_sink(
+    dir: &Path,
+    sink_port: u16,
+    send: &str,
+) -> (PathBuf, tokio::process::Child, std::net::SocketAddr) {
+    let source_config = config(
+        dir,
+        "source",
+        &format!(
+            "[[peer]]\nname = \"sink\"\naddress = \"127.0.0.1:{sink_port}\"\n\
+             path_identity = \"sink.test\"\nsend = \"{send}\"\nmax_backoff_secs = 1\n"
+        ),
+    );
+    let (source, addr) = common::spawn_binary(BIN, &source_config).await;
+    (source_config, source, addr)
+}
+
+/// Starts the sink on `sink_port` (the source's backlog then drains to
+/// it) and waits until it has `count` articles in `group`.
+async fn sink_with(
+    dir: &Path,
+    sink_port: u16,
+    group: &str,
+    count: usize,
+) -> (tokio::process::Child, Client) {
+    let sink_config = config(dir, "sink", "");
+    let text = std::fs::read_to_string(&sink_config).expect("config");
+    let text = text.replace("127.0.0.1:0", &format!("127.0.0.1:{sink_port}"));
+    std::fs::write(&sink_config, text).expect("config");
+    let (sink, sink_addr) = common::spawn_binary(BIN, &sink_config).await;
+    let mut far = common::reader(sink_addr).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = far.cmd(&format!("GROUP {group}")).await;
+        if status.starts_with(&format!("211 {count} ")) {
+            return (sink, far);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sink: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// One damaged body does not stop a feed: the peer gets every other
 /// article whole, and the damaged one is not offered (the feeder logs it).
 #[tokio::test]
@@ -560,15 +604,7 @@ async fn a_damaged_body_is_left_out_of_a_feed_and_the_rest_goes() {
     const N: usize = 120;
     let dir = tempfile::tempdir().expect("tempdir");
     let sink_port = common::free_port();
-    let source_config = config(
-        dir.path(),
-        "source",
-        &format!(
-            "[[peer]]\nname = \"sink\"\naddress = \"127.0.0.1:{sink_port}\"\n\
-             path_identity = \"sink.test\"\nsend = \"local.*\"\nmax_backoff_secs = 1\n"
-        ),
-    );
-    let (source, addr) = common::spawn_binary(BIN, &source_config).await;
+    let (_, source, addr) = source_feeding_sink(dir.path(), sink_port, "local.*").await;
     let mut feed = streaming(addr).await;
     stream(&mut feed, "d", "local.test", 0..N).await;
     // The sink is not up yet: the whole feed waits in the backlog while
@@ -578,21 +614,7 @@ async fn a_damaged_body_is_left_out_of_a_feed_and_the_rest_goes() {
     let damaged = id_of("d", spoiled);
     damage_body(&source_db, &damaged, 0, b'#').await;
 
-    let sink_config = config(dir.path(), "sink", "");
-    let text = std::fs::read_to_string(&sink_config).expect("config");
-    let text = text.replace("127.0.0.1:0", &format!("127.0.0.1:{sink_port}"));
-    std::fs::write(&sink_config, text).expect("config");
-    let (sink, sink_addr) = common::spawn_binary(BIN, &sink_config).await;
-    let mut far = common::reader(sink_addr).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = far.cmd("GROUP local.test").await;
-        if status.starts_with(&format!("211 {} ", N - 1)) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "sink: {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (sink, mut far) = sink_with(dir.path(), sink_port, "local.test", N - 1).await;
     for i in (0..N).filter(|&i| i != spoiled) {
         check_article(&mut far, "d", i).await;
     }
@@ -609,15 +631,8 @@ async fn a_feed_offers_large_articles_by_the_peers_patterns_only() {
     const N: usize = 60;
     let dir = tempfile::tempdir().expect("tempdir");
     let sink_port = common::free_port();
-    let source_config = config(
-        dir.path(),
-        "source",
-        &format!(
-            "[[peer]]\nname = \"sink\"\naddress = \"127.0.0.1:{sink_port}\"\n\
-             path_identity = \"sink.test\"\nsend = \"local.*,!local.other\"\nmax_backoff_secs = 1\n"
-        ),
-    );
-    let (source, addr) = common::spawn_binary(BIN, &source_config).await;
+    let (source_config, source, addr) =
+        source_feeding_sink(dir.path(), sink_port, "local.*,!local.other").await;
     let mut feed = streaming(addr).await;
     // Bursts of both groups, so that bodies of both are kept apart.
     for start in (0..N).step_by(20) {
@@ -632,21 +647,7 @@ async fn a_feed_offers_large_articles_by_the_peers_patterns_only() {
     .await;
     assert!(apart >= N as i64, "only {apart} bodies kept apart");
 
-    let sink_config = config(dir.path(), "sink", "");
-    let text = std::fs::read_to_string(&sink_config).expect("config");
-    let text = text.replace("127.0.0.1:0", &format!("127.0.0.1:{sink_port}"));
-    std::fs::write(&sink_config, text).expect("config");
-    let (sink, sink_addr) = common::spawn_binary(BIN, &sink_config).await;
-    let mut far = common::reader(sink_addr).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = far.cmd("GROUP local.test").await;
-        if status.starts_with(&format!("211 {N} ")) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "sink: {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (sink, mut far) = sink_with(dir.path(), sink_port, "local.test", N).await;
     for i in 0..N {
         check_article(&mut far, "w", i).await;
     }
