@@ -214,7 +214,7 @@ impl KnownIds {
         if self.building.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.build_logged(&store).await;
+        self.build_logged(&store, None).await;
         self.building.store(false, Ordering::Release);
     }
 
@@ -241,7 +241,7 @@ impl KnownIds {
                         self.add_layer(2 * capacity, bits + MORE_BITS_PER_LAYER)
                             .await
                     }
-                    _ => self.build_logged(&store).await,
+                    _ => self.build_logged(&store, Some(count as usize)).await,
                 }
             }
             Err(e) => warn!("counting history to grow the message-id filter: {e}"),
@@ -272,9 +272,10 @@ impl KnownIds {
         );
     }
 
-    async fn build_logged(&self, store: &Store) {
+    /// Builds from history (see `build`), and logs how it went.
+    async fn build_logged(&self, store: &Store, count: Option<usize>) {
         let started = std::time::Instant::now();
-        match self.build(store).await {
+        match self.build(store, count).await {
             Ok((ids, bytes)) => info!(
                 ids,
                 kib = bytes / 1024,
@@ -290,8 +291,17 @@ impl KnownIds {
         }
     }
 
-    async fn build(&self, store: &Store) -> Result<(usize, usize), crate::store::StoreError> {
-        let count = store.history_count().await? as usize;
+    /// Builds a filter from history, sized for twice the `count` ids it
+    /// holds (counted here when not given), and answers from it alone.
+    async fn build(
+        &self,
+        store: &Store,
+        count: Option<usize>,
+    ) -> Result<(usize, usize), crate::store::StoreError> {
+        let count = match count {
+            Some(c) => c,
+            None => store.history_count().await? as usize,
+        };
         let filter = Arc::new(Filter::with_capacity(
             (2 * count).max(MIN_CAPACITY),
             BITS_PER_ID,

@@ -100,7 +100,8 @@ pub fn bytes_in(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn segment_path(dir: &Path, seg: i64) -> PathBuf {
+/// The file of segment `seg` in the segment directory `dir`.
+pub(crate) fn segment_path(dir: &Path, seg: i64) -> PathBuf {
     dir.join(format!("{seg:08}"))
 }
 

@@ -1279,7 +1279,7 @@ mod tests {
         let body = b"The body, kept apart.\r\n".repeat(200);
         let segments = bodies::directory(&config.database);
         std::fs::create_dir_all(&segments).expect("segment directory");
-        let segment = segments.join(format!("{:08}", 1));
+        let segment = bodies::segment_path(&segments, 1);
         std::fs::write(&segment, &body).expect("segment");
         let url = format!("sqlite://{}", config.database.display());
         let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
