@@ -314,8 +314,8 @@ impl KnownIds {
         // tail first: an id leaves it only after history has it, so read
         // in this order none slips between the two (and the same holds
         // for history's two tables, `HistoryLevel::WALK`).
-        for id in store.tail().ids() {
-            filter.insert(hash(&id));
+        for h in store.tail().map_ids(hash) {
+            filter.insert(h);
         }
         for level in HistoryLevel::WALK {
             let mut after = String::new();

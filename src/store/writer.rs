@@ -218,8 +218,9 @@ struct Merge {
     after: i64,
     /// The last log id it covers: `history_through` once it is done.
     through: i64,
-    /// The tail's entries up to `through`, in message-id order.
-    entries: Vec<(Arc<str>, i64)>,
+    /// The tail's entries up to `through`, in message-id order (their
+    /// numbers in the tail, `Tail::sorted_through`).
+    entries: Vec<u32>,
     /// How many are written.
     done: usize,
 }
@@ -785,16 +786,22 @@ impl<'db> BatchWriter<'db> {
         let newest_removed = self.removed_through.first_i64()?.unwrap_or(i64::MAX);
         let check = newest_removed > merge.after;
         let level = usize::from(merge.into_recent);
-        for (msgid, id) in &merge.entries[merge.done..end] {
+        let tail = self.tail.clone();
+        let ids = tail.read();
+        // The entries stay until the merge ends (`merged`), and only this
+        // writer takes them away.
+        let slice = merge.entries[merge.done..end].iter();
+        for (msgid, id) in slice.filter_map(|&n| ids.as_ref()?.entry(n)) {
             let s = if check {
                 &mut self.merge_history_checked[level]
             } else {
                 &mut self.merge_history[level]
             };
             s.bind_text(1, msgid)?;
-            s.bind_i64(2, *id)?;
+            s.bind_i64(2, id)?;
             s.execute()?;
         }
+        drop(ids);
         let last = end == merge.entries.len();
         if last {
             self.set_through.bind_i64(1, merge.through)?;
