@@ -514,6 +514,18 @@ pub(crate) fn rss_kib(pid: u32) -> Option<(u64, u64, u64)> {
     Some((field("VmRSS:")?, field("RssAnon:")?, field("RssFile:")?))
 }
 
+/// CPU time a process has used so far (user and system), in seconds.
+pub(crate) fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command, which may hold spaces, in parentheses.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf only reads its argument.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| (utime + stime) as f64 / hz as f64)
+}
+
 pub(crate) fn report_rss(pid: u32, when: &str) {
     if let Some((total, anon, file)) = rss_kib(pid) {
         println!(

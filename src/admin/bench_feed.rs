@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
 use super::bench::{
-    BenchResult, err, free_port, report_rss, spawn_server, spawn_server_with_history,
+    BenchResult, cpu_seconds, err, free_port, report_rss, spawn_server, spawn_server_with_history,
 };
 
 #[derive(Args, Debug, Clone)]
@@ -517,6 +517,7 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             Vec::new()
         };
         let (mut rates, mut inn_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let mut cpu_micros = Vec::new();
         let mut accepted = 0;
         for round in 0..rounds {
             if round > 0 {
@@ -526,11 +527,26 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
                 Some(inn) => Some(inn.ingest(&b, &articles, bytes).await?),
                 None => None,
             };
+            let pid = server.as_ref().and_then(|s| s.child.id());
+            let cpu_before = pid.and_then(cpu_seconds);
             let (n, secs) = ingest(&b, addr, &articles).await?;
             accepted += n;
             let rate = n as f64 / secs;
+            // The server's CPU per article: steadier than the rate on a
+            // machine whose speed drifts, and what a second core buys.
+            let cpu = match (cpu_before, pid.and_then(cpu_seconds)) {
+                (Some(before), Some(after)) if n > 0 => {
+                    let micros = (after - before) / n as f64 * 1e6;
+                    cpu_micros.push(micros);
+                    format!(
+                        "; server CPU {micros:.1} µs per article ({:.0}% of a core)",
+                        (after - before) / secs * 100.0
+                    )
+                }
+                _ => String::new(),
+            };
             println!(
-                "ingest: {n} accepted in {secs:.2} s: {rate:.0} articles/s, {:.1} MB/s",
+                "ingest: {n} accepted in {secs:.2} s: {rate:.0} articles/s, {:.1} MB/s{cpu}",
                 bytes as f64 / secs / 1e6
             );
             rates.push(rate);
@@ -559,13 +575,13 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
                 (articles.len() as u64).saturating_sub(left)
             );
         }
-        Ok::<_, String>((accepted, rates, inn_rates, ratios))
+        Ok::<_, String>((accepted, rates, inn_rates, ratios, cpu_micros))
     }
     .await;
     if let Some(inn) = &inn {
         inn.stop().await;
     }
-    let (accepted, rates, inn_rates, ratios) = measured?;
+    let (accepted, rates, inn_rates, ratios, cpu_micros) = measured?;
     if rounds > 1 {
         let each = |v: &[f64], digits: usize| {
             v.iter()
@@ -578,6 +594,13 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             median(rates.clone()),
             each(&rates, 0)
         );
+        if !cpu_micros.is_empty() {
+            println!(
+                "median of {rounds} rounds: server CPU {:.1} µs per article (each: {})",
+                median(cpu_micros.clone()),
+                each(&cpu_micros, 1)
+            );
+        }
         if !ratios.is_empty() {
             println!(
                 "median of {rounds} rounds: INN {:.0} articles/s, tidings / INN {:.2}x (each: {})",
