@@ -429,6 +429,10 @@ pub struct StorageConfig {
     pub body_min_bytes: usize,
     /// The size of a body segment file, in MiB.
     pub body_segment_mib: u64,
+    /// At start, the database file is made at least this many MiB long,
+    /// the room as free pages that new articles then take (as INN's CNFS
+    /// buffers are made whole in advance); 0: it grows as articles come.
+    pub preallocate_mib: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -658,6 +662,7 @@ impl Default for StorageConfig {
             wal_size_mib: 160,
             body_min_bytes: 4096,
             body_segment_mib: 64,
+            preallocate_mib: 0,
         }
     }
 }

@@ -387,7 +387,11 @@ pub(crate) async fn spawn_server_with_history(
     let mut child = command.spawn().map_err(err("start server"))?;
     let filter_built = child.stderr.take().map(watch_for_filter);
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    for _ in 0..100 {
+    let deadline = std::time::Instant::now() + START_WAIT;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("the server exited before listening: {status}"));
+        }
         if TcpStream::connect(addr).await.is_ok() {
             if let Some(built) = filter_built {
                 // Until then every CHECK asks history: a restart, not the
@@ -403,6 +407,11 @@ pub(crate) async fn spawn_server_with_history(
     }
     Err("server did not start listening".into())
 }
+
+/// How long a server is given to start listening: a preallocated
+/// database (`storage.preallocate_mib`) is written whole first, ~7 s per
+/// GiB on the 2-core VM.
+const START_WAIT: Duration = Duration::from_secs(300);
 
 /// How long a server is given to build its message-id filter (~1.3 s for
 /// 2 million ids on the 2-core VM).

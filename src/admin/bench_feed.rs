@@ -432,6 +432,15 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         None => {
             // The [storage] table is open: its settings come first.
             let mut extra: String = b.storage.iter().map(|s| format!("{s}\n")).collect();
+            // Beside INN, tidings gets the room INN's cycbuff gets, made
+            // before the timed rounds as that is (`Inn::start`), unless
+            // --storage says otherwise.
+            let room = b.vs_inn.is_some() && !b.storage.iter().any(|s| s.contains("preallocate_mib"));
+            if room {
+                let mib = cycbuff_mib(load_bytes(&b) * b.rounds.max(1));
+                extra.push_str(&format!("preallocate_mib = {mib}\n"));
+                println!("tidings' database preallocated to {mib} MiB, INN's cycbuff's size");
+            }
             extra.push_str(&peer_block("origin", None));
             if let Some(s) = &sink {
                 extra.push_str(&peer_block("sink", Some(s.addr)));
@@ -738,7 +747,7 @@ impl Inn {
         std::fs::create_dir_all(&inn_dir).map_err(err("INN dir"))?;
         let port = free_port()?;
         // Room for every article twice over, so CNFS never wraps mid-run.
-        let cycbuff_mb = (2 * bytes / (1 << 20)).max(64);
+        let cycbuff_mb = cycbuff_mib(bytes);
         let out = tokio::process::Command::new("bash")
             .arg(script)
             .arg(&inn_dir)
@@ -820,6 +829,21 @@ async fn warm_page_cache(dir: &std::path::Path, mib: usize) -> BenchResult<()> {
 }
 
 /// The median of `v` (0 when empty).
+/// The size of INN's cycbuff for a load of `bytes` in all (its rounds
+/// included), in MiB: room for it twice over.
+fn cycbuff_mib(bytes: usize) -> usize {
+    (2 * bytes / (1 << 20)).max(64)
+}
+
+/// The octets of one round's articles as `make_article` makes them,
+/// without making them.
+fn load_bytes(b: &StreamBench) -> usize {
+    let groups = load_groups(b.groups);
+    (0..b.articles)
+        .map(|i| make_article("r", i, b.size, &groups[i % groups.len()]).1.len())
+        .sum()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
