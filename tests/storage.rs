@@ -825,3 +825,65 @@ async fn a_group_removed_beside_queued_overview_rows_takes_its_articles() {
     assert_eq!(c.cmd("GROUP q.one").await, "211 0 1 0 q.one");
     let _ = server.kill().await;
 }
+
+/// A database made whole in advance (`storage.preallocate_mib`) takes new
+/// articles in that room: the file does not grow, `stats` counts the
+/// room left, and a restart leaves the file as it is and serves every
+/// article.
+#[tokio::test]
+async fn a_preallocated_database_stores_articles_in_its_room() {
+    let server = TestServer::start_with(|c| {
+        c.storage.preallocate_mib = 4;
+        // Bodies in the database, where the room is.
+        c.storage.body_min_bytes = 0;
+    })
+    .await;
+    let db = server.config.storage.database.clone();
+    let len = std::fs::metadata(&db).expect("database").len();
+    assert!(len >= 4 << 20, "{len} octets");
+    let free_at_start = server
+        .server()
+        .store()
+        .stats()
+        .await
+        .expect("stats")
+        .free_bytes;
+    assert!(free_at_start >= 3 << 20, "{free_at_start} octets free");
+
+    let mut c = reader(server.addr).await;
+    let body = "Room made in advance, as INN makes its buffers.\r\n".repeat(30);
+    let mut stored = Vec::new();
+    for i in 0..300 {
+        let status = c
+            .post(&article("local.test", &format!("room {i}"), &body))
+            .await;
+        assert!(status.starts_with("240"), "{status}");
+        stored.push(common::posted_id(&status));
+    }
+    drop(c);
+    // Stopping copies the whole WAL into the database.
+    let (dir, config) = server.stop().await;
+    assert_eq!(std::fs::metadata(&db).expect("database").len(), len);
+
+    let server = TestServer::start_in(dir, config).await;
+    assert_eq!(std::fs::metadata(&db).expect("database").len(), len);
+    let free = server
+        .server()
+        .store()
+        .stats()
+        .await
+        .expect("stats")
+        .free_bytes;
+    // 300 articles of ~1.6 KiB, their overview and history rows.
+    assert!(
+        free < free_at_start - (400 << 10),
+        "{free} free, {free_at_start} before"
+    );
+    let mut c = reader(server.addr).await;
+    for id in [&stored[0], &stored[150], &stored[299]] {
+        let (status, lines) = c.cmd_block(&format!("BODY {id}"), "222").await;
+        assert!(status.starts_with("222"), "{status}");
+        assert_eq!(lines.len(), 30, "{id}");
+    }
+    server.stop().await;
+}

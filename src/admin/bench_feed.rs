@@ -435,7 +435,8 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             // Beside INN, tidings gets the room INN's cycbuff gets, made
             // before the timed rounds as that is (`Inn::start`), unless
             // --storage says otherwise.
-            let room = b.vs_inn.is_some() && !b.storage.iter().any(|s| s.contains("preallocate_mib"));
+            let room =
+                b.vs_inn.is_some() && !b.storage.iter().any(|s| s.contains("preallocate_mib"));
             if room {
                 let mib = cycbuff_mib(load_bytes(&b) * b.rounds.max(1));
                 extra.push_str(&format!("preallocate_mib = {mib}\n"));
@@ -840,7 +841,11 @@ fn cycbuff_mib(bytes: usize) -> usize {
 fn load_bytes(b: &StreamBench) -> usize {
     let groups = load_groups(b.groups);
     (0..b.articles)
-        .map(|i| make_article("r", i, b.size, &groups[i % groups.len()]).1.len())
+        .map(|i| {
+            make_article("r", i, b.size, &groups[i % groups.len()])
+                .1
+                .len()
+        })
         .sum()
 }
 

@@ -481,7 +481,10 @@ async fn execute(config: &Config, command: AdminCommand) -> Result<(), Failure> 
                 println!("article bytes: {}", s.article_bytes);
                 println!("history:       {} message-ids", s.history);
                 println!("last log id:   {}", s.last_article_id);
-                println!("database size: {} bytes", s.database_bytes);
+                println!(
+                    "database size: {} bytes ({} free)",
+                    s.database_bytes, s.free_bytes
+                );
                 println!(
                     "body segments: {} ({} bytes, the bodies of {} articles; {} free)",
                     s.body_segments,

@@ -118,6 +118,9 @@ pub struct Stats {
     pub history: i64,
     pub last_article_id: i64,
     pub database_bytes: i64,
+    /// Of those, the free pages' octets: room left by expiry, or made in
+    /// advance (`storage.preallocate_mib`), that new articles take first.
+    pub free_bytes: i64,
     /// Body segment files (`bodies`), and the octets they take on disk.
     pub body_segments: i64,
     pub body_segment_bytes: u64,
@@ -1163,7 +1166,8 @@ impl Store {
                     (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()), \
                     (SELECT count(*) FROM body_segments), \
                     (SELECT coalesce(sum(live), 0) FROM body_segments), \
-                    (SELECT count(*) FROM body_segments WHERE live <= 0)"
+                    (SELECT count(*) FROM body_segments WHERE live <= 0), \
+                    (SELECT freelist_count * page_size FROM pragma_freelist_count(), pragma_page_size())"
         );
         let row = sqlx::query(&sql).fetch_one(&self.pool).await?;
         let body_segment_bytes = bodies::bytes_in(self.bodies.dir());
@@ -1178,6 +1182,7 @@ impl Store {
             history: row.get(3),
             last_article_id: row.get(4),
             database_bytes: row.get(5),
+            free_bytes: row.get(9),
         })
     }
 
@@ -1496,6 +1501,9 @@ mod tests {
                 .await
                 .expect("schema");
         assert_eq!(left, None);
+        let stats = store.stats().await.expect("stats");
+        assert_eq!(stats.free_bytes, free * page);
+        assert_eq!(stats.database_bytes as u64, len);
 
         // Rows go into the room: the file does not grow.
         let description = "x".repeat(2000);
