@@ -826,6 +826,12 @@ async fn a_group_removed_beside_queued_overview_rows_takes_its_articles() {
     let _ = server.kill().await;
 }
 
+/// The octets of free pages in a running server's database.
+async fn free_bytes(server: &TestServer) -> i64 {
+    let stats = server.server().store().stats().await.expect("stats");
+    stats.free_bytes
+}
+
 /// A database made whole in advance (`storage.preallocate_mib`) takes new
 /// articles in that room: the file does not grow, `stats` counts the
 /// room left, and a restart leaves the file as it is and serves every
@@ -841,13 +847,7 @@ async fn a_preallocated_database_stores_articles_in_its_room() {
     let db = server.config.storage.database.clone();
     let len = std::fs::metadata(&db).expect("database").len();
     assert!(len >= 4 << 20, "{len} octets");
-    let free_at_start = server
-        .server()
-        .store()
-        .stats()
-        .await
-        .expect("stats")
-        .free_bytes;
+    let free_at_start = free_bytes(&server).await;
     assert!(free_at_start >= 3 << 20, "{free_at_start} octets free");
 
     let mut c = reader(server.addr).await;
@@ -867,13 +867,7 @@ async fn a_preallocated_database_stores_articles_in_its_room() {
 
     let server = TestServer::start_in(dir, config).await;
     assert_eq!(std::fs::metadata(&db).expect("database").len(), len);
-    let free = server
-        .server()
-        .store()
-        .stats()
-        .await
-        .expect("stats")
-        .free_bytes;
+    let free = free_bytes(&server).await;
     // 300 articles of ~1.6 KiB, their overview and history rows.
     assert!(
         free < free_at_start - (400 << 10),
