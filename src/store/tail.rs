@@ -150,13 +150,10 @@ impl Tail {
 
     /// Starts a live tail with what the database holds after
     /// `history_through` (the writer, at start).
-    pub(crate) fn start(&self, mut entries: Vec<(String, i64)>) {
-        entries.sort_unstable_by_key(|(_, id)| *id);
+    pub(crate) fn start(&self, entries: Vec<(String, i64)>) {
         if let Ok(mut ids) = self.ids.write() {
             *ids = Ids::default();
-            for (msgid, id) in &entries {
-                ids.push(msgid, *id);
-            }
+            ids.extend(entries);
         }
         self.live.store(true, Ordering::Release);
     }
@@ -172,18 +169,17 @@ impl Tail {
     /// Adds the ids of a committed batch, whose log ids all follow those
     /// the tail holds.
     pub(crate) fn add(&self, entries: impl IntoIterator<Item = (String, i64)>) {
-        let mut entries: Vec<(String, i64)> = entries.into_iter().collect();
-        entries.sort_unstable_by_key(|(_, id)| *id);
         if let Ok(mut ids) = self.ids.write() {
-            for (msgid, id) in &entries {
-                ids.push(msgid, *id);
-            }
+            ids.extend(entries.into_iter().collect());
         }
     }
 
     /// How many ids the tail holds.
     pub fn len(&self) -> usize {
-        self.ids.read().map(|ids| ids.entries.len()).unwrap_or(0)
+        self.ids
+            .read()
+            .map(|ids| ids.texts.entries.len())
+            .unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -196,8 +192,8 @@ impl Tail {
         let Ok(ids) = self.ids.read() else {
             return Vec::new();
         };
-        (0..ids.entries.len())
-            .filter_map(|i| std::str::from_utf8(ids.text(i)).ok().map(&mut f))
+        (0..ids.texts.entries.len())
+            .filter_map(|i| std::str::from_utf8(ids.texts.text(i)).ok().map(&mut f))
             .collect()
     }
 
@@ -209,14 +205,17 @@ impl Tail {
         let Ok(ids) = self.ids.read() else {
             return Vec::new();
         };
-        let mut numbers: Vec<(u32, usize)> = (ids.entries.iter().enumerate())
+        let texts = &ids.texts;
+        let mut positions: Vec<usize> = (texts.entries.iter().enumerate())
             .filter(|(_, e)| e.id <= through)
-            .map(|(i, _)| (ids.first.wrapping_add(i as u32), i))
+            .map(|(i, _)| i)
             .collect();
-        numbers.sort_unstable_by(|(_, a), (_, b)| {
-            (ids.text(*a).cmp(ids.text(*b))).then(ids.entries[*b].id.cmp(&ids.entries[*a].id))
+        positions.sort_unstable_by(|&a, &b| {
+            (texts.text(a).cmp(texts.text(b))).then(texts.entries[b].id.cmp(&texts.entries[a].id))
         });
-        numbers.into_iter().map(|(n, _)| n).collect()
+        (positions.into_iter())
+            .map(|i| texts.first.wrapping_add(i as u32))
+            .collect()
     }
 
     /// The tail, read-locked: what `sorted_through`'s numbers name.
@@ -237,8 +236,8 @@ impl Tail {
 /// never split between two).
 const CHUNK: usize = 64 * 1024;
 
-/// The tail's ids in the order they were added (log order): their text
-/// one after another in chunks, an entry each, and an index by hash.
+/// The tail's ids in the order they were added (log order), and an index
+/// of them by hash.
 ///
 /// Each id costs its text (~45 octets from a real feed), a 16-octet entry
 /// and ~5-10 octets of index: 80 octets per id in all for 300,000 ids
@@ -249,17 +248,24 @@ const CHUNK: usize = 64 * 1024;
 /// MiB.
 #[derive(Default)]
 pub(crate) struct Ids {
-    /// The text of the ids; `chunks[0]` is chunk number `first_chunk`.
-    chunks: VecDeque<Vec<u8>>,
-    first_chunk: u32,
-    /// In the order added; `entries[0]` is entry number `first`
-    /// (numbers wrap, but never as many are held at once).
-    entries: VecDeque<Entry>,
-    first: u32,
+    texts: Texts,
     /// Entry numbers by the hash of their text. An id added again is found
     /// at its newest entry.
     index: HashTable<u32>,
     hasher: hashbrown::DefaultHashBuilder,
+}
+
+/// The ids' text one after another in chunks, and an entry each, in the
+/// order added.
+#[derive(Default)]
+struct Texts {
+    /// `chunks[0]` is chunk number `first_chunk`.
+    chunks: VecDeque<Vec<u8>>,
+    first_chunk: u32,
+    /// `entries[0]` is entry number `first` (numbers wrap, but never as
+    /// many are held at once).
+    entries: VecDeque<Entry>,
+    first: u32,
 }
 
 /// One id of the tail: its log id, and where its text starts (it ends
@@ -274,63 +280,39 @@ struct Entry {
 impl Ids {
     /// The message-id and log id of entry number `n`, if still held.
     pub(crate) fn entry(&self, n: u32) -> Option<(&str, i64)> {
-        let i = self.position(n)?;
-        let text = std::str::from_utf8(self.text(i)).ok()?;
-        Some((text, self.entries[i].id))
+        let i = self.texts.position(n)?;
+        let text = std::str::from_utf8(self.texts.text(i)).ok()?;
+        Some((text, self.texts.entries[i].id))
     }
 
     fn get(&self, msgid: &str) -> Option<i64> {
-        let hash = self.hasher.hash_one(msgid.as_bytes());
-        let n = self.index.find(hash, |&n| {
-            self.position(n)
-                .is_some_and(|i| self.text(i) == msgid.as_bytes())
+        let bytes = msgid.as_bytes();
+        let n = (self.index).find(self.hasher.hash_one(bytes), |&n| {
+            self.texts.numbered(n) == Some(bytes)
         })?;
-        Some(self.entries[self.position(*n)?].id)
+        Some(self.texts.entries[self.texts.position(*n)?].id)
     }
 
-    /// Where entry number `n` is in `entries`.
-    fn position(&self, n: u32) -> Option<usize> {
-        let i = n.wrapping_sub(self.first) as usize;
-        (i < self.entries.len()).then_some(i)
-    }
-
-    /// The text of `entries[i]`.
-    fn text(&self, i: usize) -> &[u8] {
-        text_of(&self.chunks, self.first_chunk, &self.entries, i)
+    /// Adds `entries`, in log-id order.
+    fn extend(&mut self, mut entries: Vec<(String, i64)>) {
+        entries.sort_unstable_by_key(|(_, id)| *id);
+        for (msgid, id) in &entries {
+            self.push(msgid, *id);
+        }
     }
 
     fn push(&mut self, msgid: &str, id: i64) {
         let bytes = msgid.as_bytes();
-        let room = self
-            .chunks
-            .back()
-            .is_some_and(|c| c.len() + bytes.len() <= c.capacity());
-        if !room {
-            self.chunks
-                .push_back(Vec::with_capacity(CHUNK.max(bytes.len())));
-        }
-        let chunk = self.first_chunk.wrapping_add(self.chunks.len() as u32 - 1);
-        let Some(text) = self.chunks.back_mut() else {
-            return;
-        };
-        let start = text.len() as u32;
-        text.extend_from_slice(bytes);
-        let n = self.first.wrapping_add(self.entries.len() as u32);
-        self.entries.push_back(Entry { id, chunk, start });
-
+        let n = self.texts.push(bytes, id);
+        let texts = &self.texts;
         let hash = self.hasher.hash_one(bytes);
-        let (chunks, first_chunk, entries, first) =
-            (&self.chunks, self.first_chunk, &self.entries, self.first);
-        let at = |n: u32| {
-            let i = n.wrapping_sub(first) as usize;
-            (i < entries.len()).then(|| text_of(chunks, first_chunk, entries, i))
-        };
-        match self.index.find_entry(hash, |&m| at(m) == Some(bytes)) {
+        match (self.index).find_entry(hash, |&m| texts.numbered(m) == Some(bytes)) {
             Ok(mut older) => *older.get_mut() = n,
             Err(_) => {
                 let hasher = &self.hasher;
-                self.index
-                    .insert_unique(hash, n, |&m| hasher.hash_one(at(m).unwrap_or_default()));
+                self.index.insert_unique(hash, n, |&m| {
+                    hasher.hash_one(texts.numbered(m).unwrap_or_default())
+                });
             }
         }
     }
@@ -339,16 +321,75 @@ impl Ids {
     /// `through`, with their index entries and the text no entry uses
     /// any more.
     fn pop_through(&mut self, through: i64) {
-        while self.entries.front().is_some_and(|e| e.id <= through) {
-            let hash = self.hasher.hash_one(self.text(0));
-            let first = self.first;
+        while self.texts.entries.front().is_some_and(|e| e.id <= through) {
+            let hash = self.hasher.hash_one(self.texts.text(0));
+            let first = self.texts.first;
             // An id added again is indexed at its newer entry.
             if let Ok(found) = self.index.find_entry(hash, |&m| m == first) {
                 found.remove();
             }
-            self.entries.pop_front();
-            self.first = first.wrapping_add(1);
+            self.texts.pop_front();
         }
+        self.texts.drop_unused_chunks();
+    }
+}
+
+impl Texts {
+    /// Where entry number `n` is in `entries`.
+    fn position(&self, n: u32) -> Option<usize> {
+        let i = n.wrapping_sub(self.first) as usize;
+        (i < self.entries.len()).then_some(i)
+    }
+
+    /// The text of entry number `n`, if still held.
+    fn numbered(&self, n: u32) -> Option<&[u8]> {
+        self.position(n).map(|i| self.text(i))
+    }
+
+    /// The text of `entries[i]`.
+    fn text(&self, i: usize) -> &[u8] {
+        let Some(e) = self.entries.get(i) else {
+            return &[];
+        };
+        let Some(chunk) = (self.chunks).get(e.chunk.wrapping_sub(self.first_chunk) as usize) else {
+            return &[];
+        };
+        let end = match self.entries.get(i + 1) {
+            Some(next) if next.chunk == e.chunk => next.start as usize,
+            _ => chunk.len(),
+        };
+        chunk.get(e.start as usize..end).unwrap_or_default()
+    }
+
+    /// Appends an id's text and entry; its entry number.
+    fn push(&mut self, bytes: &[u8], id: i64) -> u32 {
+        let room = (self.chunks.back()).is_some_and(|c| c.len() + bytes.len() <= c.capacity());
+        if !room {
+            self.chunks
+                .push_back(Vec::with_capacity(CHUNK.max(bytes.len())));
+        }
+        let chunk = self.first_chunk.wrapping_add(self.chunks.len() as u32 - 1);
+        let start = match self.chunks.back_mut() {
+            Some(text) => {
+                let start = text.len() as u32;
+                text.extend_from_slice(bytes);
+                start
+            }
+            None => 0,
+        };
+        let n = self.first.wrapping_add(self.entries.len() as u32);
+        self.entries.push_back(Entry { id, chunk, start });
+        n
+    }
+
+    fn pop_front(&mut self) {
+        if self.entries.pop_front().is_some() {
+            self.first = self.first.wrapping_add(1);
+        }
+    }
+
+    /// Gives back the chunks before the first entry's.
+    fn drop_unused_chunks(&mut self) {
         let used_from = match self.entries.front() {
             Some(e) => e.chunk,
             None => self.first_chunk.wrapping_add(self.chunks.len() as u32),
@@ -357,27 +398,6 @@ impl Ids {
             self.first_chunk = self.first_chunk.wrapping_add(1);
         }
     }
-}
-
-/// The text of `entries[i]`, whose chunk number is counted from
-/// `first_chunk` in `chunks` (see `Ids`).
-fn text_of<'a>(
-    chunks: &'a VecDeque<Vec<u8>>,
-    first_chunk: u32,
-    entries: &VecDeque<Entry>,
-    i: usize,
-) -> &'a [u8] {
-    let Some(e) = entries.get(i) else {
-        return &[];
-    };
-    let Some(chunk) = chunks.get(e.chunk.wrapping_sub(first_chunk) as usize) else {
-        return &[];
-    };
-    let end = match entries.get(i + 1) {
-        Some(next) if next.chunk == e.chunk => next.start as usize,
-        _ => chunk.len(),
-    };
-    chunk.get(e.start as usize..end).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -410,9 +430,10 @@ mod tests {
     impl Ids {
         /// Octets the tail has taken from the allocator.
         fn heap_bytes(&self) -> usize {
-            self.chunks.iter().map(Vec::capacity).sum::<usize>()
-                + self.chunks.capacity() * size_of::<Vec<u8>>()
-                + self.entries.capacity() * size_of::<Entry>()
+            let texts = &self.texts;
+            texts.chunks.iter().map(Vec::capacity).sum::<usize>()
+                + texts.chunks.capacity() * size_of::<Vec<u8>>()
+                + texts.entries.capacity() * size_of::<Entry>()
                 + self.index.allocation_size()
         }
     }
@@ -434,7 +455,7 @@ mod tests {
         assert_eq!(tail.get(&msgid(20_001)), Some(20_001));
         assert_eq!(tail.get(&msgid(30_000)), Some(30_000));
         // The text of forgotten ids is given back, a chunk at a time.
-        let held = tail.read().map(|ids| ids.chunks.len()).unwrap_or(0);
+        let held = tail.read().map(|ids| ids.texts.chunks.len()).unwrap_or(0);
         assert!(held <= 8, "{held} chunks for 10,000 ids");
 
         // Added after a forget, and forgotten to the end.
