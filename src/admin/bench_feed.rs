@@ -419,6 +419,23 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         groups.push("control.cancel".to_owned());
     }
 
+    let rounds = b.rounds.max(1);
+    // Each round's message-ids are new to both servers.
+    let load = |round: usize| -> Arc<Vec<(String, Vec<u8>)>> {
+        let run = if rounds == 1 {
+            run_id.clone()
+        } else {
+            format!("{run_id}r{round}")
+        };
+        Arc::new(
+            (0..b.articles)
+                .map(|i| make_article(&run, i, b.size, &load_groups[i % load_groups.len()]))
+                .collect(),
+        )
+    };
+    let mut articles = load(0);
+    let bytes: usize = articles.iter().map(|(_, a)| a.len()).sum();
+
     // The sink for the flood measurement starts first, so the ingesting
     // server can name it as a peer (paused until the ingest is done).
     let sink = if b.flood && b.target.is_none() {
@@ -438,7 +455,7 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
             let room =
                 b.vs_inn.is_some() && !b.storage.iter().any(|s| s.contains("preallocate_mib"));
             if room {
-                let mib = cycbuff_mib(load_bytes(&b) * b.rounds.max(1));
+                let mib = cycbuff_mib(bytes * rounds);
                 extra.push_str(&format!("preallocate_mib = {mib}\n"));
                 println!("tidings' database preallocated to {mib} MiB, INN's cycbuff's size");
             }
@@ -464,22 +481,6 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         pause_sink(dir, true).await?;
     }
 
-    let rounds = b.rounds.max(1);
-    // Each round's message-ids are new to both servers.
-    let load = |round: usize| -> Arc<Vec<(String, Vec<u8>)>> {
-        let run = if rounds == 1 {
-            run_id.clone()
-        } else {
-            format!("{run_id}r{round}")
-        };
-        Arc::new(
-            (0..b.articles)
-                .map(|i| make_article(&run, i, b.size, &load_groups[i % load_groups.len()]))
-                .collect(),
-        )
-    };
-    let mut articles = load(0);
-    let bytes: usize = articles.iter().map(|(_, a)| a.len()).sum();
     println!(
         "tidings stream benchmark: {} articles of ~{} bytes, {} connection(s), synchronous={}, {}{}",
         b.articles,
@@ -829,26 +830,13 @@ async fn warm_page_cache(dir: &std::path::Path, mib: usize) -> BenchResult<()> {
     removed.map_err(err("removing the scratch file"))
 }
 
-/// The median of `v` (0 when empty).
 /// The size of INN's cycbuff for a load of `bytes` in all (its rounds
 /// included), in MiB: room for it twice over.
 fn cycbuff_mib(bytes: usize) -> usize {
     (2 * bytes / (1 << 20)).max(64)
 }
 
-/// The octets of one round's articles as `make_article` makes them,
-/// without making them.
-fn load_bytes(b: &StreamBench) -> usize {
-    let groups = load_groups(b.groups);
-    (0..b.articles)
-        .map(|i| {
-            make_article("r", i, b.size, &groups[i % groups.len()])
-                .1
-                .len()
-        })
-        .sum()
-}
-
+/// The median of `v` (0 when empty).
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
