@@ -236,12 +236,10 @@ async fn preallocate(conn: &mut sqlx::SqliteConnection, bytes: u64) -> Result<()
     sqlx::query("DROP TABLE IF EXISTS preallocated")
         .execute(&mut *conn)
         .await?;
-    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
-        .fetch_one(&mut *conn)
-        .await?;
-    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(&mut *conn)
-        .await?;
+    let (page_size, pages): (i64, i64) =
+        sqlx::query_as("SELECT page_size, page_count FROM pragma_page_size(), pragma_page_count()")
+            .fetch_one(&mut *conn)
+            .await?;
     let page = page_size.max(512) as u64;
     let missing = bytes.saturating_sub(pages.max(0) as u64 * page) / page;
     if missing == 0 {
@@ -1465,18 +1463,13 @@ mod tests {
             .connect()
             .await
             .expect("connect");
-        let free = sqlx::query_scalar("PRAGMA freelist_count")
-            .fetch_one(&mut conn)
-            .await
-            .expect("freelist");
-        let page = sqlx::query_scalar("PRAGMA page_size")
-            .fetch_one(&mut conn)
-            .await
-            .expect("page size");
-        let mode = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut conn)
-            .await
-            .expect("mode");
+        let (free, page, mode) = sqlx::query_as(
+            "SELECT freelist_count, page_size, journal_mode \
+             FROM pragma_freelist_count(), pragma_page_size(), pragma_journal_mode()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("pragmas");
         let len = std::fs::metadata(path).expect("file").len();
         (len, free, page, mode)
     }
