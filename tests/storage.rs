@@ -881,3 +881,23 @@ async fn a_preallocated_database_stores_articles_in_its_room() {
     }
     server.stop().await;
 }
+
+/// Only the server makes the room: an admin command whose configuration
+/// names `storage.preallocate_mib` leaves the file as it is.
+#[tokio::test]
+async fn an_admin_command_does_not_preallocate() {
+    let server = TestServer::start().await;
+    let db = server.config.storage.database.clone();
+    let (dir, _) = server.stop().await;
+    let len = std::fs::metadata(&db).expect("database").len();
+    assert!(len < 16 << 20, "{len} octets");
+    let config = dir.path().join("admin.toml");
+    let text = format!(
+        "[storage]\ndatabase = {:?}\npreallocate_mib = 16\n",
+        db.display().to_string()
+    );
+    std::fs::write(&config, text).expect("config");
+    let run = common::tidings(&config, &["stats"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(std::fs::metadata(&db).expect("database").len(), len);
+}

@@ -234,6 +234,8 @@ async fn open(config: &Config) -> Result<Store, Failure> {
     }
     let mut storage = config.storage.clone();
     storage.read_connections = 1;
+    // The server makes the room when it starts; a command only looks.
+    storage.preallocate_mib = 0;
     let (store, _) = Store::open(&storage).await?;
     Ok(store)
 }
