@@ -13,6 +13,7 @@ pub mod peers;
 pub mod raw;
 pub mod tail;
 pub mod users;
+pub mod walvfs;
 pub mod withdraw;
 pub mod writer;
 
@@ -410,12 +411,17 @@ impl Store {
     /// written, and acknowledges only after that sync. NORMAL still syncs the
     /// WAL before every checkpoint, so a checkpoint never copies frames that
     /// are not on disk.
+    ///
+    /// Its WAL is written through `walvfs`, a commit's frames in one
+    /// system call.
     pub async fn writer_connection(&self) -> Result<SqliteConnection> {
-        let conn = base_options(&self.path, Synchronous::Normal)
-            .pragma("cache_size", format!("-{}", self.write_cache_kib))
-            .connect()
-            .await?;
-        Ok(conn)
+        let mut options = base_options(&self.path, Synchronous::Normal)
+            .pragma("cache_size", format!("-{}", self.write_cache_kib));
+        match walvfs::register() {
+            Ok(()) => options = options.vfs(walvfs::NAME),
+            Err(e) => tracing::warn!("the writer's WAL is written frame by frame: {e}"),
+        }
+        Ok(options.connect().await?)
     }
 
     /// A connection for the checkpoint thread (`ingest::checkpoint`): it

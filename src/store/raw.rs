@@ -3,8 +3,8 @@
 //! Why: each sqlx statement is a message to the connection's worker thread
 //! (~20 µs); the writer runs several statements per article, so it calls
 //! SQLite directly on the handle that `SqliteConnection::lock_handle()` lends
-//! (STORAGE-NOTES.md: 16,700 -> 41,300+ articles/s). All `unsafe` of the crate
-//! is in this file.
+//! (STORAGE-NOTES.md: 16,700 -> 41,300+ articles/s). The crate's calls into
+//! SQLite's C API are in this file and in `walvfs` (the writer's WAL file).
 //!
 //! Safety contract: a `Db` is built from the handle of a `LockedSqliteHandle`
 //! and must not outlive it; every `Stmt` must be dropped (finalized) before the
