@@ -655,157 +655,119 @@ mod tests {
             .collect()
     }
 
+    /// `statements` between BEGIN and COMMIT.
+    fn transaction(statements: Vec<String>) -> Vec<String> {
+        let mut sql = vec!["BEGIN".to_owned()];
+        sql.extend(statements);
+        sql.push("COMMIT".into());
+        sql
+    }
+
     fn expected(ids: std::ops::Range<i64>, round: impl Fn(i64) -> u8) -> Vec<(i64, String)> {
         ids.map(|i| (i, text(i, round(i)))).collect()
+    }
+
+    /// A new database `t.db` in `dir` with its table, on a connection
+    /// through this VFS with a cache of `cache_pages`.
+    async fn fresh(dir: &Path, cache_pages: u32) -> (std::path::PathBuf, SqliteConnection) {
+        let path = dir.join("t.db");
+        let mut conn = connect(&path, true, cache_pages).await;
+        run(
+            &mut conn,
+            vec!["CREATE TABLE t (id INTEGER PRIMARY KEY, t TEXT)".into()],
+        )
+        .await;
+        (path, conn)
+    }
+
+    /// Runs `sql` on `conn`; the WAL's writes after each statement.
+    async fn run(conn: &mut SqliteConnection, sql: Vec<String>) -> Vec<u64> {
+        let sql: Vec<&str> = sql.iter().map(String::as_str).collect();
+        exec(conn, &sql).await
+    }
+
+    /// The database at `path` holds exactly `want`, whole, read by a
+    /// connection on SQLite's own VFS, and so does a crash copy of it.
+    async fn assert_holds(path: &Path, want: Vec<(i64, String)>) {
+        assert_eq!(read_back(path).await, ("ok".into(), want.clone()));
+        let copy = path.with_extension("copy");
+        crash_copy(path, &copy);
+        assert_eq!(read_back(&copy).await, ("ok".into(), want));
     }
 
     #[tokio::test]
     async fn a_commit_is_written_in_one_call_and_read_by_others() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let mut conn = connect(&path, true, 1000).await;
-        exec(
-            &mut conn,
-            &["CREATE TABLE t (id INTEGER PRIMARY KEY, t TEXT)"],
-        )
-        .await;
-        let mut sql = vec!["BEGIN".to_owned()];
-        sql.extend(inserts(1, 41, 0));
-        sql.push("COMMIT".into());
-        let sql: Vec<&str> = sql.iter().map(String::as_str).collect();
-        let writes = exec(&mut conn, &sql).await;
+        let (path, mut conn) = fresh(dir.path(), 1000).await;
+        let writes = run(&mut conn, transaction(inserts(1, 41, 0))).await;
         // Forty rows of ~2 KiB are ten pages and more: nothing is written
         // before the commit, and the commit's frames go in one call.
         assert_eq!(writes[writes.len() - 2], writes[0], "{writes:?}");
         assert_eq!(writes[writes.len() - 1], writes[0] + 1, "{writes:?}");
-        assert_eq!(
-            read_back(&path).await,
-            ("ok".into(), expected(1..41, |_| 0))
-        );
+        assert_holds(&path, expected(1..41, |_| 0)).await;
         conn.close().await.expect("close");
     }
 
     #[tokio::test]
     async fn a_large_commit_is_written_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let mut conn = connect(&path, true, 100_000).await;
-        exec(
-            &mut conn,
-            &["CREATE TABLE t (id INTEGER PRIMARY KEY, t TEXT)"],
-        )
-        .await;
+        let (path, mut conn) = fresh(dir.path(), 100_000).await;
         // ~3 MiB in one transaction: more than `FLUSH_BYTES`, written in
         // calls of `WRITE_CALL_BYTES`.
-        let mut sql = vec!["BEGIN".to_owned()];
-        sql.extend(inserts(1, 1501, 0));
-        sql.push("COMMIT".into());
-        let sql: Vec<&str> = sql.iter().map(String::as_str).collect();
-        let writes = exec(&mut conn, &sql).await;
+        let writes = run(&mut conn, transaction(inserts(1, 1501, 0))).await;
         let calls = writes[writes.len() - 1] - writes[0];
         assert!((20..60).contains(&calls), "{calls} writes");
-        assert_eq!(
-            read_back(&path).await,
-            ("ok".into(), expected(1..1501, |_| 0))
-        );
-        let copy = dir.path().join("copy.db");
-        crash_copy(&path, &copy);
-        assert_eq!(
-            read_back(&copy).await,
-            ("ok".into(), expected(1..1501, |_| 0))
-        );
+        assert_holds(&path, expected(1..1501, |_| 0)).await;
         conn.close().await.expect("close");
     }
 
     #[tokio::test]
     async fn frames_spilled_and_rewritten_in_a_transaction_are_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
         // A cache of 10 pages: the transaction spills to the WAL long
         // before its commit, reads its spilled pages back, rewrites them in
         // place, and SQLite rewrites the checksums of the frames after.
-        let mut conn = connect(&path, true, 10).await;
-        exec(
-            &mut conn,
-            &["CREATE TABLE t (id INTEGER PRIMARY KEY, t TEXT)"],
-        )
-        .await;
-        let mut sql = vec!["BEGIN".to_owned()];
-        sql.extend(inserts(1, 301, 0));
-        sql.push("UPDATE t SET t = replace(t, ':0:', ':1:') WHERE id % 3 = 0".into());
+        // Recovery (of the crash copy) reads the WAL alone, checksum by
+        // checksum: a frame or header left unwritten would end the log
+        // before the commit.
+        let (path, mut conn) = fresh(dir.path(), 10).await;
+        let rewrite = "UPDATE t SET t = replace(t, ':0:', ':1:') WHERE id % 3 = 0";
+        let mut sql = inserts(1, 301, 0);
+        sql.push(rewrite.into());
         sql.push("SELECT count(*) FROM t WHERE t LIKE '%:1:%'".into());
         sql.extend(inserts(301, 401, 0));
-        sql.push("UPDATE t SET t = replace(t, ':0:', ':1:') WHERE id % 3 = 0".into());
-        sql.push("COMMIT".into());
-        let sql: Vec<&str> = sql.iter().map(String::as_str).collect();
-        exec(&mut conn, &sql).await;
-        let want = expected(1..401, |i| u8::from(i % 3 == 0));
-        assert_eq!(read_back(&path).await, ("ok".into(), want.clone()));
-        // Recovery reads the WAL alone, checksum by checksum: a frame or
-        // header left unwritten would end the log before the commit.
-        let copy = dir.path().join("copy.db");
-        crash_copy(&path, &copy);
-        assert_eq!(read_back(&copy).await, ("ok".into(), want));
+        sql.push(rewrite.into());
+        run(&mut conn, transaction(sql)).await;
+        assert_holds(&path, expected(1..401, |i| u8::from(i % 3 == 0))).await;
         conn.close().await.expect("close");
     }
 
     #[tokio::test]
     async fn a_transaction_rolled_back_after_spilling_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let mut conn = connect(&path, true, 10).await;
-        exec(
-            &mut conn,
-            &["CREATE TABLE t (id INTEGER PRIMARY KEY, t TEXT)"],
-        )
-        .await;
+        let (path, mut conn) = fresh(dir.path(), 10).await;
         let mut sql = vec!["BEGIN".to_owned()];
         sql.extend(inserts(1, 201, 0));
         sql.push("ROLLBACK".into());
         // The next transaction's frames go where the spilled ones were.
-        sql.push("BEGIN".into());
-        sql.extend(inserts(1001, 1011, 2));
-        sql.push("COMMIT".into());
-        let sql: Vec<&str> = sql.iter().map(String::as_str).collect();
-        exec(&mut conn, &sql).await;
-        let want = expected(1001..1011, |_| 2);
-        assert_eq!(read_back(&path).await, ("ok".into(), want.clone()));
-        let copy = dir.path().join("copy.db");
-        crash_copy(&path, &copy);
-        assert_eq!(read_back(&copy).await, ("ok".into(), want));
+        sql.extend(transaction(inserts(1001, 1011, 2)));
+        run(&mut conn, sql).await;
+        assert_holds(&path, expected(1001..1011, |_| 2)).await;
         conn.close().await.expect("close");
     }
 
     #[tokio::test]
     async fn the_wal_restarts_and_is_checkpointed_through_it() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.db");
-        let mut conn = connect(&path, true, 1000).await;
-        exec(
-            &mut conn,
-            &["CREATE TABLE t (id INTEGER PRIMARY KEY, t TEXT)"],
-        )
-        .await;
+        let (path, mut conn) = fresh(dir.path(), 1000).await;
         for round in 0..4 {
-            let mut sql = vec!["BEGIN".to_owned()];
-            sql.extend(inserts(round * 50 + 1, round * 50 + 51, 0));
-            sql.push("COMMIT".into());
+            let mut sql = transaction(inserts(round * 50 + 1, round * 50 + 51, 0));
             // The checkpoint reads the WAL through this file, and the next
             // commit starts the WAL again from its header.
             sql.push("PRAGMA wal_checkpoint(PASSIVE)".into());
-            let sql: Vec<&str> = sql.iter().map(String::as_str).collect();
-            exec(&mut conn, &sql).await;
+            run(&mut conn, sql).await;
         }
-        assert_eq!(
-            read_back(&path).await,
-            ("ok".into(), expected(1..201, |_| 0))
-        );
-        let copy = dir.path().join("copy.db");
-        crash_copy(&path, &copy);
-        assert_eq!(
-            read_back(&copy).await,
-            ("ok".into(), expected(1..201, |_| 0))
-        );
+        assert_holds(&path, expected(1..201, |_| 0)).await;
         conn.close().await.expect("close");
     }
 }
