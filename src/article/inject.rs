@@ -1,6 +1,7 @@
 //! What an injecting agent (RFC 5537 §3.5) and a relaying agent (RFC 5537
 //! §3.6) check in an article and add to it.
 
+use std::borrow::Cow;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,9 +53,14 @@ fn check_duplicates(fields: &[Field<'_>]) -> Result<(), ArticleError> {
 
 /// The unfolded, trimmed value of a header that must be present and, as
 /// RFC 5536 §2.2 requires of every Netnews header, not empty.
-fn required(fields: &[Field<'_>], name: &'static str) -> Result<Vec<u8>, ArticleError> {
+fn required<'a>(fields: &[Field<'a>], name: &'static str) -> Result<Cow<'a, [u8]>, ArticleError> {
     let field = find(fields, name).ok_or(ArticleError::MissingHeader(name))?;
-    let value = trim(&field.unfolded()).to_vec();
+    // Borrowed from the article unless the field is folded: this runs for
+    // six fields of every article a peer sends.
+    let value = match field.unfolded() {
+        Cow::Borrowed(v) => Cow::Borrowed(trim(v)),
+        Cow::Owned(v) => Cow::Owned(trim(&v).to_vec()),
+    };
     if value.is_empty() {
         return Err(ArticleError::BadHeader(format!("empty {name} header")));
     }
@@ -164,7 +170,8 @@ fn withdraws(fields: &[Field<'_>]) -> Option<MessageId> {
 /// trimmed too: a Message-ID field with a trailing space would not match the
 /// References of its follow-ups, and newsreaders thread on that match.
 fn overview(values: [Option<&[u8]>; 5]) -> String {
-    let mut out = String::new();
+    let len: usize = values.iter().flatten().map(|v| v.len() + 1).sum();
+    let mut out = String::with_capacity(len);
     for (i, v) in values.into_iter().enumerate() {
         if i > 0 {
             out.push('\t');

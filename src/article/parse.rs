@@ -120,7 +120,8 @@ pub fn parse_article(raw: &[u8]) -> Result<Parsed<'_>, ArticleError> {
     if raw.is_empty() {
         return Err(ArticleError::Malformed("empty article".to_owned()));
     }
-    let mut fields = Vec::new();
+    // Enough for a typical article's fields without growing.
+    let mut fields = Vec::with_capacity(24);
     let mut rest = raw;
     while !rest.is_empty() && !rest.starts_with(b"\r\n") {
         match field(rest) {
