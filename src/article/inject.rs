@@ -185,8 +185,10 @@ fn overview(values: [Option<&[u8]>; 5]) -> String {
 
 /// Lines in the body: one per CRLF, plus a last line without one.
 pub fn body_lines(body: &[u8]) -> u64 {
-    // "\r\n" cannot overlap itself, so non-overlapping matches count all.
-    let crlfs = memchr::memmem::find_iter(body, b"\r\n").count() as u64;
+    // Each LF that ends a CRLF; faster than a search for the pair.
+    let crlfs = memchr::memchr_iter(b'\n', body)
+        .filter(|&i| i > 0 && body[i - 1] == b'\r')
+        .count() as u64;
     crlfs + u64::from(!body.is_empty() && !body.ends_with(b"\r\n"))
 }
 

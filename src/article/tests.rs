@@ -654,4 +654,7 @@ fn body_lines_counts_crlf_lines_and_an_unterminated_last_one() {
     assert_eq!(body_lines(b"\r\n\r\n"), 2);
     assert_eq!(body_lines(b"a\r\n\r\nb"), 3);
     assert_eq!(body_lines(b"a\rb\nc\r\n"), 1);
+    // A bare LF first, and a CR before a CRLF.
+    assert_eq!(body_lines(b"\n"), 1);
+    assert_eq!(body_lines(b"\n\r\r\n"), 1);
 }
