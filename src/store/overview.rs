@@ -209,6 +209,12 @@ struct GroupRows {
 pub(crate) struct OverviewQueue<'db> {
     db: &'db Db,
     groups: BTreeMap<i64, GroupRows>,
+    /// The row list of a group whose rows were all written, kept for the
+    /// next group to queue rows: a list grown to tens of thousands of rows
+    /// would otherwise be grown again, by copying, into fresh memory the
+    /// system has to zero, every time the queue is written (~2.5% of the
+    /// writer's time streaming into one group).
+    spare: Vec<Row>,
     /// Rows not written, committed or not.
     unwritten: usize,
     /// When the oldest committed row not written was committed.
@@ -231,6 +237,7 @@ impl<'db> OverviewQueue<'db> {
         let mut queue = OverviewQueue {
             db,
             groups: BTreeMap::new(),
+            spare: Vec::new(),
             unwritten: 0,
             oldest: None,
             written_through: None,
@@ -345,7 +352,13 @@ impl<'db> OverviewQueue<'db> {
         arrived: i64,
         line: String,
     ) {
-        self.groups.entry(group).or_default().rows.push(Row {
+        let spare = &mut self.spare;
+        let rows = self.groups.entry(group).or_insert_with(|| GroupRows {
+            rows: std::mem::take(spare),
+            committed: 0,
+            written: 0,
+        });
+        rows.rows.push(Row {
             number,
             article_id,
             arrived,
@@ -435,10 +448,14 @@ impl<'db> OverviewQueue<'db> {
     /// and those it wrote leave the queue. Returns the last log id whose
     /// rows it wrote, if it wrote them.
     pub(crate) fn committed(&mut self) -> Option<i64> {
+        let spare = &mut self.spare;
         self.groups.retain(|_, g| {
             g.rows.drain(..g.written);
             g.written = 0;
             g.committed = g.rows.len();
+            if g.rows.is_empty() && g.rows.capacity() > spare.capacity() {
+                *spare = std::mem::take(&mut g.rows);
+            }
             !g.rows.is_empty()
         });
         if self.unwritten == 0 {
