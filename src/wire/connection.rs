@@ -69,9 +69,15 @@ impl BlockReader {
     /// terminating line is among them, `None` while more must be read.
     pub fn take_buffered<S>(&mut self, conn: &mut Connection<S>) -> Option<Block> {
         let block = &mut self.block;
+        // Lines kept as they came (CRLF-ended, not dot-stuffed, within the
+        // limit) are copied a run at a time, `conn.buf[run..conn.pos]`: a
+        // copy per line cost ~6% of a streaming session's time.
+        let mut run = conn.pos;
         loop {
             let unread = &conn.buf[conn.pos..];
             let Some(i) = memchr::memchr(b'\n', unread) else {
+                block.data.extend_from_slice(&conn.buf[run..conn.pos]);
+                let unread = &conn.buf[conn.pos..];
                 // A long line in progress: move what we have (all but a
                 // possible trailing CR) out of the buffer, so memory stays
                 // bounded however long the line.
@@ -94,24 +100,36 @@ impl BlockReader {
                 return None;
             };
             let mut line = &unread[..i];
-            if line.last() == Some(&b'\r') {
+            let crlf = line.last() == Some(&b'\r');
+            if crlf {
                 line = &line[..line.len() - 1];
             }
+            let mut stuffed = false;
             if !self.mid_line {
                 if line == b"." {
+                    block.data.extend_from_slice(&conn.buf[run..conn.pos]);
                     conn.pos += i + 1;
                     return Some(std::mem::take(block));
                 }
                 if line.first() == Some(&b'.') {
                     line = &line[1..];
+                    stuffed = true;
                 }
             }
             block.size += line.len() + 2;
-            if !block.too_big && block.size <= self.limit {
-                block.data.extend_from_slice(line);
-                block.data.extend_from_slice(b"\r\n");
-            } else {
-                block.too_big = true;
+            let fits = !block.too_big && block.size <= self.limit;
+            let as_came = fits && crlf && !stuffed && !self.mid_line;
+            if !as_came {
+                // Changed, or past the limit: the run so far, then this
+                // line on its own.
+                block.data.extend_from_slice(&conn.buf[run..conn.pos]);
+                if fits {
+                    block.data.extend_from_slice(line);
+                    block.data.extend_from_slice(b"\r\n");
+                } else {
+                    block.too_big = true;
+                }
+                run = conn.pos + i + 1;
             }
             self.mid_line = false;
             conn.pos += i + 1;
@@ -555,6 +573,90 @@ mod tests {
     async fn a_block_cut_short_is_an_error() {
         let mut c = conn(b"a\r\nb\r\n").await;
         assert!(c.read_block(1000).await.is_err());
+    }
+
+    /// A block as RFC 3977 §3.1.1 reads it, from input holding all of it:
+    /// each line's CRLF (or bare LF) made CRLF, a leading dot removed, up
+    /// to the line of a single dot; octets past `limit` counted, not kept.
+    fn block_of(input: &[u8], limit: usize) -> (Vec<u8>, usize, bool) {
+        let (mut data, mut size, mut too_big) = (Vec::new(), 0, false);
+        for raw in input.split_inclusive(|&c| c == b'\n') {
+            let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+            let mut line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line == b"." {
+                break;
+            }
+            if line.first() == Some(&b'.') {
+                line = &line[1..];
+            }
+            size += line.len() + 2;
+            if !too_big && size <= limit {
+                data.extend_from_slice(line);
+                data.extend_from_slice(b"\r\n");
+            } else {
+                too_big = true;
+            }
+        }
+        (data, size, too_big)
+    }
+
+    proptest::proptest! {
+        /// However the input is cut into reads, the block taken is the
+        /// block of the whole input, and the next command follows it.
+        #[test]
+        fn a_block_taken_in_any_pieces_is_the_block(
+            lines in proptest::collection::vec(
+                ("[.]{0,2}[a-c.\r ]{0,40}", proptest::bool::ANY), 0..40),
+            cuts in proptest::collection::vec(1usize..200, 1..20),
+            limit in 0usize..2000,
+        ) {
+            let mut input = Vec::new();
+            for (text, crlf) in &lines {
+                // A line of a single dot would end the block early.
+                let ends = if *crlf { text.as_str() } else { text.trim_end_matches('\r') };
+                let text = if ends == "." { ".." } else { text.as_str() };
+                input.extend_from_slice(text.as_bytes());
+                input.extend_from_slice(if *crlf { b"\r\n" } else { b"\n" });
+            }
+            input.extend_from_slice(b".\r\nNEXT\r\n");
+            let mut c = Connection {
+                stream: (),
+                buf: Vec::new(),
+                pos: 0,
+                out: Vec::new(),
+                max_line: 512,
+                deflate: None,
+            };
+            let mut reader = BlockReader::new(limit);
+            let mut rest = &input[..];
+            let mut taken = None;
+            for cut in cuts.iter().cycle() {
+                let (piece, after) = rest.split_at((*cut).min(rest.len()));
+                c.buf.extend_from_slice(piece);
+                rest = after;
+                taken = reader.take_buffered(&mut c);
+                if taken.is_some() || rest.is_empty() {
+                    break;
+                }
+                // As `fill` does before a read.
+                if c.pos > c.buf.len() / 2 {
+                    c.buf.drain(..c.pos);
+                    c.pos = 0;
+                }
+            }
+            let block = taken.expect("the whole block");
+            let (data, size, too_big) = block_of(&input, limit);
+            proptest::prop_assert_eq!(block.size, size);
+            proptest::prop_assert_eq!(block.too_big, too_big);
+            if !too_big {
+                proptest::prop_assert_eq!(block.data, data);
+            } else {
+                proptest::prop_assert!(block.data.len() <= limit);
+            }
+            let mut unread = c.buf[c.pos..].to_vec();
+            unread.extend_from_slice(rest);
+            proptest::prop_assert_eq!(unread, b"NEXT\r\n".to_vec());
+        }
     }
 
     #[tokio::test]
