@@ -3,9 +3,9 @@
 //!
 //! SQLite writes each WAL frame as two `pwrite`s: its 24-octet header, then
 //! the page. On the 2-core test VM a frame cost ~4.4 µs that way, and ~1.0
-//! µs gathered into one write per commit (copy included): the kernel's cost
-//! is per call, and the header and page of a frame share the same page of
-//! the page cache. The ingest writer commits ~0.4 frames per streamed 2
+//! µs gathered with the rest of its commit into writes of up to 124 KiB
+//! (copy included): the kernel's cost is per call, and the header and page
+//! of a frame share a page of the page cache. The ingest writer commits ~0.4 frames per streamed 2
 //! KiB article, and its WAL writes were a fifth of its time.
 //!
 //! Only the WAL file of a connection opened on this VFS is changed; every
@@ -49,8 +49,7 @@ pub const NAME: &str = "tidings-wal";
 const NAME_C: &CStr = c"tidings-wal";
 
 /// Buffered frames are written once they are this long: a commit of large
-/// articles needs no more memory than this, and its writes are still a
-/// few hundred frames each.
+/// articles holds no more memory than this.
 const FLUSH_BYTES: usize = 1 << 20;
 
 /// Octets of a WAL frame's header.
@@ -63,6 +62,7 @@ const WRITE_CALL_BYTES: usize = 0x1ffff & !0xfff;
 
 /// Registers the VFS with SQLite, once per process; later calls return the
 /// first call's result. An error leaves connections on SQLite's own VFS.
+/// It initialises SQLite: call it after `raw::quiet_memory_statistics`.
 pub fn register() -> Result<(), String> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
     REGISTERED.get_or_init(register_once).clone()
