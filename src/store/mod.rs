@@ -412,8 +412,8 @@ impl Store {
     /// WAL before every checkpoint, so a checkpoint never copies frames that
     /// are not on disk.
     ///
-    /// Its WAL is written through `walvfs`, a commit's frames in one
-    /// system call.
+    /// Its WAL is written through `walvfs`: a commit's frames gathered
+    /// into a few large writes, not two system calls each.
     pub async fn writer_connection(&self) -> Result<SqliteConnection> {
         let mut options = base_options(&self.path, Synchronous::Normal)
             .pragma("cache_size", format!("-{}", self.write_cache_kib));

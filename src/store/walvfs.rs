@@ -398,18 +398,9 @@ unsafe extern "C" fn wal_read(
     amount: c_int,
     offset: ffi::sqlite3_int64,
 ) -> c_int {
-    // SAFETY: see `wal_file`; the inner file is open.
-    let f = unsafe { wal_file(file) };
-    let rc = unsafe { f.flush() };
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    let Some(read) = (unsafe { f.methods() }).xRead else {
-        return ffi::SQLITE_IOERR_READ;
-    };
-    // SAFETY: SQLite's arguments, passed on.
-    let rc = unsafe { read(f.inner, out, amount, offset) };
-    f.last_read = Some(offset);
+    let rc = forward!(file, xRead, ffi::SQLITE_IOERR_READ, out, amount, offset);
+    // SAFETY: see `wal_file`.
+    unsafe { wal_file(file) }.last_read = Some(offset);
     rc
 }
 
