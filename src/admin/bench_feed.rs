@@ -127,6 +127,12 @@ pub struct StreamBench {
     /// TOML (`body_min_bytes = 8192`); may be given again for more.
     #[arg(long, value_name = "SETTING", conflicts_with = "target")]
     storage: Vec<String>,
+    /// Threads of this process that keep a CPU busy at the lowest priority
+    /// (nice 19) while everything is measured, as a compression or backup
+    /// job on the same host would: a server should lose to them little
+    /// more than the CPU time they get.
+    #[arg(long, value_name = "THREADS", default_value_t = 0)]
+    background_load: usize,
 }
 
 const GROUP: &str = "bench.stream";
@@ -506,6 +512,13 @@ pub async fn run(b: StreamBench) -> BenchResult<()> {
         Some(script) => Some(Inn::start(&b, script, dir, bytes * rounds).await?),
         None => None,
     };
+    let _load = (b.background_load > 0).then(|| {
+        println!(
+            "background load: {} thread(s) busy at nice 19",
+            b.background_load
+        );
+        BackgroundLoad::start(b.background_load)
+    });
     // Everything measured while INN may run, so that it is stopped once,
     // however this ends.
     let measured = async {
@@ -702,6 +715,47 @@ async fn ingest(
         accepted += task.await.map_err(err("streamer"))??;
     }
     Ok((accepted, t.elapsed().as_secs_f64()))
+}
+
+/// Busy threads at the lowest priority (`--background-load`), stopped on
+/// drop.
+struct BackgroundLoad {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundLoad {
+    fn start(threads: usize) -> BackgroundLoad {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..threads)
+            .filter_map(|_| {
+                let stop = stop.clone();
+                std::thread::Builder::new()
+                    .name("background-load".into())
+                    .spawn(move || {
+                        // On Linux the nice value is a thread's own, and
+                        // `who` 0 names the calling thread.
+                        // SAFETY: a plain system call on no memory of ours.
+                        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+                        let mut n = 0u64;
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            n = std::hint::black_box(n.wrapping_add(1));
+                        }
+                    })
+                    .ok()
+            })
+            .collect();
+        BackgroundLoad { stop, threads }
+    }
+}
+
+impl Drop for BackgroundLoad {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Streams the load into the built-in ceiling servers (`bench_ceiling`):
