@@ -433,6 +433,35 @@ pub struct StorageConfig {
     /// the room as free pages that new articles then take (as INN's CNFS
     /// buffers are made whole in advance); 0: it grows as articles come.
     pub preallocate_mib: u64,
+    /// Where the writer thread runs: "auto" (on the CPUs that take the
+    /// database disk's completion interrupts, when they are fewer than
+    /// the server's; see `ingest::placement`), "off", or a CPU list
+    /// ("1", "0,2-3").
+    pub pin_writer: PinWriter,
+}
+
+/// `storage.pin_writer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinWriter {
+    Auto,
+    Off,
+    Cpus(crate::ingest::placement::Cpus),
+}
+
+impl<'de> Deserialize<'de> for PinWriter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "auto" => Ok(PinWriter::Auto),
+            "off" => Ok(PinWriter::Off),
+            list => match crate::ingest::placement::Cpus::parse_list(list) {
+                Some(cpus) if !cpus.is_empty() => Ok(PinWriter::Cpus(cpus)),
+                _ => Err(serde::de::Error::custom(format!(
+                    "pin_writer must be \"auto\", \"off\" or a list of CPUs 0-63 (\"1\", \"0,2-3\"), not {list:?}"
+                ))),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -663,6 +692,7 @@ impl Default for StorageConfig {
             body_min_bytes: 4096,
             body_segment_mib: 64,
             preallocate_mib: 0,
+            pin_writer: PinWriter::Auto,
         }
     }
 }
@@ -1230,6 +1260,27 @@ mod tests {
         let err = Config::parse("[server]\npath_identity = \"bad name!\"\n").unwrap_err();
         assert!(err.starts_with("line 2"), "{err}");
         assert!(err.contains("host name"), "{err}");
+    }
+
+    #[test]
+    fn pin_writer_is_auto_off_or_a_cpu_list() {
+        use crate::ingest::placement::Cpus;
+        let pin = |v: &str| Config::parse(&format!("[storage]\npin_writer = {v:?}\n"));
+        assert_eq!(Config::default().storage.pin_writer, PinWriter::Auto);
+        assert_eq!(
+            pin("auto").map(|c| c.storage.pin_writer),
+            Ok(PinWriter::Auto)
+        );
+        assert_eq!(pin("off").map(|c| c.storage.pin_writer), Ok(PinWriter::Off));
+        assert_eq!(
+            pin("0,2-3").map(|c| c.storage.pin_writer),
+            Ok(PinWriter::Cpus(Cpus(0b1101)))
+        );
+        for bad in ["", "x", "64", "3-1", "on"] {
+            let err = pin(bad).unwrap_err();
+            assert!(err.starts_with("line 2"), "{bad}: {err}");
+            assert!(err.contains("pin_writer must be"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         cancels: config.cancels.process,
         max_size_mib: storage.max_size_mib,
         wal_bytes: storage.wal_size_mib.saturating_mul(1 << 20),
+        pin_writer: storage.pin_writer,
     };
     let (ingest, writer) =
         Ingest::start(&store, config.server.path_identity.as_str(), limits).await?;

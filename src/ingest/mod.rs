@@ -22,6 +22,7 @@
 pub mod check;
 mod checkpoint;
 pub mod known;
+pub mod placement;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -35,7 +36,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::article::Prepared;
-use crate::config::{CancelPolicy, Synchronous};
+use crate::config::{CancelPolicy, PinWriter, Synchronous};
 use crate::store::bodies::{self, BodyConfig, Written};
 use crate::store::overview::{self, Visibility};
 use crate::store::raw::{Db, RawError, WalFrames};
@@ -44,6 +45,7 @@ use crate::store::writer::{BatchWriter, MergeSlices, MergeStep, Origin, Outcome}
 use crate::store::{Store, StoreError};
 use checkpoint::Checkpointer;
 use known::KnownIds;
+use placement::{KeepAwake, Pinned, Placement};
 
 #[derive(Debug, Clone, Error)]
 pub enum IngestError {
@@ -244,6 +246,8 @@ pub struct BatchLimits {
     /// The WAL file's size, given in advance and used round
     /// (`storage.wal_size_mib`, see `checkpoint::presize_wal`).
     pub wal_bytes: u64,
+    /// Where the writer runs (`storage.pin_writer`, see `placement`).
+    pub pin_writer: PinWriter,
 }
 
 impl Ingest {
@@ -263,6 +267,11 @@ impl Ingest {
         let known = Arc::new(KnownIds::default());
         let cancels = Cancels::new(limits.cancels);
         let max_size_mib = Arc::new(AtomicU64::new(limits.max_size_mib));
+        let placement = match limits.pin_writer {
+            PinWriter::Off => None,
+            PinWriter::Auto => Placement::start(None, store.path()),
+            PinWriter::Cpus(cpus) => Placement::start(Some(cpus), store.path()),
+        };
         let writer = Writer {
             runtime,
             store: store.clone(),
@@ -272,6 +281,7 @@ impl Ingest {
             path_identity: identity,
             limits,
             wal,
+            placement: placement.clone(),
         };
         let join = thread::Builder::new()
             .name("tidings-writer".into())
@@ -297,6 +307,13 @@ impl Ingest {
                     }
                 }));
                 tokio::spawn(tick_overview(tx.downgrade(), visibility));
+                if let (PinWriter::Auto, Some(placement)) = (limits.pin_writer, placement) {
+                    tokio::spawn(recheck_placement(
+                        tx.downgrade(),
+                        placement,
+                        store.path().to_owned(),
+                    ));
+                }
                 Ok((
                     Ingest {
                         tx,
@@ -612,8 +629,10 @@ fn run_syncer(
     synced_through: Arc<AtomicI64>,
     queued: Arc<AtomicUsize>,
     writer: mpsc::WeakSender<Request>,
+    mut pinned: Pinned,
 ) {
     while let Ok(first) = rx.recv() {
+        pinned.follow();
         let mut done = vec![first];
         done.extend(rx.try_iter());
         let batches = done.len();
@@ -645,6 +664,8 @@ struct Writer {
     limits: BatchLimits,
     /// The WAL file to sync before answering (synchronous = full).
     wal: Option<std::path::PathBuf>,
+    /// Where the writer and the sync thread run, if they are pinned.
+    placement: Option<Placement>,
 }
 
 impl Writer {
@@ -794,6 +815,27 @@ fn poll_until(rx: &mut mpsc::Receiver<Request>, deadline: Instant) -> Option<Req
     }
 }
 
+/// Looks again every `placement::RECHECK` at where the disk's
+/// interrupts go (irqbalance may move them); the writer and the sync
+/// thread follow. Ends with the writer.
+async fn recheck_placement(
+    writer: mpsc::WeakSender<Request>,
+    placement: Placement,
+    database: std::path::PathBuf,
+) {
+    let mut tick = tokio::time::interval(placement::RECHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if writer.upgrade().is_none() {
+            return;
+        }
+        let (p, d) = (placement.clone(), database.clone());
+        let _ = tokio::task::spawn_blocking(move || p.look(&d, false)).await;
+    }
+}
+
 /// How often the writer is asked to merge the history tail
 /// (`store::tail`) whatever its length; it does when it committed nothing
 /// since the last time: a quiet server's history is whole within two
@@ -916,6 +958,57 @@ struct Syncing<'a> {
     db: &'a Db,
     /// The WAL's length after the last commit.
     wal_frames: &'a WalFrames,
+    /// The writer thread's pinning, and what keeps its CPU awake.
+    place: WriterPlace,
+}
+
+/// The writer thread's pinning (`placement`), and the thread that keeps
+/// its CPU from going idle while it waits in a sync of its own
+/// (`KeepAwake`: when it is pinned to one CPU and `spin` is not 0, for an
+/// operator who lets the server poll rather than sleep).
+struct WriterPlace {
+    pinned: Pinned,
+    awake: Option<KeepAwake>,
+    keep_awake: bool,
+}
+
+impl WriterPlace {
+    fn new(placement: Option<Placement>, keep_awake: bool) -> WriterPlace {
+        let mut place = WriterPlace {
+            pinned: Pinned::new(placement),
+            awake: None,
+            keep_awake,
+        };
+        place.follow();
+        place
+    }
+
+    /// Pins the writer where its placement now wants it, and has its CPU
+    /// kept awake there.
+    fn follow(&mut self) {
+        self.pinned.follow();
+        let want = self.pinned.single().filter(|_| self.keep_awake);
+        if self.awake.as_ref().map(KeepAwake::cpu) == want {
+            return;
+        }
+        self.awake = None;
+        if let Some(cpu) = want {
+            match KeepAwake::start(cpu) {
+                Ok(awake) => self.awake = Some(awake),
+                Err(e) => {
+                    warn!("nothing keeps the writer's CPU awake during its syncs: {e}");
+                    self.keep_awake = false;
+                }
+            }
+        }
+    }
+
+    fn sync<T>(&self, sync: impl FnOnce() -> T) -> T {
+        match &self.awake {
+            Some(awake) => awake.during(sync),
+            None => sync(),
+        }
+    }
 }
 
 /// The writer's open transaction: the batches written into it, with their
@@ -1008,7 +1101,7 @@ impl Pending {
         {
             let done = vec![committed];
             let started = Instant::now();
-            let failure = s.own_sync.sync(&done);
+            let failure = s.place.sync(|| s.own_sync.sync(&done));
             debug!(
                 micros = started.elapsed().as_micros() as u64,
                 "synced by the writer"
@@ -1078,13 +1171,17 @@ fn run_writer(
         let queued = queued.clone();
         let synced_through = synced_through.clone();
         let wal = WalSync::new(writer_state.wal.as_ref());
+        let placement = writer_state.placement.clone();
         let thread_failed = |what: &str| {
             let path = what.into();
             move |source| StoreError::Io { path, source }
         };
         thread::Builder::new()
             .name("tidings-sync".into())
-            .spawn(move || run_syncer(wal, synced_rx, head, synced_through, queued, wake))
+            .spawn(move || {
+                let pinned = Pinned::new(placement);
+                run_syncer(wal, synced_rx, head, synced_through, queued, wake, pinned)
+            })
             .map_err(thread_failed("sync thread"))
             .and_then(|syncer| {
                 Checkpointer::start(
@@ -1183,8 +1280,10 @@ fn run_writer(
             checkpointer: &mut checkpointer,
             db: &db,
             wal_frames: &wal_frames,
+            place: WriterPlace::new(writer_state.placement.clone(), !limits.spin.is_zero()),
         };
         loop {
+            syncing.place.follow();
             // Read once: the sync thread may end its sync meanwhile, and
             // the branches below must agree on whether one is under way.
             let no_sync = syncing.queued.load(Ordering::Acquire) == 0;
