@@ -92,9 +92,7 @@ pub fn disk_cpus(root: &Path, path: &Path) -> Result<Cpus, String> {
     let dev = fs::metadata(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .dev();
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    let link = root.join(format!("sys/dev/block/{major}:{minor}"));
+    let link = root.join(format!("sys/dev/block/{}", dev_name(dev)));
     let mut block = fs::canonicalize(&link).map_err(|e| format!("{}: {e}", link.display()))?;
     if block.join("partition").exists() {
         block.pop();
@@ -118,6 +116,14 @@ pub fn disk_cpus(root: &Path, path: &Path) -> Result<Cpus, String> {
         return Err(format!("{}: no interrupt has fired", block.display()));
     }
     Ok(cpus)
+}
+
+/// A device number as `/sys/dev/block` names it, `major:minor` (glibc's
+/// encoding of `dev_t`).
+fn dev_name(dev: u64) -> String {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    format!("{major}:{minor}")
 }
 
 /// The interrupts of the device behind a block device: the first
@@ -448,8 +454,6 @@ mod tests {
         let root = tempfile::tempdir().expect("tempdir");
         let r = root.path();
         let dev = fs::metadata(file).expect("metadata").dev();
-        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-        let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
         let pci = r.join("sys/devices/pci0000:00/0000:00:02.0");
         let disk = pci.join("virtio1/block/vda");
         fs::create_dir_all(pci.join("msi_irqs")).expect("mkdir");
@@ -467,7 +471,7 @@ mod tests {
             disk
         };
         fs::create_dir_all(r.join("sys/dev/block")).expect("mkdir");
-        std::os::unix::fs::symlink(&target, r.join(format!("sys/dev/block/{major}:{minor}")))
+        std::os::unix::fs::symlink(&target, r.join("sys/dev/block").join(dev_name(dev)))
             .expect("symlink");
         for (irq, cpus) in [("35", "0\n"), ("36", "1\n")] {
             let d = r.join("proc/irq").join(irq);
@@ -524,19 +528,42 @@ mod tests {
         assert_eq!(seen, (first, Some(first), all));
     }
 
+    /// The keep-awake threads of this process: each one's scheduling
+    /// policy (`/proc/.../stat` field 41) and the CPUs it may run on.
+    fn keep_awake_threads() -> Vec<(u32, Cpus)> {
+        let mut found = Vec::new();
+        for task in fs::read_dir("/proc/self/task").expect("tasks").flatten() {
+            let dir = task.path();
+            let stat = fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            let Some((name, rest)) = stat.split_once(") ") else {
+                continue;
+            };
+            if !name.ends_with("(tidings-awake") {
+                continue;
+            }
+            let policy = rest.split_whitespace().nth(38).and_then(|p| p.parse().ok());
+            let status = fs::read_to_string(dir.join("status")).unwrap_or_default();
+            let cpus = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .and_then(Cpus::parse_list);
+            if let (Some(policy), Some(cpus)) = (policy, cpus) {
+                found.push((policy, cpus));
+            }
+        }
+        found
+    }
+
     #[test]
-    fn keep_awake_runs_a_sync_and_stops() {
+    fn keep_awake_runs_at_the_lowest_priority_on_its_cpu_and_stops() {
         let all = allowed().expect("affinity");
         let first = Cpus(1 << all.0.trailing_zeros());
-        match KeepAwake::start(first) {
-            Ok(awake) => {
-                assert_eq!(awake.during(|| 7), 7);
-                assert_eq!(awake.cpu(), first);
-                drop(awake);
-            }
-            // A container may refuse SCHED_IDLE; the server then goes on
-            // without it.
-            Err(e) => eprintln!("keep-awake not started: {e}"),
-        }
+        let awake = KeepAwake::start(first).expect("keep-awake thread");
+        assert_eq!(awake.cpu(), first);
+        let idle = u32::try_from(libc::SCHED_IDLE).expect("policy");
+        assert_eq!(keep_awake_threads(), vec![(idle, first)]);
+        assert_eq!(awake.during(|| 7), 7);
+        drop(awake);
+        assert_eq!(keep_awake_threads(), Vec::new());
     }
 }
