@@ -343,36 +343,75 @@ async fn stream_one(
     Ok(accepted)
 }
 
-/// Offers `ids` with IHAVE, one at a time. Returns accepted.
+/// The client's wait for each answer of a lock-step IHAVE, in µs.
+#[derive(Default)]
+struct IhaveWaits {
+    /// From sending `IHAVE <id>` to reading 335.
+    offer: Vec<u32>,
+    /// From sending the article to reading 235.
+    article: Vec<u32>,
+}
+
+impl IhaveWaits {
+    fn merge(&mut self, other: IhaveWaits) {
+        self.offer.extend(other.offer);
+        self.article.extend(other.article);
+    }
+
+    fn report(mut self) {
+        fn p50(v: &mut [u32]) -> u32 {
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0)
+        }
+        fn p90(v: &[u32]) -> u32 {
+            v.get(v.len() * 9 / 10).copied().unwrap_or(0)
+        }
+        let (o, a) = (p50(&mut self.offer), p50(&mut self.article));
+        println!(
+            "  client's wait, p50 (p90): offer to 335 {o} ({}) µs, article to 235 {a} ({}) µs",
+            p90(&self.offer),
+            p90(&self.article)
+        );
+    }
+}
+
+/// Offers `ids` with IHAVE, one at a time. Returns accepted, and how long
+/// each answer took.
 async fn ihave_one(
     addr: SocketAddr,
     articles: Arc<Vec<(String, Vec<u8>)>>,
     ids: Vec<usize>,
-) -> BenchResult<usize> {
+) -> BenchResult<(usize, IhaveWaits)> {
     let stream = TcpStream::connect(addr).await.map_err(err("connect"))?;
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     let mut line = String::new();
     r.read_line(&mut line).await.map_err(err("greeting"))?;
     let mut accepted = 0;
+    let mut waits = IhaveWaits::default();
+    let micros = |t: Instant| u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX);
     for i in ids {
         let (id, bytes) = &articles[i];
+        let t = Instant::now();
         w.write_all(format!("IHAVE {id}\r\n").as_bytes())
             .await
             .map_err(err("write"))?;
         line.clear();
         r.read_line(&mut line).await.map_err(err("read"))?;
+        waits.offer.push(micros(t));
         if !line.starts_with("335") {
             continue;
         }
+        let t = Instant::now();
         w.write_all(bytes).await.map_err(err("write"))?;
         line.clear();
         r.read_line(&mut line).await.map_err(err("read"))?;
+        waits.article.push(micros(t));
         if line.starts_with("235") {
             accepted += 1;
         }
     }
-    Ok(accepted)
+    Ok((accepted, waits))
 }
 
 fn peer_block(name: &str, address: Option<SocketAddr>) -> String {
@@ -691,24 +730,39 @@ async fn ingest(
     articles: &Arc<Vec<(String, Vec<u8>)>>,
 ) -> BenchResult<(usize, f64)> {
     let t = Instant::now();
+    if b.ihave {
+        let mut tasks = Vec::new();
+        for k in 0..b.connections {
+            let ids: Vec<usize> = (k..b.articles).step_by(b.connections).collect();
+            tasks.push(tokio::spawn(ihave_one(addr, articles.clone(), ids)));
+        }
+        let (mut accepted, mut waits) = (0, IhaveWaits::default());
+        for task in tasks {
+            let (n, w) = task.await.map_err(err("offerer"))??;
+            accepted += n;
+            waits.merge(w);
+        }
+        let secs = t.elapsed().as_secs_f64();
+        waits.report();
+        return Ok((accepted, secs));
+    }
     let mut tasks = Vec::new();
     for k in 0..b.connections {
         let ids: Vec<usize> = (k..b.articles).step_by(b.connections).collect();
-        let articles = articles.clone();
-        if b.ihave {
-            tasks.push(tokio::spawn(ihave_one(addr, articles, ids)));
+        let mode = if b.no_check {
+            Mode::TakeThisOnly
+        } else if b.pipelined {
+            Mode::Pipelined
         } else {
-            let mode = if b.no_check {
-                Mode::TakeThisOnly
-            } else if b.pipelined {
-                Mode::Pipelined
-            } else {
-                Mode::CheckFirst
-            };
-            tasks.push(tokio::spawn(stream_one(
-                addr, articles, ids, b.window, mode,
-            )));
-        }
+            Mode::CheckFirst
+        };
+        tasks.push(tokio::spawn(stream_one(
+            addr,
+            articles.clone(),
+            ids,
+            b.window,
+            mode,
+        )));
     }
     let mut accepted = 0;
     for task in tasks {
