@@ -134,15 +134,11 @@ impl Stream {
             Stream::Tls(s) => s.get_ref().0,
         }
     }
+}
 
-    /// Has the kernel acknowledge what the client sends next at once, not
-    /// up to 40 ms later. A client that leaves Nagle's algorithm on and
-    /// writes an article in pieces (Python's nntplib writes 8 KiB at a
-    /// time) holds each piece until the one before is acknowledged, and
-    /// Linux delays the acknowledgement of a piece smaller than a full
-    /// segment while the server has nothing to say: every POST of more
-    /// than 8 KiB took ~44 ms. The kernel leaves quick-ack mode by itself,
-    /// so this is asked again after every read.
+impl crate::wire::connection::QuickAck for Stream {
+    /// Has the kernel acknowledge what the client sent at once, not up to
+    /// 40 ms later (see `Connection::fill`).
     fn quick_ack(&self) {
         use std::os::fd::AsRawFd;
         let one: libc::c_int = 1;
@@ -167,15 +163,10 @@ impl AsyncRead for Stream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let before = buf.filled().len();
-        let read = match this {
+        match this {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        };
-        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.quick_ack();
         }
-        read
     }
 }
 

@@ -30,7 +30,7 @@ use crate::ingest::{InFlight, Submission};
 use crate::store::{GroupInfo, Store, StoreError};
 use crate::wire::codes;
 use crate::wire::command::Command;
-use crate::wire::connection::{BlockReader, Connection, Line};
+use crate::wire::connection::{BlockReader, Connection, Line, QuickAck};
 use crate::wire::parse::{ParseError, parse_command, verb_is};
 use crate::wire::response::Response;
 use crate::wire::types::MessageId;
@@ -451,7 +451,7 @@ async fn guarded<T>(
 /// Says goodbye after an interrupted wait: 400 when the client may still
 /// be listening, nothing when it had stopped reading (the answer would
 /// never get through).
-async fn farewell<S: AsyncRead + AsyncWrite + Unpin>(
+async fn farewell<S: AsyncRead + AsyncWrite + Unpin + QuickAck>(
     conn: &mut Connection<S>,
     peer: SocketAddr,
     why: Interrupted,
@@ -505,7 +505,7 @@ const SPIN_PENDING: usize = 32;
 
 /// Sends every answer at the front of `pending` that is ready. `Err` when
 /// the connection must close (a TAKETHIS could not be stored: 400 sent).
-fn send_ready<S: AsyncRead + AsyncWrite + Unpin>(
+fn send_ready<S: AsyncRead + AsyncWrite + Unpin + QuickAck>(
     pending: &mut VecDeque<Pending>,
     conn: &mut Connection<S>,
 ) -> Result<(), ()> {
@@ -520,7 +520,7 @@ fn send_ready<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Sends an owed answer; `Err` when it closes the connection.
-fn deliver<S: AsyncRead + AsyncWrite + Unpin>(
+fn deliver<S: AsyncRead + AsyncWrite + Unpin + QuickAck>(
     conn: &mut Connection<S>,
     answer: transit::Answer,
 ) -> Result<(), ()> {
@@ -541,7 +541,7 @@ fn deliver<S: AsyncRead + AsyncWrite + Unpin>(
 /// the connection must close. `may_spin`: it may poll for the answer
 /// first (`SPIN_PENDING`); not while the rest of an article is awaited
 /// from the network, which polling would not bring sooner.
-async fn wait_front_or_input<S: AsyncRead + AsyncWrite + Unpin>(
+async fn wait_front_or_input<S: AsyncRead + AsyncWrite + Unpin + QuickAck>(
     pending: &mut VecDeque<Pending>,
     conn: &mut Connection<S>,
     read_on: bool,
@@ -595,7 +595,7 @@ async fn wait_front_or_input<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Waits for the answer at the front of `pending` and sends it.
-async fn settle_front<S: AsyncRead + AsyncWrite + Unpin>(
+async fn settle_front<S: AsyncRead + AsyncWrite + Unpin + QuickAck>(
     pending: &mut VecDeque<Pending>,
     conn: &mut Connection<S>,
 ) -> Result<(), ()> {
@@ -938,7 +938,7 @@ fn closes(reply: &Reply) -> bool {
 
 /// Sends a continuation prompt (340, 335), then reads the article block.
 /// On failure: why, and whether it happened while writing the prompt.
-async fn prompt_and_read<S: AsyncRead + AsyncWrite + Unpin>(
+async fn prompt_and_read<S: AsyncRead + AsyncWrite + Unpin + QuickAck>(
     conn: &mut Connection<S>,
     prompt: &Response,
     max_article: usize,
