@@ -110,6 +110,11 @@ impl std::fmt::Display for Withdrawn {
 /// The statements of the hot loop, prepared once for the writer's lifetime.
 pub struct BatchWriter<'db> {
     db: &'db Db,
+    /// `BEGIN IMMEDIATE` and `COMMIT`, prepared once: run through
+    /// `sqlite3_exec` each was parsed and compiled again at every
+    /// transaction, and a lock-step peer has one per article.
+    begin: Stmt<'db>,
+    commit: Stmt<'db>,
     find_history: Stmt<'db>,
     find_group: Stmt<'db>,
     insert_article: Stmt<'db>,
@@ -329,6 +334,8 @@ impl<'db> BatchWriter<'db> {
         Ok(BatchWriter {
             db,
             find_history: db.prepare("SELECT status FROM history_all WHERE msgid = ?1")?,
+            begin: db.prepare("BEGIN IMMEDIATE")?,
+            commit: db.prepare("COMMIT")?,
             find_group: db.prepare("SELECT id, high, status FROM groups WHERE name = ?1")?,
             insert_article: db.prepare(
                 "INSERT INTO articles (id, arrived, msgid, bytes) VALUES (?1, ?2, ?3, ?4)",
@@ -406,7 +413,7 @@ impl<'db> BatchWriter<'db> {
     /// synced share the next one.
     pub fn begin(&mut self) -> Result<(), RawError> {
         self.remembered.clear();
-        self.db.exec("BEGIN IMMEDIATE")?;
+        self.begin.execute()?;
         self.open = Some((self.last_id, 0));
         if let Some(b) = self.bodies.as_mut() {
             b.begin();
@@ -510,7 +517,7 @@ impl<'db> BatchWriter<'db> {
             if let Some(b) = self.bodies.as_mut() {
                 b.before_commit()?;
             }
-            self.db.exec("COMMIT").map(|()| step)
+            self.commit.execute().map(|()| step)
         });
         match done {
             Ok(step) => {
@@ -559,8 +566,8 @@ impl<'db> BatchWriter<'db> {
     pub fn write_overview(&mut self) -> Result<usize, RawError> {
         let rows = self.overview.len();
         if rows > 0 {
-            self.db.exec("BEGIN IMMEDIATE")?;
-            let done = (self.overview.write(self.last_id)).and_then(|()| self.db.exec("COMMIT"));
+            self.begin.execute()?;
+            let done = (self.overview.write(self.last_id)).and_then(|()| self.commit.execute());
             if let Err(e) = done {
                 let _ = self.db.exec("ROLLBACK");
                 self.overview.rolled_back();
@@ -664,8 +671,8 @@ impl<'db> BatchWriter<'db> {
         &mut self,
         work: impl FnOnce(&mut Self) -> Result<T, RawError>,
     ) -> Result<T, RawError> {
-        self.db.exec("BEGIN IMMEDIATE")?;
-        let done = work(self).and_then(|t| self.db.exec("COMMIT").map(|()| t));
+        self.begin.execute()?;
+        let done = work(self).and_then(|t| self.commit.execute().map(|()| t));
         if done.is_err() {
             let _ = self.db.exec("ROLLBACK");
         }
