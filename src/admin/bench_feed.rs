@@ -366,11 +366,17 @@ impl IhaveWaits {
         fn p90(v: &[u32]) -> u32 {
             v.get(v.len() * 9 / 10).copied().unwrap_or(0)
         }
+        fn mean(v: &[u32]) -> u64 {
+            v.iter().map(|&x| u64::from(x)).sum::<u64>() / (v.len() as u64).max(1)
+        }
         let (o, a) = (p50(&mut self.offer), p50(&mut self.article));
         println!(
-            "  client's wait, p50 (p90): offer to 335 {o} ({}) µs, article to 235 {a} ({}) µs",
+            "  client's wait, p50 (p90, mean): offer to 335 {o} ({}, {}) µs, \
+             article to 235 {a} ({}, {}) µs",
             p90(&self.offer),
-            p90(&self.article)
+            mean(&self.offer),
+            p90(&self.article),
+            mean(&self.article)
         );
     }
 }
