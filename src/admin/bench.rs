@@ -245,15 +245,19 @@ fn make_article(i: usize, groups: usize) -> Vec<u8> {
     a.into_bytes()
 }
 
+/// The `q` quantile (0 to 1) of `sorted`, the nearest sample; the default
+/// when it is empty.
+pub(crate) fn quantile<T: Copy + Default>(sorted: &[T], q: f64) -> T {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
 struct Latency(Vec<Duration>);
 
 impl Latency {
     fn report(&mut self, name: &str) {
         self.0.sort();
-        let pick = |q: f64| {
-            let i = ((self.0.len() as f64 - 1.0) * q).round() as usize;
-            self.0.get(i).copied().unwrap_or_default()
-        };
+        let pick = |q: f64| quantile(&self.0, q);
         println!(
             "  {name:<28} p50 {:>8.3} ms   p99 {:>8.3} ms   ({} samples)",
             pick(0.5).as_secs_f64() * 1e3,

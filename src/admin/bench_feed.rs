@@ -359,24 +359,20 @@ impl IhaveWaits {
     }
 
     fn report(mut self) {
-        fn p50(v: &mut [u32]) -> u32 {
+        /// p50 (p90, mean) of `v`, in µs.
+        fn figures(v: &mut [u32]) -> String {
             v.sort_unstable();
-            v.get(v.len() / 2).copied().unwrap_or(0)
+            let mean = v.iter().map(|&x| u64::from(x)).sum::<u64>() / (v.len() as u64).max(1);
+            format!(
+                "{} ({}, {mean})",
+                super::bench::quantile(v, 0.5),
+                super::bench::quantile(v, 0.9)
+            )
         }
-        fn p90(v: &[u32]) -> u32 {
-            v.get(v.len() * 9 / 10).copied().unwrap_or(0)
-        }
-        fn mean(v: &[u32]) -> u64 {
-            v.iter().map(|&x| u64::from(x)).sum::<u64>() / (v.len() as u64).max(1)
-        }
-        let (o, a) = (p50(&mut self.offer), p50(&mut self.article));
         println!(
-            "  client's wait, p50 (p90, mean): offer to 335 {o} ({}, {}) µs, \
-             article to 235 {a} ({}, {}) µs",
-            p90(&self.offer),
-            mean(&self.offer),
-            p90(&self.article),
-            mean(&self.article)
+            "  client's wait, p50 (p90, mean): offer to 335 {} µs, article to 235 {} µs",
+            figures(&mut self.offer),
+            figures(&mut self.article)
         );
     }
 }
