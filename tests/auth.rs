@@ -112,6 +112,41 @@ async fn where_login_is_required_only_login_commands_are_served_before_it() {
     server.stop().await;
 }
 
+/// A TAKETHIS is followed by its article whatever the answer (RFC 4644
+/// §2.5): refused for want of a login, its article is still read as an
+/// article, so lines in it that look like commands are never run.
+#[tokio::test]
+async fn a_takethis_refused_for_want_of_login_does_not_run_its_article_as_commands() {
+    let server = with_user(|c| c.auth.required = true).await;
+    let mut c = server.client().await;
+    let body = "AUTHINFO USER alice\r\nAUTHINFO PASS s3cret!\r\nQUIT\r\n";
+    let text = article("local.test", "smuggled", body);
+    c.send(format!("TAKETHIS <smuggled@example.org>\r\n{text}.\r\nDATE\r\n").as_bytes())
+        .await;
+    assert_eq!(code(&c.line().await), "480");
+    // The next answer is DATE's: the article's lines were not commands
+    // (they would have logged in, then closed the connection).
+    assert_eq!(code(&c.line().await), "111");
+    assert_eq!(
+        code(&c.cmd("GROUP local.test").await),
+        "480",
+        "still logged out"
+    );
+    assert_eq!(code(&c.cmd("AUTHINFO USER alice").await), "381");
+    assert_eq!(code(&c.cmd("AUTHINFO PASS s3cret!").await), "281");
+    assert_eq!(
+        code(&c.cmd("GROUP local.test").await),
+        "211",
+        "nothing stored"
+    );
+    assert_eq!(
+        code(&c.cmd("STAT <smuggled@example.org>").await),
+        "430",
+        "nothing stored"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_password_is_refused_with_483_where_it_would_travel_in_clear() {
     let server = with_user(|c| {

@@ -70,6 +70,13 @@ async fn a_peer_known_by_its_login_feeds_us_from_any_address() {
     // login does, and CAPABILITIES then offers what it may use.
     let mut c = reader(b.addr).await;
     assert!(c.cmd("CHECK <raw-1@test>").await.starts_with("480 "));
+    assert!(c.cmd("IHAVE <raw-1@test>").await.starts_with("480 "));
+    assert!(c.cmd("MODE STREAM").await.starts_with("480 "));
+    // TAKETHIS alike, its article read and dropped.
+    let text = article("local.test", "too early", "QUIT\r\n");
+    c.send(format!("TAKETHIS <raw-1@test>\r\n{text}.\r\n").as_bytes())
+        .await;
+    assert!(c.line().await.starts_with("480 "));
     assert!(c.cmd("AUTHINFO USER reader").await.starts_with("381 "));
     assert!(c.cmd("AUTHINFO PASS r3ader").await.starts_with("281 "));
     assert!(c.cmd("CHECK <raw-1@test>").await.starts_with("502 "));

@@ -124,8 +124,9 @@ enum Reply {
     /// Send 335, read the offered article, hand it to `ihave_article`.
     ReadIhave(MessageId, InFlight),
     /// Read the article that follows TAKETHIS (always, even when refused,
-    /// so the stream stays in step); `permitted` says whether to keep it.
-    ReadTakeThis(MessageId, bool),
+    /// so the stream stays in step), then take it, or answer the refusal
+    /// given (RFC 4644 §2.5: the article is sent whatever the answer).
+    ReadTakeThis(MessageId, Option<Response>),
     /// Send 382 and run the TLS handshake (RFC 4642 §2.2.2).
     StartTls(tokio_rustls::TlsAcceptor),
     /// Send 206 and start compressing both ways (RFC 8054 §2.2.2).
@@ -261,7 +262,10 @@ impl Session {
 
     async fn dispatch(&mut self, command: Command) -> Result<Reply, StoreError> {
         if let Err(refusal) = self.admit(&command) {
-            return Ok(Reply::Send(refusal));
+            return Ok(match command {
+                Command::TakeThis(id) => Reply::ReadTakeThis(id, Some(refusal)),
+                _ => Reply::Send(refusal),
+            });
         }
         let response = match command {
             Command::Capabilities => self.capabilities(),
@@ -300,8 +304,8 @@ impl Session {
                 Err(refusal) => refusal,
             },
             Command::TakeThis(id) => {
-                let permitted = self.transit_allowed();
-                return Ok(Reply::ReadTakeThis(id, permitted));
+                let refusal = (!self.transit_allowed()).then(|| self.transit_refused());
+                return Ok(Reply::ReadTakeThis(id, refusal));
             }
             Command::NewGroups { since } => self.new_groups(since).await?,
             Command::NewNews { wildmat, since } => self.new_news(&wildmat, since).await?,
@@ -874,7 +878,7 @@ async fn drive(
                 session.compression_started(slot);
                 debug!(%peer, "COMPRESS DEFLATE started");
             }
-            Reply::ReadTakeThis(id, permitted) => {
+            Reply::ReadTakeThis(id, refusal) => {
                 // While the rest of the article is on its way, the burst's
                 // articles before it go to the writer and their answers go
                 // out as they come, rather than wait for its last octet
@@ -917,15 +921,13 @@ async fn drive(
                         return;
                     }
                 };
-                if permitted {
-                    let (owed, submission) = session.takethis(&id, block).await;
-                    pending.push_back(owed);
-                    staged.extend(submission);
-                } else {
-                    pending.push_back(Pending::Ready(Response::new(
-                        codes::NOT_PERMITTED,
-                        "Transit service not permitted on this connection",
-                    )));
+                match refusal {
+                    None => {
+                        let (owed, submission) = session.takethis(&id, block).await;
+                        pending.push_back(owed);
+                        staged.extend(submission);
+                    }
+                    Some(refusal) => pending.push_back(Pending::Ready(refusal)),
                 }
             }
         }
