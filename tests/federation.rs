@@ -423,6 +423,79 @@ async fn transit_commands_answer_with_the_rfc_codes() {
     s.stop().await;
 }
 
+/// A refusal that depends on the peer that sent the article (its `accept`
+/// patterns, or an offered message-id that is not the article's) refuses
+/// that copy only: the id is not remembered as refused, and another peer
+/// offering it gets it taken. A refusal any copy would get is remembered.
+#[tokio::test]
+async fn a_refusal_that_depends_on_the_peer_does_not_keep_the_article_from_others() {
+    let narrow = tidings::config::Config::parse(
+        "[[peer]]\nname = \"narrow\"\npath_identity = \"narrow.test\"\n\
+         accept_from = [\"127.0.0.3\"]\naccept = \"comp.*\"\n",
+    )
+    .expect("peer")
+    .peers
+    .remove(0);
+    let wide = peer("wide", None, "*");
+    let s = node(
+        "s",
+        free_port(),
+        vec![narrow, wide],
+        &["comp.lang", "alt.misc"],
+    )
+    .await;
+    let relayed = |id: &str, groups: &str| {
+        format!(
+            "Path: origin.test\r\nFrom: a@example.com\r\nNewsgroups: {groups}\r\n\
+             Subject: t\r\nMessage-ID: {id}\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\
+             \r\nbody\r\n.\r\n"
+        )
+    };
+
+    // The narrow peer: what it may not send us is refused, 439 / 437.
+    let mut n = Client::connect_from("127.0.0.3", s.addr).await;
+    assert_eq!(n.cmd("MODE STREAM").await, "203 Streaming permitted");
+    n.send(format!("TAKETHIS <a1@x>\r\n{}", relayed("<a1@x>", "alt.misc")).as_bytes())
+        .await;
+    let refused = n.line().await;
+    assert!(refused.starts_with("439 <a1@x>"), "{refused}");
+    assert!(refused.contains("no newsgroups accepted"), "{refused}");
+    assert!(n.cmd("IHAVE <a2@x>").await.starts_with("335"));
+    n.send(relayed("<a2@x>", "alt.misc").as_bytes()).await;
+    assert!(n.line().await.starts_with("437"));
+    // An article under another id than the one offered.
+    assert!(n.cmd("IHAVE <m1@x>").await.starts_with("335"));
+    n.send(relayed("<m2@x>", "comp.lang").as_bytes()).await;
+    assert!(n.line().await.starts_with("437"));
+    // What it may send is taken; a malformed article is refused for all.
+    n.send(format!("TAKETHIS <c1@x>\r\n{}", relayed("<c1@x>", "comp.lang")).as_bytes())
+        .await;
+    assert_eq!(n.line().await, "239 <c1@x>");
+    n.send(b"TAKETHIS <bad@x>\r\nSubject: no other headers\r\n\r\nbody\r\n.\r\n")
+        .await;
+    assert!(n.line().await.starts_with("439 <bad@x>"));
+
+    // The wide peer: the articles the narrow one could not send are
+    // wanted and taken, the offered-but-not-sent id too; the malformed
+    // one's id and the stored one are not wanted.
+    let mut w = Client::connect(s.addr).await;
+    assert_eq!(w.cmd("MODE STREAM").await, "203 Streaming permitted");
+    for id in ["<a1@x>", "<a2@x>", "<m1@x>"] {
+        assert_eq!(w.cmd(&format!("CHECK {id}")).await, format!("238 {id}"));
+    }
+    assert_eq!(w.cmd("CHECK <c1@x>").await, "438 <c1@x>");
+    assert_eq!(w.cmd("CHECK <bad@x>").await, "438 <bad@x>");
+    w.send(format!("TAKETHIS <a1@x>\r\n{}", relayed("<a1@x>", "alt.misc")).as_bytes())
+        .await;
+    assert_eq!(w.line().await, "239 <a1@x>");
+    assert!(w.cmd("IHAVE <a2@x>").await.starts_with("335"));
+    w.send(relayed("<a2@x>", "alt.misc").as_bytes()).await;
+    assert!(w.line().await.starts_with("235"));
+    wait_for_count(&s, "alt.misc", 2).await;
+    wait_for_count(&s, "comp.lang", 1).await;
+    s.stop().await;
+}
+
 /// Lock-step IHAVE peers and a poster get every answer whether the writer
 /// and a lone waiting session poll before sleeping (`storage.spin_micros`)
 /// or sleep at once, and with a spin far longer than a commit: a session

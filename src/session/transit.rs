@@ -119,6 +119,25 @@ pub(super) fn takethis_answer(
     }
 }
 
+/// Why a relayed article is refused, and whether its message-id is to be
+/// remembered as refused (offered to us again, it is turned down at once:
+/// 438 / 435). Only a refusal that any copy from any peer would get is
+/// remembered; one that depends on the peer that sent it is not, or one
+/// peer's refusal would keep the article from every other.
+struct Refused {
+    reason: String,
+    remember: bool,
+}
+
+impl Refused {
+    fn remembered(reason: String) -> Refused {
+        Refused {
+            reason,
+            remember: true,
+        }
+    }
+}
+
 impl Session {
     fn path_identity(&self) -> &str {
         self.config().server.path_identity.as_str()
@@ -157,25 +176,39 @@ impl Session {
         }
     }
 
-    /// Checks a relayed article; the refusal text on failure.
+    /// Checks a relayed article; why it is refused on failure.
     async fn relay_checks(
         &self,
         id: &MessageId,
         block: &Block,
-    ) -> Result<article::Prepared, String> {
+    ) -> Result<article::Prepared, Refused> {
         let limit = self.config().limits.max_article_size;
         if block.too_big {
-            return Err(format!("too large ({} octets, limit {limit})", block.size));
+            return Err(Refused::remembered(format!(
+                "too large ({} octets, limit {limit})",
+                block.size
+            )));
         }
         let prepared = article::prepare_relay(&block.data, Some(id), self.path_identity())
-            .map_err(|e| e.to_string())?;
-        self.check_header_count(&prepared)?;
+            .map_err(|e| Refused {
+                // The offered id is not this article's: the article with
+                // that id may yet come, right, from another peer.
+                remember: !matches!(e, article::ArticleError::IdMismatch),
+                reason: e.to_string(),
+            })?;
+        self.check_header_count(&prepared)
+            .map_err(Refused::remembered)?;
         let wanted = self.peer_config.as_ref().is_some_and(|p| {
             p.accept
                 .wants(prepared.newsgroups.iter().map(|g| g.as_str()))
         });
         if !wanted {
-            return Err("no newsgroups accepted from this peer".to_owned());
+            // This peer's limit, not the article's: another peer may
+            // offer it and have it taken.
+            return Err(Refused {
+                reason: "no newsgroups accepted from this peer".to_owned(),
+                remember: false,
+            });
         }
         Ok(prepared)
     }
@@ -190,9 +223,12 @@ impl Session {
     ) -> Response {
         let prepared = match self.relay_checks(id, &block).await {
             Ok(p) => p,
-            Err(reason) => {
+            Err(refused) => {
+                let reason = refused.reason;
                 tracing::info!(peer = %self.peer, %id, "IHAVE refused: {reason}");
-                self.shared.ingest.reject(id.as_str()).await;
+                if refused.remember {
+                    self.shared.ingest.reject(id.as_str()).await;
+                }
                 return Response::new(codes::TRANSFER_REJECTED, format!("Rejected: {reason}"));
             }
         };
@@ -236,9 +272,12 @@ impl Session {
         };
         let article = match self.relay_checks(id, &block).await {
             Ok(p) => p,
-            Err(reason) => {
+            Err(refused) => {
+                let reason = refused.reason;
                 tracing::info!(peer = %self.peer, %id, "TAKETHIS refused: {reason}");
-                self.shared.ingest.reject(id.as_str()).await;
+                if refused.remember {
+                    self.shared.ingest.reject(id.as_str()).await;
+                }
                 let refusal = Response::new(codes::TAKETHIS_REJECTED, format!("{text} {reason}"));
                 return (Pending::Ready(refusal), None);
             }
