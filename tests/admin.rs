@@ -495,6 +495,218 @@ async fn reload_adds_a_peer_and_pause_resume_hold_and_release_its_feed() {
     b.stop().await;
 }
 
+/// `peer reset-cursor`: back to 0, everything stored is offered again
+/// (and refused, the peer having it: nothing is stored twice); to the
+/// head, the backlog is skipped; a place outside the log, or a peer not
+/// configured, is a clear error. A feed with nothing to send shows no
+/// rate.
+#[tokio::test]
+async fn reset_cursor_offers_again_or_skips_and_refuses_what_is_outside_the_log() {
+    let b = common::node(
+        "b",
+        common::free_port(),
+        vec![common::peer("a", None, "*")],
+        &[],
+    )
+    .await;
+    let a = common::node(
+        "a",
+        common::free_port(),
+        vec![common::peer("b", Some(b.addr), "*")],
+        &[],
+    )
+    .await;
+    let block = format!(
+        "[[peer]]\nname = \"b\"\npath_identity = \"b.test\"\naddress = \"{}\"\n",
+        b.addr
+    );
+    let config = admin_config(&a, &block);
+    let status = || async {
+        let run = tidings(&config, &["peer", "status", "b", "--json"]).await;
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        v[0].clone()
+    };
+    let count_on_b = || async {
+        let g = b.server().store().group("local.test").await.expect("store");
+        g.expect("group").count
+    };
+    let mut poster = a.client().await;
+    for i in 0..3 {
+        let status = poster
+            .post(&article("local.test", &format!("n{i}"), "x\r\n"))
+            .await;
+        assert!(status.starts_with("240"), "{status}");
+    }
+    wait_until("three accepted", || async {
+        status().await["accepted"] == 3
+    })
+    .await;
+    wait_until("no rate once idle", || async {
+        status().await["rate"] == 0.0
+    })
+    .await;
+
+    for to in ["--to=-1", "--to=4"] {
+        let run = tidings(&config, &["peer", "reset-cursor", "b", to]).await;
+        let says = "is outside the article log: 0 (everything stored is sent again) to 3";
+        assert!(!run.ok && run.stderr.contains(says), "{to}: {}", run.stderr);
+    }
+    let run = tidings(&config, &["peer", "reset-cursor", "nobody"]).await;
+    assert!(
+        !run.ok && run.stderr.contains("no peer named"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(status().await["cursor"], 3, "unchanged by the refusals");
+
+    let run = tidings(&config, &["peer", "reset-cursor", "b", "--to", "0"]).await;
+    assert!(
+        run.ok && run.stdout.contains("b: cursor now 0"),
+        "{}",
+        run.stdout
+    );
+    wait_until("offered again and refused", || async {
+        let s = status().await;
+        s["refused"] == 3 && s["backlog_articles"] == 0
+    })
+    .await;
+    let s = status().await;
+    assert_eq!(
+        (s["offered"].as_i64(), s["accepted"].as_i64()),
+        (Some(6), Some(3))
+    );
+    assert_eq!(count_on_b().await, 3, "nothing stored twice");
+
+    // Paused, two posts wait; reset to the head skips them.
+    assert!(tidings(&config, &["peer", "pause", "b"]).await.ok);
+    for i in 0..2 {
+        poster
+            .post(&article("local.test", &format!("skipped {i}"), "x\r\n"))
+            .await;
+    }
+    assert_eq!(status().await["backlog_articles"], 2);
+    let run = tidings(&config, &["peer", "reset-cursor", "b"]).await;
+    assert!(
+        run.ok && run.stdout.contains("b: cursor now 5"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(status().await["backlog_articles"], 0);
+    assert!(tidings(&config, &["peer", "resume", "b"]).await.ok);
+    poster.post(&article("local.test", "after", "x\r\n")).await;
+    wait_until("the new article on b", || async { count_on_b().await == 4 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count_on_b().await, 4, "the skipped two never sent");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A server killed while connected to a peer leaves that recorded in the
+/// database; the next start clears it, so `peer status` never shows a
+/// connection no server holds (here: the feed is paused meanwhile, so the
+/// new server does not connect).
+#[tokio::test]
+async fn a_connection_left_recorded_by_a_killed_server_is_cleared_at_start() {
+    let b = common::node(
+        "b",
+        common::free_port(),
+        vec![common::peer("a", None, "*")],
+        &[],
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let block = format!(
+        "[[peer]]\nname = \"b\"\npath_identity = \"b.test\"\naddress = \"{}\"\n",
+        b.addr
+    );
+    let config = common::binary_config(dir.path(), "a", &block);
+    let status = || async {
+        let run = tidings(&config, &["peer", "status", "b", "--json"]).await;
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        v[0].clone()
+    };
+    let (mut child, _) = common::spawn_binary(BIN, &config).await;
+    wait_until("b connected", || async {
+        status().await["connected"] == true
+    })
+    .await;
+    child.kill().await.expect("SIGKILL");
+    assert_eq!(
+        status().await["connected"],
+        true,
+        "as the killed server left it"
+    );
+    assert!(tidings(&config, &["peer", "pause", "b"]).await.ok);
+
+    let (mut child, _) = common::spawn_binary(BIN, &config).await;
+    let s = status().await;
+    assert_eq!(
+        (&s["connected"], &s["paused"]),
+        (&false.into(), &true.into()),
+        "{s}"
+    );
+    let human = tidings(&config, &["peer", "status"]).await.stdout;
+    assert!(human.contains("b: paused"), "{human}");
+    let _ = child.kill().await;
+    b.stop().await;
+}
+
+/// A round that ends after an operator moved the cursor saves its counts
+/// but not its cursor (nor its retries): the operator's move stands.
+#[tokio::test]
+async fn a_round_ending_after_a_reset_leaves_the_cursor_where_the_operator_put_it() {
+    use tidings::store::peers::{FeedCounts, FeedRound};
+    let a = TestServer::start().await;
+    let store = a.server().store();
+    let start = store.peer_state("p").await.expect("state");
+    assert_eq!(start.cursor, 0, "a peer new before the posts");
+    let mut poster = a.client().await;
+    for i in 0..3 {
+        poster
+            .post(&article("local.test", &format!("r{i}"), "x\r\n"))
+            .await;
+    }
+    let round = |from: i64, retry: &'static [i64]| FeedRound {
+        from,
+        cursor: 3,
+        counts: FeedCounts {
+            offered: 3,
+            accepted: 3,
+            ..FeedCounts::default()
+        },
+        rate: 1.0,
+        retry,
+        retry_at: 0,
+        retried: &[],
+    };
+    // The feeder read cursor 0 and offered 1-3; meanwhile, reset to 1.
+    assert!(store.reset_peer_cursor("p", Some(1)).await.expect("reset"));
+    store
+        .save_feed_round("p", round(0, &[2]))
+        .await
+        .expect("save");
+    let s = store.peer_state("p").await.expect("state");
+    assert_eq!((s.cursor, s.offered, s.accepted), (1, 3, 3));
+    assert_eq!(
+        store.peer_backlog("p", s.cursor).await.expect("backlog").0,
+        2,
+        "articles 2 and 3, and no retry"
+    );
+    // Not moved meanwhile: the round's cursor and retries are saved.
+    store
+        .save_feed_round("p", round(1, &[2]))
+        .await
+        .expect("save");
+    let s = store.peer_state("p").await.expect("state");
+    assert_eq!(s.cursor, 3);
+    assert_eq!(
+        store.peer_backlog("p", 3).await.expect("backlog").0,
+        1,
+        "the retry"
+    );
+    a.stop().await;
+}
+
 /// `group import` takes INN's active and newsgroups files: a dry run
 /// changes nothing, the import creates the groups with their statuses and
 /// describes them, the server serves them at once, groups already here

@@ -467,6 +467,8 @@ enum Fault {
     /// hangs up after reading the first article; it answers 436 to the
     /// first IHAVE of each id in `defer`.
     IhaveOnly,
+    /// Takes `times` milliseconds over each TAKETHIS (a slow disk).
+    Slow,
 }
 
 /// The TAKETHIS a `Fault::VanishLate` peer hangs up on.
@@ -515,7 +517,7 @@ impl FakePeer {
                     | Fault::ShutDown
                     | Fault::Vanish
                     | Fault::VanishLate => n <= times,
-                    Fault::Defer | Fault::Choke | Fault::HangUp => false,
+                    Fault::Defer | Fault::Choke | Fault::HangUp | Fault::Slow => false,
                 };
                 tokio::spawn(fake_session(
                     stream,
@@ -664,6 +666,9 @@ async fn fake_session(
                         let _ = w.write_all(b"400 Server shutting down\r\n").await;
                     }
                     return;
+                }
+                if fault == Fault::Slow {
+                    tokio::time::sleep(Duration::from_millis(times as u64)).await;
                 }
                 let mut s = state.lock().unwrap();
                 *s.takethis.entry(id.clone()).or_default() += 1;
@@ -918,6 +923,80 @@ async fn a_peer_that_stops_answering_is_timed_out_and_fed_again() {
     assert_eq!(state.accepted, 20);
     assert_eq!(fake.state.lock().unwrap().connections.len(), 3);
     feeder.stop().await;
+    a.stop().await;
+}
+
+/// A feeder told to stop while the peer owes it answers stops then and
+/// there, not after the peer's answer timeout (60 s by default): a server
+/// shutting down, or a reload changing the peer, is not held up. What it
+/// had sent and not had answered is offered again by the next feeder.
+#[tokio::test]
+async fn a_feeder_stops_at_once_in_the_middle_of_a_round() {
+    let fake = FakePeer::start(Fault::Hang, 1, HashSet::new()).await;
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    let ids = post_many(&a, 20, "stop").await;
+    let patient = FeedTimings {
+        answer_timeout: Duration::from_secs(60),
+        ..quick()
+    };
+    let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), patient);
+    eventually("a TAKETHIS left unanswered", DEADLINE, || async {
+        !fake.state.lock().unwrap().takethis.is_empty()
+    })
+    .await;
+    let asked = Instant::now();
+    feeder.stop().await;
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(2), "stopping took {took:?}");
+    let state = a.server().store().peer_state("fake").await.expect("state");
+    assert!(state.connected_at.is_none(), "not connected once stopped");
+
+    let feeder = TestFeeder::start(&a, peer("fake", Some(fake.addr), "*"), patient);
+    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(10)).await;
+    feeder.stop().await;
+    a.stop().await;
+}
+
+/// A reload that changes a peer while its feeder is in the middle of a
+/// round with it: the old feeder stops there and the new one starts after
+/// it, never beside it. Side by side, both would offer the rest of the
+/// round, and the peer would refuse (438) what the other had just sent.
+#[tokio::test]
+async fn a_reload_changing_a_peer_mid_round_never_runs_two_feeders_for_it() {
+    const ARTICLES: usize = 200;
+    const WINDOW: usize = 4;
+    let fake = FakePeer::start(Fault::Slow, 10, HashSet::new()).await;
+    let fed = |window: usize| {
+        let text = format!(
+            "[[peer]]\nname = \"fake\"\npath_identity = \"fake.test\"\naddress = \"{}\"\n\
+             window = {window}\n",
+            fake.addr
+        );
+        tidings::config::Config::parse(&text).expect("peer").peers
+    };
+    let mut a = node("a", free_port(), fed(WINDOW), &[]).await;
+    let ids = post_many(&a, ARTICLES, "reload").await;
+    eventually("the feed under way", DEADLINE, || async {
+        fake.accepted().len() >= 20
+    })
+    .await;
+    let mut config = a.config.clone();
+    config.peers = fed(WINDOW + 1);
+    a.server_mut().reload(config);
+    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(30)).await;
+
+    let state = a.server().store().peer_state("fake").await.expect("state");
+    // Only what the old feeder had in flight when it stopped may be
+    // offered twice: the peer took it, or was still taking it, unanswered;
+    // offered again, it is refused (438, or 439 when the CHECK came first).
+    let twice = state.refused + state.rejected;
+    assert_eq!(state.accepted + twice, ARTICLES as i64, "{state:?}");
+    assert!(
+        twice <= WINDOW as i64,
+        "{twice} offered twice: two feeders ran at once ({state:?})"
+    );
+    assert!(state.connected_at.is_some(), "the new feeder is connected");
     a.stop().await;
 }
 

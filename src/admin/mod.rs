@@ -956,6 +956,13 @@ async fn peer(config: &Config, command: PeerCommand) -> Result<(), Failure> {
             peer_config(config, &name)?;
             let store = open(config).await?;
             store.peer_state(&name).await?;
+            let head = store.last_article_id().await?;
+            if let Some(to) = to.filter(|to| !(0..=head).contains(to)) {
+                return Err(Failure(format!(
+                    "--to {to} is outside the article log: 0 (everything stored is sent \
+                     again) to {head} (its head: only new articles are sent)"
+                )));
+            }
             store.reset_peer_cursor(&name, to).await?;
             let s = store.peer_state(&name).await?;
             println!("{name}: cursor now {}", s.cursor);

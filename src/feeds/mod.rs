@@ -7,10 +7,11 @@ pub mod filter;
 pub mod outbound;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::PeerConfig;
 use crate::store::{Store, StoreError};
@@ -21,11 +22,19 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+/// How long a feeder told to stop may take to save its round and say
+/// QUIT before it is cut off (`ended`). A feeder stops at once between
+/// rounds and in the middle of one; only a database or a connection that
+/// hangs outside a round holds it longer.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// The running feeders, by peer name.
 pub struct Feeds {
     store: Store,
     head: watch::Receiver<i64>,
     running: HashMap<String, Running>,
+    /// Feeders of peers taken out of the configuration, while they stop.
+    leaving: Vec<JoinHandle<()>>,
 }
 
 impl Feeds {
@@ -40,10 +49,14 @@ impl Feeds {
         for p in peers.iter().filter(|p| p.address.is_some()) {
             store.peer_state(&p.name.0).await?;
         }
+        // No feeder runs yet: a connection recorded by a server that was
+        // killed (or crashed) is long gone.
+        store.clear_peer_connections().await?;
         let mut feeds = Feeds {
             store,
             head,
             running: HashMap::new(),
+            leaving: Vec::new(),
         };
         feeds.reconfigure(peers);
         Ok(feeds)
@@ -51,7 +64,8 @@ impl Feeds {
 
     /// Applies a new peer list: feeders of removed or changed peers stop,
     /// new and changed ones start. Cursors live in the database, so a
-    /// restarted feeder carries on where the old one stopped.
+    /// restarted feeder carries on where the old one stopped; it starts
+    /// once the old one has ended, so a peer is never fed twice at once.
     pub fn reconfigure(&mut self, peers: &[PeerConfig]) {
         let wanted: HashMap<&str, &PeerConfig> = peers
             .iter()
@@ -64,24 +78,32 @@ impl Feeds {
             .filter(|(name, r)| wanted.get(name.as_str()) != Some(&&r.config))
             .map(|(name, _)| name.clone())
             .collect();
+        let mut stopping = HashMap::new();
         for name in stale {
             if let Some(r) = self.running.remove(&name) {
                 info!(peer = %name, "stopping feeder");
                 let _ = r.stop.send(true);
+                stopping.insert(name, r.task);
             }
         }
+        self.leaving.retain(|task| !task.is_finished());
         for (name, peer) in wanted {
             if self.running.contains_key(name) {
                 continue;
             }
             info!(peer = %name, address = ?peer.address, "starting feeder");
             let (stop, stop_rx) = watch::channel(false);
-            let task = tokio::spawn(outbound::run(
-                peer.clone(),
-                self.store.clone(),
-                self.head.clone(),
-                stop_rx,
-            ));
+            let before = stopping.remove(name);
+            let feeder =
+                outbound::run(peer.clone(), self.store.clone(), self.head.clone(), stop_rx);
+            let store = self.store.clone();
+            let name_owned = name.to_owned();
+            let task = tokio::spawn(async move {
+                if let Some(before) = before {
+                    ended(before, &store, &name_owned).await;
+                }
+                feeder.await;
+            });
             self.running.insert(
                 name.to_owned(),
                 Running {
@@ -91,15 +113,41 @@ impl Feeds {
                 },
             );
         }
+        for (name, task) in stopping {
+            let store = self.store.clone();
+            self.leaving.push(tokio::spawn(
+                async move { ended(task, &store, &name).await },
+            ));
+        }
     }
 
-    /// Stops every feeder and waits for them.
+    /// Stops every feeder and waits for them (each for `STOP_GRACE` at
+    /// most).
     pub async fn stop(self) {
         for r in self.running.values() {
             let _ = r.stop.send(true);
         }
-        for (_, r) in self.running {
-            let _ = r.task.await;
+        for (name, r) in self.running {
+            ended(r.task, &self.store, &name).await;
         }
+        for task in self.leaving {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Waits for a feeder told to stop; past `STOP_GRACE`, cuts it off and
+/// records it as no longer connected (what it would have done itself).
+/// Nothing is lost that way: its cursor moves only past answered articles,
+/// so the next feeder offers the rest again.
+async fn ended(mut task: JoinHandle<()>, store: &Store, name: &str) {
+    if tokio::time::timeout(STOP_GRACE, &mut task).await.is_ok() {
+        return;
+    }
+    warn!(peer = %name, "feeder did not stop within {STOP_GRACE:?}: cut off");
+    task.abort();
+    let _ = task.await;
+    if let Err(e) = store.set_peer_connected(name, None).await {
+        warn!(peer = %name, "recording the feed as ended: {e}");
     }
 }

@@ -208,6 +208,15 @@ pub async fn run_with(
     }
 }
 
+/// Returns once the feeder is told to stop (or its `Feeds` is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Sleeps `d`; true if told to stop meanwhile.
 async fn wait(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     tokio::select! {
@@ -464,6 +473,9 @@ async fn feed(
             }
         };
         if retries.is_empty() && fresh.is_empty() {
+            if state.rate != 0.0 {
+                store.set_peer_idle(name).await?;
+            }
             // Nothing to do: wait for the writer, a retry falling due, or
             // a second (to notice pause and stop).
             let next_retry = store.next_retry_at(name).await?;
@@ -480,6 +492,7 @@ async fn feed(
         }
 
         let started = Instant::now();
+        let mut stopping = false;
         let retry_ids: Vec<i64> = retries.iter().map(|a| a.id).collect();
         let mut round = Round::default();
         round.take(peer, retries);
@@ -512,7 +525,17 @@ async fn feed(
                     ihave_round(&mut link, &mut round).await
                 }
             };
-            let ((), ahead) = tokio::join!(offer, read_ahead);
+            // Told to stop, the round ends where it is: what was answered
+            // is saved below, what was sent and not answered yet is offered
+            // again first thing by the next feeder.
+            let both = async { tokio::join!(offer, read_ahead) };
+            let ahead = tokio::select! {
+                ((), ahead) = both => ahead,
+                () = stopped(stop) => {
+                    stopping = true;
+                    break;
+                }
+            };
             let ahead = match ahead {
                 Some((after, Ok(articles))) => Some((after, articles)),
                 _ => None,
@@ -525,7 +548,11 @@ async fn feed(
                 Some((_, articles)) if !articles.is_empty() => part = articles,
                 _ => {
                     // Nothing more after all: collect the answers still due.
-                    stream_part(&mut link, &mut round, peer.window, &mut checking, true).await;
+                    let rest = stream_part(&mut link, &mut round, peer.window, &mut checking, true);
+                    tokio::select! {
+                        () = rest => {}
+                        () = stopped(stop) => stopping = true,
+                    }
                     break;
                 }
             }
@@ -584,6 +611,7 @@ async fn feed(
             // Recorded before the cursor moves past them: a crash between
             // the two only means they are offered twice.
             let again = FeedRound {
+                from: state.cursor,
                 cursor: state.cursor,
                 counts: FeedCounts::default(),
                 rate: state.rate,
@@ -595,6 +623,7 @@ async fn feed(
         }
         let secs = started.elapsed().as_secs_f64().max(1e-6);
         let outcome = FeedRound {
+            from: state.cursor,
             cursor: new_cursor,
             counts,
             rate: counts.accepted as f64 / secs,
@@ -604,6 +633,10 @@ async fn feed(
         };
         store.save_feed_round(name, outcome).await?;
         debug!(peer = %name, cursor = new_cursor, ?counts, "round done");
+        if stopping {
+            // Cut off in the middle of a command: no QUIT after it.
+            return Ok(Ended::Stop);
+        }
         if let Some(e) = round.error {
             return Err(e);
         }

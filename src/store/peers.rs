@@ -35,7 +35,11 @@ pub struct FeedCounts {
 /// The outcome of a feeder's round, to record.
 #[derive(Debug, Clone, Copy)]
 pub struct FeedRound<'a> {
-    /// The new cursor (it never moves back).
+    /// The cursor the round started from, as the feeder read it.
+    pub from: i64,
+    /// The new cursor (it never moves back). Neither it nor the retries
+    /// are saved if the cursor is no longer `from`: an operator moved it
+    /// (`tidings peer reset-cursor`) while the round ran.
     pub cursor: i64,
     pub counts: FeedCounts,
     /// Accepted articles per second in the round.
@@ -266,6 +270,7 @@ impl Store {
     /// Records the outcome of a round of `peer`'s feed in one transaction.
     pub async fn save_feed_round(&self, peer: &str, round: FeedRound<'_>) -> Result<()> {
         let FeedRound {
+            from,
             cursor,
             counts,
             rate,
@@ -274,13 +279,22 @@ impl Store {
             retried,
         } = round;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE peers SET cursor = max(cursor, ?2), offered = offered + ?3, \
-             accepted = accepted + ?4, refused = refused + ?5, rejected = rejected + ?6, \
-             deferred = deferred + ?7, rate = ?8 WHERE name = ?1",
+        let moved = sqlx::query(
+            "UPDATE peers SET cursor = max(cursor, ?3) WHERE name = ?1 AND cursor = ?2",
         )
         .bind(peer)
+        .bind(from)
         .bind(cursor)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 0;
+        sqlx::query(
+            "UPDATE peers SET offered = offered + ?2, \
+             accepted = accepted + ?3, refused = refused + ?4, rejected = rejected + ?5, \
+             deferred = deferred + ?6, rate = ?7 WHERE name = ?1",
+        )
+        .bind(peer)
         .bind(counts.offered)
         .bind(counts.accepted)
         .bind(counts.refused)
@@ -289,6 +303,12 @@ impl Store {
         .bind(rate)
         .execute(&mut *tx)
         .await?;
+        if moved {
+            // The reset dropped the retries too; the round's are of the
+            // log as it was before it.
+            tx.commit().await?;
+            return Ok(());
+        }
         for id in retried {
             sqlx::query("DELETE FROM peer_retry WHERE peer = ?1 AND article_id = ?2")
                 .bind(peer)
@@ -314,24 +334,48 @@ impl Store {
 
     /// Records that the feeder connected (`Some(now)`) or lost its peer.
     pub async fn set_peer_connected(&self, peer: &str, at: Option<i64>) -> Result<()> {
-        sqlx::query("UPDATE peers SET connected_at = ?2 WHERE name = ?1")
-            .bind(peer)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
+        // Not connected, nothing is being accepted: no rate.
+        sqlx::query(
+            "UPDATE peers SET connected_at = ?2, rate = iif(?2 IS NULL, 0, rate) WHERE name = ?1",
+        )
+        .bind(peer)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records every feed as not connected: at start, before any feeder
+    /// runs, whatever the server before this one left behind.
+    pub async fn clear_peer_connections(&self) -> Result<()> {
+        sqlx::query(
+            "UPDATE peers SET connected_at = NULL, rate = 0 WHERE connected_at IS NOT NULL",
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     pub async fn set_peer_error(&self, peer: &str, error: &str, at: i64) -> Result<()> {
         sqlx::query(
-            "UPDATE peers SET last_error = ?2, last_error_at = ?3, connected_at = NULL \
-             WHERE name = ?1",
+            "UPDATE peers SET last_error = ?2, last_error_at = ?3, connected_at = NULL, \
+             rate = 0 WHERE name = ?1",
         )
         .bind(peer)
         .bind(error)
         .bind(at)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Records that a connected feed has nothing to send: its rate, of
+    /// the last round until then, is 0 now.
+    pub async fn set_peer_idle(&self, peer: &str) -> Result<()> {
+        sqlx::query("UPDATE peers SET rate = 0 WHERE name = ?1 AND rate != 0")
+            .bind(peer)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
