@@ -207,6 +207,24 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Whether `address` is what a feeder can connect to: `host:port`, an
+/// IPv6 address in brackets (`[2001:db8::1]:119`). Says what is wrong.
+fn check_host_port(address: &str) -> Result<(), String> {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err(format!("needs a port, as in \"{address}:119\""));
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("needs a host name or address before its port".into());
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err("is an IPv6 address: put it in brackets, as in \"[2001:db8::1]:119\"".into());
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("has no valid port ({port:?}: 1 to 65535)")),
+    }
+}
+
 /// Whether `s` can be one AUTHINFO argument: not empty, no white space
 /// or control characters (RFC 4643 §2.3: a user name or password is one
 /// token of printable UTF-8).
@@ -778,6 +796,11 @@ impl Config {
             if !names.insert(&p.name) {
                 return Err(format!("peer {:?} is defined twice", p.name.0));
             }
+            if let Some(address) = &p.address
+                && let Err(why) = check_host_port(address)
+            {
+                return Err(format!("peer {}: address {address:?} {why}", p.name.0));
+            }
             if p.window == 0 || p.window > 10_000 {
                 return Err(format!("peer {}: window must be 1 to 10000", p.name.0));
             }
@@ -1334,6 +1357,41 @@ mod tests {
         let err = Config::parse("[[peer]]\nname = \"a\"\npath_identity = \"tidings.local\"\n")
             .unwrap_err();
         assert!(err.contains("our own"), "{err}");
+    }
+
+    #[test]
+    fn a_peer_address_names_a_host_and_a_port() {
+        let peer = |rest: &str| {
+            Config::parse(&format!(
+                "[[peer]]\nname = \"hub\"\npath_identity = \"hub.example\"\n{rest}"
+            ))
+        };
+        for good in ["news.hub.example:119", "192.0.2.7:433", "[2001:db8::1]:119"] {
+            let config = peer(&format!("address = \"{good}\"\n")).expect(good);
+            assert_eq!(config.peers[0].address.as_deref(), Some(good));
+        }
+        for (bad, says) in [
+            ("news.hub.example", "needs a port"),
+            (":119", "needs a host"),
+            ("2001:db8::1:119", "brackets"),
+            ("news.hub.example:0", "no valid port"),
+            ("news.hub.example:nntp", "no valid port"),
+            ("news hub:119", "needs a host"),
+        ] {
+            let err = peer(&format!("address = \"{bad}\"\n")).unwrap_err();
+            assert!(
+                err.contains("peer hub: address") && err.contains(says),
+                "{bad}: {err}"
+            );
+        }
+        let twice = "[[peer]]\nname = \"hub\"\npath_identity = \"a.example\"\n\
+                     [[peer]]\nname = \"hub\"\npath_identity = \"b.example\"\n";
+        assert!(Config::parse(twice).unwrap_err().contains("defined twice"));
+        let err = peer("window = 0\n").unwrap_err();
+        assert!(err.contains("window must be 1 to 10000"), "{err}");
+        let err =
+            Config::parse("[[peer]]\nname = \"a b\"\npath_identity = \"x.example\"\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]

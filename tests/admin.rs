@@ -400,6 +400,24 @@ async fn reload_tells_of_a_configured_group_the_server_does_not_carry() {
     assert!(run.ok, "{}", run.stderr);
     assert!(!run.stdout.contains("note:"), "{}", run.stdout);
     let _ = child.kill().await;
+
+    // Killed, the server left its pid file; the pid now names another
+    // program, which a reload must not signal (SIGHUP would end it).
+    let mut other = tokio::process::Command::new("sleep")
+        .arg("30")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sleep");
+    let pid = other.id().expect("pid");
+    std::fs::write(dir.path().join("tidings.pid"), format!("{pid}\n")).expect("pid file");
+    let run = tidings(&config, &["reload"]).await;
+    assert!(
+        !run.ok && run.stderr.contains("is not a tidings server"),
+        "{}",
+        run.stderr
+    );
+    assert!(other.try_wait().expect("wait").is_none(), "signalled");
+    let _ = other.kill().await;
 }
 
 /// A peer added to the file takes effect on `tidings reload`; pause holds

@@ -1001,6 +1001,17 @@ fn reload(config: &Config) -> Result<(), Failure> {
             path.display()
         )));
     }
+    // A pid file left by a server that was killed may name another
+    // program by now: signal only a tidings server.
+    if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline"))
+        && !cmdline.split(|&b| b == 0).any(|arg| arg == b"serve")
+    {
+        return Err(Failure(format!(
+            "process {pid} (from {}) is not a tidings server: the file is left from one \
+             that was killed; start the server",
+            path.display()
+        )));
+    }
     let status = std::process::Command::new("kill")
         .args(["-HUP", pid])
         .status()
