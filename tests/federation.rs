@@ -226,6 +226,36 @@ async fn a_triangle_delivers_each_article_exactly_once_everywhere() {
         let (_, numbers) = r.cmd_block("LISTGROUP local.test", "211").await;
         assert_eq!(numbers.len(), 15);
     }
+    // The route is in each copy's Path: the server that holds it first,
+    // the one it was posted on last.
+    let names = ["a", "b", "c"];
+    for (holder, s) in [&a, &b, &c].into_iter().enumerate() {
+        let mut r = reader(s.addr).await;
+        for (origin, id) in ids.iter().step_by(5).enumerate() {
+            let path = header(&head_of(&mut r, id).await, "Path").to_owned();
+            let route: Vec<&str> = path.split('!').take_while(|e| *e != ".POSTED").collect();
+            assert_eq!(
+                route.first(),
+                Some(&format!("{}.test", names[holder]).as_str()),
+                "{path}"
+            );
+            assert_eq!(
+                route.last(),
+                Some(&format!("{}.test", names[origin]).as_str()),
+                "{path}"
+            );
+            assert!(route.len() <= 3, "{path}");
+        }
+    }
+    // Never fed back: a server offers a peer only what the peer's name is
+    // not in the Path of, so never the peer's own five (at most its own
+    // five and the third server's).
+    for (s, peers) in [(&a, ["b", "c"]), (&b, ["a", "c"]), (&c, ["a", "b"])] {
+        for p in peers {
+            let state = s.server().store().peer_state(p).await.expect("state");
+            assert!(state.offered <= 10, "offered to {p}: {state:?}");
+        }
+    }
     a.stop().await;
     b.stop().await;
     c.stop().await;
@@ -420,6 +450,97 @@ async fn transit_commands_answer_with_the_rfc_codes() {
     assert!(reader.line().await.starts_with("502"));
     assert!(reader.cmd("DATE").await.starts_with("111"));
     assert!(reader.cmd("STAT <n@x>").await.starts_with("430"));
+    s.stop().await;
+}
+
+/// What a peer may get wrong in a transit command or its article, over
+/// the wire: a missing or malformed message-id (501), an article over
+/// `limits.max_article_size` (437 / 439, the stream in step after it), an
+/// article only in groups this server does not carry (437 / 439). The
+/// refused ids are remembered: offered again, they are not wanted.
+#[tokio::test]
+async fn bad_offers_and_unwanted_articles_get_the_rfc_codes() {
+    let s = TestServer::start_with(|c| {
+        c.server.path_identity = "s.test".to_owned().try_into().expect("identity");
+        c.peers = vec![peer("p", None, "*")];
+        c.limits.max_article_size = 4096;
+    })
+    .await;
+    let relayed = |id: &str, groups: &str, body: &str| {
+        format!(
+            "Path: origin.test\r\nFrom: a@example.com\r\nNewsgroups: {groups}\r\n\
+             Subject: t\r\nMessage-ID: {id}\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\
+             \r\n{body}.\r\n"
+        )
+    };
+    let big = format!("{}\r\n", "x".repeat(60)).repeat(100);
+    let mut p = Client::connect(s.addr).await;
+    for line in [
+        "IHAVE",
+        "IHAVE not-an-id",
+        "IHAVE <>",
+        "CHECK",
+        "CHECK <a b@x>",
+    ] {
+        assert!(p.cmd(line).await.starts_with("501"), "{line}");
+    }
+    // Over the size limit: IHAVE 437, TAKETHIS 439 and the next command
+    // answered in step.
+    assert!(p.cmd("IHAVE <big1@x>").await.starts_with("335"));
+    p.send(relayed("<big1@x>", "local.test", &big).as_bytes())
+        .await;
+    let refused = p.line().await;
+    assert!(
+        refused.starts_with("437") && refused.contains("too large"),
+        "{refused}"
+    );
+    assert_eq!(p.cmd("MODE STREAM").await, "203 Streaming permitted");
+    p.send(
+        format!(
+            "TAKETHIS <big2@x>\r\n{}DATE\r\n",
+            relayed("<big2@x>", "local.test", &big)
+        )
+        .as_bytes(),
+    )
+    .await;
+    let refused = p.line().await;
+    assert!(
+        refused.starts_with("439 <big2@x>") && refused.contains("too large"),
+        "{refused}"
+    );
+    assert!(
+        p.line().await.starts_with("111"),
+        "in step after the article"
+    );
+    // Only in groups not carried here.
+    assert!(p.cmd("IHAVE <far1@x>").await.starts_with("335"));
+    p.send(relayed("<far1@x>", "alt.elsewhere", "hi\r\n").as_bytes())
+        .await;
+    let refused = p.line().await;
+    assert!(refused.starts_with("437"), "{refused}");
+    p.send(
+        format!(
+            "TAKETHIS <far2@x>\r\n{}",
+            relayed("<far2@x>", "alt.elsewhere", "hi\r\n")
+        )
+        .as_bytes(),
+    )
+    .await;
+    let refused = p.line().await;
+    assert!(refused.starts_with("439 <far2@x>"), "{refused}");
+    for id in ["<big1@x>", "<big2@x>", "<far1@x>", "<far2@x>"] {
+        assert_eq!(p.cmd(&format!("CHECK {id}")).await, format!("438 {id}"));
+    }
+    // A good article still goes through on the same connection.
+    p.send(
+        format!(
+            "TAKETHIS <ok@x>\r\n{}",
+            relayed("<ok@x>", "local.test", "hi\r\n")
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(p.line().await, "239 <ok@x>");
     s.stop().await;
 }
 

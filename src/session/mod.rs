@@ -299,9 +299,18 @@ impl Session {
             }
             Command::ModeStream => Response::new(codes::STREAMING_OK, "Streaming permitted"),
             Command::Check(id) => return Ok(Reply::Owe(self.check(&id).await)),
-            Command::Ihave(id) => match self.ihave_offer(&id).await? {
-                Ok(guard) => return Ok(Reply::ReadIhave(id, guard)),
-                Err(refusal) => refusal,
+            Command::Ihave(id) => match self.ihave_offer(&id).await {
+                Ok(Ok(guard)) => return Ok(Reply::ReadIhave(id, guard)),
+                Ok(Err(refusal)) => refusal,
+                // RFC 3977 §6.3.2: 436, so the peer offers it again later
+                // (403 would leave it to the peer whether to).
+                Err(e) => {
+                    warn!(peer = %self.peer, %id, "IHAVE: looking up history: {e}");
+                    Response::new(
+                        codes::TRANSFER_LATER,
+                        "Transfer not possible; try again later",
+                    )
+                }
             },
             Command::TakeThis(id) => {
                 let refusal = (!self.transit_allowed()).then(|| self.transit_refused());
