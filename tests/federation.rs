@@ -371,6 +371,63 @@ async fn a_peer_that_was_down_gets_its_whole_backlog_once() {
     a.stop().await;
 }
 
+/// The case as an operator meets it: C is fed, goes down, 1,000
+/// articles are posted on A meanwhile (A's feeder backs off, retrying),
+/// C comes back on its database: C ends with exactly what A has, each
+/// once, and A offered each once (nothing refused as already there).
+#[tokio::test]
+async fn a_peer_down_for_a_while_gets_the_backlog_built_meanwhile_once() {
+    let (pa, pc) = (free_port(), free_port());
+    let mut to_c = peer("c", Some(local(pc)), "*");
+    to_c.max_backoff_secs = 2;
+    let c = node("c", pc, vec![peer("a", None, "*")], &[]).await;
+    let a = node("a", pa, vec![to_c], &[]).await;
+    let mut poster = reader(a.addr).await;
+    let mut ids = vec![posted_id(
+        &poster.post(&article("local.test", "before", "x\r\n")).await,
+    )];
+    wait_for_count(&c, "local.test", 1).await;
+    let (c_dir, c_config) = c.stop().await;
+    for i in 0..1000 {
+        let status = poster
+            .post(&article("local.test", &format!("while down {i}"), "x\r\n"))
+            .await;
+        ids.push(posted_id(&status));
+    }
+    // Long enough for a few failed connections (backoff 1 s, then 2 s).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let state = a.server().store().peer_state("c").await.expect("state");
+    assert!(
+        state.connected_at.is_none() && state.last_error.is_some(),
+        "{state:?}"
+    );
+
+    let c = TestServer::start_in(c_dir, c_config).await;
+    wait_for_count(&c, "local.test", 1001).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_count(&c, "local.test", 1001).await;
+    let mut r = reader(c.addr).await;
+    assert!(r.cmd("GROUP local.test").await.starts_with("211"));
+    let (_, heads) = r.cmd_block("HDR Message-ID 1-", "225").await;
+    let mut on_c: Vec<String> = heads
+        .iter()
+        .filter_map(|l| l.split_once(' ').map(|(_, id)| id.to_owned()))
+        .collect();
+    on_c.sort();
+    ids.sort();
+    assert!(
+        on_c == ids,
+        "{} ids on C, {} posted on A",
+        on_c.len(),
+        ids.len()
+    );
+    wait_for_accepted(&a, "c", 1001).await;
+    let state = a.server().store().peer_state("c").await.expect("state");
+    assert_eq!((state.refused, state.rejected), (0, 0), "{state:?}");
+    c.stop().await;
+    a.stop().await;
+}
+
 /// The transit commands' answer codes (RFC 3977 §6.3.2, RFC 4644 §2), raw.
 #[tokio::test]
 async fn transit_commands_answer_with_the_rfc_codes() {
