@@ -926,6 +926,24 @@ async fn a_peer_that_stops_answering_is_timed_out_and_fed_again() {
     a.stop().await;
 }
 
+/// `streaming = false`: the feeder sends IHAVE even to a peer that offers
+/// STREAMING (a peer whose streaming is known to be broken, say).
+#[tokio::test]
+async fn a_peer_configured_without_streaming_is_fed_with_ihave() {
+    let fake = FakePeer::start(Fault::Defer, 0, HashSet::new()).await;
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    let ids = post_many(&a, 10, "ihave").await;
+    let mut lock_step = peer("fake", Some(fake.addr), "*");
+    lock_step.streaming = false;
+    let feeder = TestFeeder::start(&a, lock_step, quick());
+    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(10)).await;
+    let takethis = fake.state.lock().unwrap().takethis.len();
+    assert_eq!(takethis, 0, "no TAKETHIS: every article came by IHAVE");
+    feeder.stop().await;
+    a.stop().await;
+}
+
 /// A feeder told to stop while the peer owes it answers stops then and
 /// there, not after the peer's answer timeout (60 s by default): a server
 /// shutting down, or a reload changing the peer, is not held up. What it
