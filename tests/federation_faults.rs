@@ -486,6 +486,8 @@ struct FakeState {
     deferred: HashMap<String, usize>,
     /// TAKETHIS received, per message-id.
     takethis: HashMap<String, usize>,
+    /// CHECK received, per message-id.
+    checks: HashMap<String, usize>,
 }
 
 /// A small streaming NNTP peer on 127.0.0.1 that keeps what it is given
@@ -627,6 +629,7 @@ async fn fake_session(
             }
             "CHECK" => {
                 let mut s = state.lock().unwrap();
+                *s.checks.entry(id.clone()).or_default() += 1;
                 let asked = s.deferred.get(&id).copied().unwrap_or(0);
                 if fault == Fault::Choke && defer.contains(&id) {
                     "501 Syntax error\r\n".to_owned()
@@ -1379,6 +1382,61 @@ async fn a_feeder_killed_mid_feed_resumes_and_the_peer_gets_everything_once() {
     assert_eq!(numbers.len(), N, "A has each once");
     let _ = a.kill().await;
     b.stop().await;
+}
+
+/// The same crash seen from the peer, which counts what it is sent: after
+/// the restart the feeder offers again only what it had not saved as
+/// answered, by CHECK, so no article the peer took is sent to it a second
+/// time, and none is offered more than twice.
+#[tokio::test]
+async fn a_feeder_killed_mid_feed_sends_no_article_the_peer_took_again() {
+    const N: usize = 300;
+    // 10 ms over each TAKETHIS: the feed is still going when A is killed.
+    let fake = FakePeer::start(Fault::Slow, 10, HashSet::new()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = common::binary_config(
+        dir.path(),
+        "a",
+        &format!(
+            "[[peer]]\nname = \"b\"\npath_identity = \"b.test\"\naddress = \"{}\"\n",
+            fake.addr
+        ),
+    );
+    let (mut a, addr) = common::spawn_binary(BIN, &config).await;
+    let mut poster = reader(addr).await;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let status = poster
+            .post(&article("local.test", &format!("kill {i}"), "x\r\n"))
+            .await;
+        ids.push(posted_id(&status));
+    }
+    eventually("the feed under way", DEADLINE, || async {
+        fake.accepted().len() >= 30
+    })
+    .await;
+    a.start_kill().expect("SIGKILL");
+    tokio::time::timeout(DEADLINE, a.wait())
+        .await
+        .expect("died in time")
+        .expect("wait");
+    let taken = fake.accepted().len();
+    assert!(taken < N, "the feed was over before the kill");
+
+    let (mut a, _) = common::spawn_binary(BIN, &config).await;
+    every_article_reaches_it_once(&fake, &ids, Duration::from_secs(20)).await;
+    {
+        let state = fake.state.lock().unwrap();
+        for id in &ids {
+            let sent = state.takethis.get(id).copied().unwrap_or(0);
+            let offered = state.checks.get(id).copied().unwrap_or(0);
+            assert_eq!(sent, 1, "{id} sent {sent} times");
+            assert!(offered <= 2, "{id} offered {offered} times");
+        }
+        let again = state.checks.values().filter(|&&n| n == 2).count();
+        eprintln!("crash: the peer had {taken} of {N}; {again} offered a second time");
+    }
+    let _ = a.kill().await;
 }
 
 /// A peer that finds one message-id invalid (501 to its CHECK) must not
