@@ -619,6 +619,43 @@ async fn reset_cursor_offers_again_or_skips_and_refuses_what_is_outside_the_log(
     b.stop().await;
 }
 
+/// `peer status` counts in a peer's backlog only what its feeder would
+/// send it: not the articles its patterns leave out.
+#[tokio::test]
+async fn a_backlog_counts_only_the_articles_for_the_peer() {
+    let down = common::free_port();
+    let block = format!(
+        "[[peer]]\nname = \"b\"\npath_identity = \"b.test\"\naddress = \"127.0.0.1:{down}\"\n\
+         send = \"comp.*\"\n"
+    );
+    let a = common::node(
+        "a",
+        common::free_port(),
+        Config::parse(&block).expect("peer").peers,
+        &["comp.lang"],
+    )
+    .await;
+    let config = admin_config(&a, &block);
+    let mut poster = a.client().await;
+    for group in [
+        "comp.lang",
+        "local.test",
+        "comp.lang",
+        "local.test",
+        "local.test",
+    ] {
+        let status = poster.post(&article(group, "for b?", "x\r\n")).await;
+        assert!(status.starts_with("240"), "{status}");
+    }
+    let run = tidings(&config, &["peer", "status", "b", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(v[0]["backlog_articles"], 2, "{}", run.stdout);
+    assert_eq!(v[0]["backlog_exact"], true);
+    let human = tidings(&config, &["peer", "status"]).await.stdout;
+    assert!(human.contains("backlog:  2 articles"), "{human}");
+    a.stop().await;
+}
+
 /// A server killed while connected to a peer leaves that recorded in the
 /// database; the next start clears it, so `peer status` never shows a
 /// connection no server holds (here: the feed is paused meanwhile, so the

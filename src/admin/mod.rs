@@ -827,6 +827,21 @@ fn when(t: Option<i64>) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
+/// A peer's backlog as `peer status` shows it.
+struct Backlog {
+    articles: i64,
+    bytes: i64,
+    /// Only what the peer's feeder would send (its patterns, size,
+    /// distributions and Path) is counted; otherwise every article after
+    /// its cursor (more than `BACKLOG_SCAN` of them).
+    exact: bool,
+}
+
+/// The most articles after a peer's cursor that `peer status` reads (their
+/// heads) to count only those the peer would be sent: 60,000 articles of
+/// 2 KiB took 0.3 s on the 2-core test VM.
+const BACKLOG_SCAN: i64 = 200_000;
+
 /// What `peer list` and `peer status` say when there is no peer (text
 /// only: `--json` prints an empty list).
 const NO_PEERS: &str = "no peers in the configuration: add a [[peer]] entry (see \
@@ -882,20 +897,42 @@ async fn peer(config: &Config, command: PeerCommand) -> Result<(), Failure> {
             let mut all = Vec::new();
             for n in names {
                 let s = store.peer_state(n).await?;
-                let (backlog, backlog_bytes) = store.peer_backlog(n, s.cursor).await?;
-                all.push((s, backlog, backlog_bytes));
+                let peer = peer_config(config, n)?;
+                let wants = |head: &[u8], size: usize| {
+                    crate::feeds::filter::check_sized(peer, head, size).is_ok()
+                };
+                let backlog = match store
+                    .peer_backlog_wanted(n, s.cursor, &wants, BACKLOG_SCAN)
+                    .await?
+                {
+                    Some((articles, bytes)) => Backlog {
+                        articles,
+                        bytes,
+                        exact: true,
+                    },
+                    None => {
+                        let (articles, bytes) = store.peer_backlog(n, s.cursor).await?;
+                        Backlog {
+                            articles,
+                            bytes,
+                            exact: false,
+                        }
+                    }
+                };
+                all.push((s, backlog));
             }
             if json.json {
                 let v: Vec<_> = all
                     .iter()
-                    .map(|(s, backlog, bytes)| {
+                    .map(|(s, backlog)| {
                         json!({
                             "name": s.name,
                             "connected": s.connected_at.is_some(),
                             "paused": s.paused,
                             "cursor": s.cursor,
-                            "backlog_articles": backlog,
-                            "backlog_bytes": bytes,
+                            "backlog_articles": backlog.articles,
+                            "backlog_bytes": backlog.bytes,
+                            "backlog_exact": backlog.exact,
                             "offered": s.offered,
                             "accepted": s.accepted,
                             "refused": s.refused,
@@ -920,17 +957,26 @@ async fn peer(config: &Config, command: PeerCommand) -> Result<(), Failure> {
                         }
                     );
                 }
-                for (s, backlog, bytes) in &all {
+                for (s, backlog) in &all {
                     let state = match (s.paused, s.connected_at) {
                         (true, _) => "paused".to_owned(),
                         (false, Some(t)) => format!("connected since {}", when(Some(t))),
                         (false, None) => "not connected".to_owned(),
                     };
                     println!("{}: {state}", s.name);
-                    println!(
-                        "  backlog:  {backlog} articles, {bytes} bytes (cursor {})",
-                        s.cursor
-                    );
+                    if backlog.exact {
+                        println!(
+                            "  backlog:  {} articles, {} bytes (cursor {})",
+                            backlog.articles, backlog.bytes, s.cursor
+                        );
+                    } else {
+                        println!(
+                            "  backlog:  at most {} articles, {} bytes: every article after \
+                             its cursor ({}), not only those for it (over {BACKLOG_SCAN} \
+                             are not sorted out)",
+                            backlog.articles, backlog.bytes, s.cursor
+                        );
+                    }
                     println!(
                         "  offered {}, accepted {}, refused {}, rejected {}, deferred {}",
                         s.offered, s.accepted, s.refused, s.rejected, s.deferred

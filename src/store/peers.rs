@@ -444,6 +444,59 @@ impl Store {
         ))
     }
 
+    /// A peer's backlog counted as its feeder would send it: of the
+    /// articles after `cursor`, those `wants` takes (its patterns, size,
+    /// distributions, Path), and those waiting for a retry, with their
+    /// bytes. `None` when more than `limit` articles follow the cursor:
+    /// each is read (its head) to decide, and a status is not worth
+    /// reading a whole database for.
+    pub async fn peer_backlog_wanted(
+        &self,
+        peer: &str,
+        cursor: i64,
+        wants: Wants<'_>,
+        limit: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        use futures_util::TryStreamExt;
+        let after: i64 = sqlx::query_scalar("SELECT count(*) FROM articles WHERE id > ?1")
+            .bind(cursor)
+            .fetch_one(&self.pool)
+            .await?;
+        if after > limit {
+            return Ok(None);
+        }
+        // The head only: up to and including the blank line after it.
+        let sql = format!(
+            "SELECT substr(bytes, 1, iif(instr(bytes, X'0D0A0D0A') > 0, \
+                 instr(bytes, X'0D0A0D0A') + 3, length(bytes))), {} \
+             FROM articles WHERE id > ?1 ORDER BY id",
+            bodies::size_sql("")
+        );
+        let mut rows = sqlx::query(&sql).bind(cursor).fetch(&self.pool);
+        let (mut count, mut bytes) = (0i64, 0i64);
+        while let Some(r) = rows.try_next().await? {
+            let head: Vec<u8> = r.get(0);
+            let size: i64 = r.get(1);
+            if wants(&head, usize::try_from(size).unwrap_or(usize::MAX)) {
+                count += 1;
+                bytes += size;
+            }
+        }
+        drop(rows);
+        let retries = sqlx::query(&format!(
+            "SELECT count(*), coalesce(sum({}), 0) FROM peer_retry r \
+             LEFT JOIN articles a ON a.id = r.article_id WHERE r.peer = ?1",
+            bodies::size_sql("a")
+        ))
+        .bind(peer)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Some((
+            count + retries.get::<i64, _>(0),
+            bytes + retries.get::<i64, _>(1),
+        )))
+    }
+
     /// The head of the article log.
     pub async fn last_article_id(&self) -> Result<i64> {
         let id = sqlx::query_scalar(&format!("SELECT {LAST_ARTICLE_ID}"))
