@@ -510,6 +510,46 @@ async fn transit_commands_answer_with_the_rfc_codes() {
     s.stop().await;
 }
 
+/// A message-id is in flight from the TAKETHIS that brings it: while its
+/// article is still arriving on one connection, another connection is
+/// told 431 (later) to CHECK it, not to send it too, and 439 to a TAKETHIS
+/// of it; once it is stored, 438.
+#[tokio::test]
+async fn an_article_still_arriving_by_takethis_is_in_flight_for_other_connections() {
+    let s = node("s", free_port(), vec![peer("p", None, "*")], &[]).await;
+    let text = "Path: origin.test\r\nFrom: a@example.com\r\nNewsgroups: local.test\r\n\
+                Subject: slow\r\nMessage-ID: <slow@x>\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\
+                \r\nfirst half\r\nsecond half\r\n.\r\n";
+    let (first, rest) = text.split_at(text.find("second").expect("split"));
+    let mut a = Client::connect(s.addr).await;
+    assert_eq!(a.cmd("MODE STREAM").await, "203 Streaming permitted");
+    a.send(format!("TAKETHIS <slow@x>\r\n{first}").as_bytes())
+        .await;
+
+    let mut b = Client::connect(s.addr).await;
+    assert_eq!(b.cmd("MODE STREAM").await, "203 Streaming permitted");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = b.cmd("CHECK <slow@x>").await;
+        if answer == "431 <slow@x>" {
+            break;
+        }
+        assert_eq!(answer, "238 <slow@x>");
+        assert!(Instant::now() < deadline, "never in flight while arriving");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    b.send(format!("TAKETHIS <slow@x>\r\n{text}").as_bytes())
+        .await;
+    let refused = b.line().await;
+    assert!(refused.starts_with("439 <slow@x>"), "{refused}");
+
+    a.send(rest.as_bytes()).await;
+    assert_eq!(a.line().await, "239 <slow@x>");
+    assert_eq!(b.cmd("CHECK <slow@x>").await, "438 <slow@x>");
+    wait_for_count(&s, "local.test", 1).await;
+    s.stop().await;
+}
+
 /// What a peer may get wrong in a transit command or its article, over
 /// the wire: a missing or malformed message-id (501), an article over
 /// `limits.max_article_size` (437 / 439, the stream in step after it), an

@@ -888,6 +888,12 @@ async fn drive(
                 debug!(%peer, "COMPRESS DEFLATE started");
             }
             Reply::ReadTakeThis(id, refusal) => {
+                // In flight from its command line on, not from its last
+                // octet: a CHECK of it on another connection meanwhile is
+                // told 431, not to send it too.
+                let in_flight = refusal
+                    .is_none()
+                    .then(|| session.shared.ingest.receiving(id.as_str()));
                 // While the rest of the article is on its way, the burst's
                 // articles before it go to the writer and their answers go
                 // out as they come, rather than wait for its last octet
@@ -932,7 +938,8 @@ async fn drive(
                 };
                 match refusal {
                     None => {
-                        let (owed, submission) = session.takethis(&id, block).await;
+                        let in_flight = in_flight.flatten();
+                        let (owed, submission) = session.takethis(&id, block, in_flight).await;
                         pending.push_back(owed);
                         staged.extend(submission);
                     }

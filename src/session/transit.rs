@@ -252,7 +252,9 @@ impl Session {
         }
     }
 
-    /// TAKETHIS (RFC 4644 §2.5): the article has been read and checked.
+    /// TAKETHIS (RFC 4644 §2.5): the article has been read and checked;
+    /// `in_flight` is its mark as being received, taken when its command
+    /// came (`None`: another connection had it).
     /// It is not submitted yet: the session stages it with the rest of the
     /// burst and submits them together (see `run`), so they share one
     /// commit. Returns the owed answer and, when the article is to be
@@ -261,9 +263,10 @@ impl Session {
         &self,
         id: &MessageId,
         block: Block,
+        in_flight: Option<InFlight>,
     ) -> (Pending, Option<Submission>) {
         let text = id.to_string();
-        let Some(guard) = self.shared.ingest.receiving(id.as_str()) else {
+        let Some(guard) = in_flight else {
             let refusal = Response::new(
                 codes::TAKETHIS_REJECTED,
                 format!("{text} being received on another connection"),
