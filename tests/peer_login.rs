@@ -167,12 +167,27 @@ async fn peer_list_shows_logins_but_no_password() {
         "a",
         "[[peer]]\nname = \"b\"\npath_identity = \"b.test\"\naddress = \"127.0.0.1:9\"\n\
          feed_user = \"us\"\nfeed_password = \"hunter2\"\n\
+         accept_from = [\"192.0.2.10\", \"2001:db8::/64\"]\nmax_article_size = 65536\n\
+         distributions = [\"world\", \"!local\"]\n\
          [[peer]]\nname = \"c\"\npath_identity = \"c.test\"\nlogin = \"feed-c\"\n",
     );
     let run = common::tidings(&config, &["peer", "list", "--json"]).await;
     assert!(run.ok, "{}", run.stderr);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
     assert_eq!(v[0]["feed_user"], "us");
+    assert_eq!(v[0]["window"], 256, "{}", run.stdout);
+    assert_eq!(v[0]["streaming"], true);
+    assert_eq!(v[0]["tls"], false);
+    assert_eq!(
+        v[0]["accept_from"],
+        serde_json::json!(["192.0.2.10", "2001:db8::/64"])
+    );
+    assert_eq!(
+        v[0]["distributions"],
+        serde_json::json!(["world", "!local"])
+    );
+    assert_eq!(v[0]["max_article_size"], 65536);
+    assert_eq!(v[1]["max_article_size"], serde_json::Value::Null);
     assert_eq!(v[1]["login"], "feed-c");
     assert!(!run.stdout.contains("hunter2"), "{}", run.stdout);
 }

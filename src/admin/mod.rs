@@ -861,7 +861,13 @@ async fn peer(config: &Config, command: PeerCommand) -> Result<(), Failure> {
                             "address": p.address,
                             "send": p.send.0.as_str(),
                             "accept": p.accept.0.as_str(),
+                            "accept_from": p.accept_from.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                            "max_article_size": p.max_article_size,
+                            "distributions": p.distributions,
                             "streaming": p.streaming,
+                            "window": p.window,
+                            "tls": p.tls,
+                            "compress": p.compress,
                             "login": p.login,
                             "feed_user": p.feed_user,
                         })
