@@ -301,6 +301,100 @@ async fn a_peer_gets_only_the_groups_its_pattern_allows() {
     a.stop().await;
 }
 
+/// A peer's `max_article_size` and `distributions` hold back what it is
+/// not to get, through a real feeder: larger articles, and articles whose
+/// Distribution it does not take; everything else reaches it.
+#[tokio::test]
+async fn a_peer_gets_only_the_sizes_and_distributions_it_takes() {
+    let (pa, pb) = (free_port(), free_port());
+    let b = node("b", pb, vec![peer("a", None, "*")], &[]).await;
+    let mut to_b = peer("b", Some(local(pb)), "*");
+    to_b.max_article_size = Some(2000);
+    to_b.distributions = vec!["world".into(), "!local".into()];
+    let a = node("a", pa, vec![to_b], &[]).await;
+    let mut poster = reader(a.addr).await;
+    let text = |extra: &str, body: &str| {
+        format!(
+            "From: Tester <tester@example.com>\r\nNewsgroups: local.test\r\n\
+             Subject: sized\r\n{extra}\r\n{body}"
+        )
+    };
+    let long_body = format!("{}\r\n", "x".repeat(60)).repeat(40);
+    let mut sent = Vec::new();
+    let mut held = Vec::new();
+    sent.push(posted_id(&poster.post(&text("", "short\r\n")).await));
+    held.push(posted_id(&poster.post(&text("", &long_body)).await));
+    sent.push(posted_id(
+        &poster.post(&text("Distribution: world\r\n", "w\r\n")).await,
+    ));
+    held.push(posted_id(
+        &poster.post(&text("Distribution: local\r\n", "l\r\n")).await,
+    ));
+    held.push(posted_id(
+        &poster.post(&text("Distribution: fr\r\n", "f\r\n")).await,
+    ));
+    wait_for_count(&b, "local.test", sent.len() as u64).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_count(&b, "local.test", sent.len() as u64).await;
+    let mut r = reader(b.addr).await;
+    for id in &sent {
+        assert!(
+            r.cmd(&format!("STAT {id}")).await.starts_with("223"),
+            "{id}"
+        );
+    }
+    for id in &held {
+        assert!(
+            r.cmd(&format!("STAT {id}")).await.starts_with("430"),
+            "{id}"
+        );
+    }
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A reload that takes a peer out of the configuration stops its feeder
+/// (nothing more is sent, the feed shows as not connected) and keeps its
+/// place in the log: put back, the peer gets what was posted meanwhile.
+#[tokio::test]
+async fn a_peer_taken_out_by_a_reload_is_no_longer_fed_and_keeps_its_place() {
+    let (pa, pb) = (free_port(), free_port());
+    let b = node("b", pb, vec![peer("a", None, "*")], &[]).await;
+    let mut a = node("a", pa, vec![peer("b", Some(local(pb)), "*")], &[]).await;
+    let mut poster = reader(a.addr).await;
+    let first = posted_id(&poster.post(&article("local.test", "one", "1\r\n")).await);
+    wait_for_count(&b, "local.test", 1).await;
+
+    let mut without = a.config.clone();
+    without.peers.clear();
+    a.server_mut().reload(without);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = a.server().store().peer_state("b").await.expect("state");
+        if state.connected_at.is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still connected: {state:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = posted_id(&poster.post(&article("local.test", "two", "2\r\n")).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut r = reader(b.addr).await;
+    assert!(r.cmd(&format!("STAT {first}")).await.starts_with("223"));
+    assert!(
+        r.cmd(&format!("STAT {second}")).await.starts_with("430"),
+        "fed after removal"
+    );
+
+    let with = a.config.clone();
+    a.server_mut().reload(with);
+    wait_for_count(&b, "local.test", 2).await;
+    assert!(r.cmd(&format!("STAT {second}")).await.starts_with("223"));
+    wait_for_accepted(&a, "b", 2).await;
+    b.stop().await;
+    a.stop().await;
+}
+
 /// The feeder reads the log in rounds bounded in bytes as well as in
 /// articles, so a backlog of large articles is never read into memory
 /// whole; a peer still gets every one of them, over several rounds.
