@@ -428,19 +428,10 @@ impl Store {
         .bind(cursor)
         .fetch_one(&self.pool)
         .await?;
-        // A retry whose article is gone meanwhile (expired, removed) still
-        // counts until the feeder drops it.
-        let retries = sqlx::query(&format!(
-            "SELECT count(*), coalesce(sum({}), 0) FROM peer_retry r \
-             LEFT JOIN articles a ON a.id = r.article_id WHERE r.peer = ?1",
-            bodies::size_sql("a")
-        ))
-        .bind(peer)
-        .fetch_one(&self.pool)
-        .await?;
+        let (retries, retry_bytes) = self.retry_backlog(peer).await?;
         Ok((
-            row.get::<i64, _>(0) + retries.get::<i64, _>(0),
-            row.get::<i64, _>(1) + retries.get::<i64, _>(1),
+            row.get::<i64, _>(0) + retries,
+            row.get::<i64, _>(1) + retry_bytes,
         ))
     }
 
@@ -483,7 +474,15 @@ impl Store {
             }
         }
         drop(rows);
-        let retries = sqlx::query(&format!(
+        let (retries, retry_bytes) = self.retry_backlog(peer).await?;
+        Ok(Some((count + retries, bytes + retry_bytes)))
+    }
+
+    /// The articles waiting for a retry to `peer`, and their bytes. A retry
+    /// whose article is gone meanwhile (expired, removed) still counts
+    /// until the feeder drops it.
+    async fn retry_backlog(&self, peer: &str) -> Result<(i64, i64)> {
+        let row = sqlx::query(&format!(
             "SELECT count(*), coalesce(sum({}), 0) FROM peer_retry r \
              LEFT JOIN articles a ON a.id = r.article_id WHERE r.peer = ?1",
             bodies::size_sql("a")
@@ -491,10 +490,7 @@ impl Store {
         .bind(peer)
         .fetch_one(&self.pool)
         .await?;
-        Ok(Some((
-            count + retries.get::<i64, _>(0),
-            bytes + retries.get::<i64, _>(1),
-        )))
+        Ok((row.get(0), row.get(1)))
     }
 
     /// The head of the article log.
