@@ -979,6 +979,39 @@ async fn a_feeder_stops_at_once_in_the_middle_of_a_round() {
     a.stop().await;
 }
 
+/// Peers that take the connection and then never say a word hold the
+/// feeder outside any round (waiting for the greeting, up to the answer
+/// timeout, 60 s by default): the server still shuts down within the
+/// feeders' grace (5 s), once for all of them.
+#[tokio::test]
+async fn a_server_shuts_down_promptly_while_its_peers_say_nothing() {
+    let mut mute = Vec::new();
+    let mut peers = Vec::new();
+    for i in 0..3 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        peers.push(peer(
+            &format!("mute{i}"),
+            Some(listener.local_addr().expect("addr")),
+            "*",
+        ));
+        mute.push(tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        }));
+    }
+    let a = node("a", free_port(), peers, &[]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    a.stop().await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "shutting down took {took:?}");
+    for task in mute {
+        task.abort();
+    }
+}
+
 /// A reload that changes a peer while its feeder is in the middle of a
 /// round with it: the old feeder stops there and the new one starts after
 /// it, never beside it. Side by side, both would offer the rest of the

@@ -127,9 +127,13 @@ impl Feeds {
         for r in self.running.values() {
             let _ = r.stop.send(true);
         }
-        for (name, r) in self.running {
-            ended(r.task, &self.store, &name).await;
-        }
+        // Together: a peer that hangs (outside a round, say while it is
+        // connecting) holds the shutdown STOP_GRACE once, however many.
+        let store = &self.store;
+        let feeders = (self.running.into_iter()).map(|(name, r)| async move {
+            ended(r.task, store, &name).await;
+        });
+        futures_util::future::join_all(feeders).await;
         for task in self.leaving {
             let _ = task.await;
         }
