@@ -979,6 +979,132 @@ async fn a_feeder_stops_at_once_in_the_middle_of_a_round() {
     a.stop().await;
 }
 
+/// A peer that answers nothing until the feeder stops sending (a burst
+/// at a time): the most commands it ever holds unanswered is the feeder's
+/// window, never more, and every article still gets there.
+#[tokio::test]
+async fn a_feeder_never_has_more_than_its_window_in_flight() {
+    const WINDOW: usize = 4;
+    const ARTICLES: usize = 40;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let most = Arc::new(Mutex::new((0usize, 0usize)));
+    let seen = most.clone();
+    let fake = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let (r, mut w) = stream.into_split();
+        let mut r = BufReader::new(r);
+        w.write_all(b"200 fake.test ready\r\n")
+            .await
+            .expect("greet");
+        // Answers owed, sent once the feeder has gone quiet for 50 ms.
+        let mut owed: Vec<String> = Vec::new();
+        loop {
+            let mut line = String::new();
+            let read =
+                tokio::time::timeout(Duration::from_millis(50), r.read_line(&mut line)).await;
+            let Ok(read) = read else {
+                {
+                    let mut s = seen.lock().unwrap();
+                    s.0 = s.0.max(owed.len());
+                }
+                for answer in owed.drain(..) {
+                    w.write_all(answer.as_bytes()).await.expect("answer");
+                }
+                continue;
+            };
+            if matches!(read, Ok(0) | Err(_)) {
+                return;
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let id = words.get(1).copied().unwrap_or_default().to_owned();
+            match words.first().map(|v| v.to_ascii_uppercase()).as_deref() {
+                Some("CAPABILITIES") => w
+                    .write_all(b"101 Capability list:\r\nVERSION 2\r\nSTREAMING\r\n.\r\n")
+                    .await
+                    .expect("caps"),
+                Some("MODE") => w
+                    .write_all(b"203 Streaming permitted\r\n")
+                    .await
+                    .expect("mode"),
+                Some("CHECK") => owed.push(format!("238 {id}\r\n")),
+                Some("TAKETHIS") => {
+                    let mut l = String::new();
+                    while l != ".\r\n" {
+                        l.clear();
+                        if matches!(r.read_line(&mut l).await, Ok(0) | Err(_)) {
+                            return;
+                        }
+                    }
+                    owed.push(format!("239 {id}\r\n"));
+                    seen.lock().unwrap().1 += 1;
+                }
+                Some("QUIT") => return,
+                _ => w.write_all(b"500 what?\r\n").await.expect("500"),
+            }
+        }
+    });
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    post_many(&a, ARTICLES, "window").await;
+    let mut narrow = peer("fake", Some(addr), "*");
+    narrow.window = WINDOW;
+    let feeder = TestFeeder::start(&a, narrow, quick());
+    eventually("every article taken", Duration::from_secs(20), || async {
+        most.lock().unwrap().1 == ARTICLES
+    })
+    .await;
+    let held = most.lock().unwrap().0;
+    assert!(held <= WINDOW, "{held} commands in flight, window {WINDOW}");
+    assert!(held >= 2, "commands were not pipelined ({held})");
+    feeder.stop().await;
+    fake.abort();
+    a.stop().await;
+}
+
+/// A peer that hangs up at once, every time: the feeder waits longer and
+/// longer between attempts (100 ms, 200 ms, ...), but never longer than
+/// its `max_backoff`.
+#[tokio::test]
+async fn reconnections_back_off_up_to_the_cap() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let attempts = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let seen = attempts.clone();
+    let refuser = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            seen.lock().unwrap().push(Instant::now());
+            drop(stream);
+        }
+    });
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    let capped = FeedTimings {
+        max_backoff: Duration::from_millis(400),
+        ..quick()
+    };
+    let feeder = TestFeeder::start(&a, peer("fake", Some(addr), "*"), capped);
+    eventually("seven attempts", Duration::from_secs(10), || async {
+        attempts.lock().unwrap().len() >= 7
+    })
+    .await;
+    let times = attempts.lock().unwrap().clone();
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    // 100, 200, 400, 400, 400, 400 ms, give or take a busy machine;
+    // without the cap the last would be 1.6 s and 3.2 s.
+    assert!(gaps[0] >= Duration::from_millis(100), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(200), "{gaps:?}");
+    for g in &gaps[2..] {
+        assert!(
+            *g >= Duration::from_millis(400) && *g < Duration::from_millis(1500),
+            "{gaps:?}"
+        );
+    }
+    feeder.stop().await;
+    refuser.abort();
+    a.stop().await;
+}
+
 /// Peers that take the connection and then never say a word hold the
 /// feeder outside any round (waiting for the greeting, up to the answer
 /// timeout, 60 s by default): the server still shuts down within the
