@@ -1105,6 +1105,75 @@ async fn reconnections_back_off_up_to_the_cap() {
     a.stop().await;
 }
 
+/// After a session that lasted (`healthy_after`), the next failure backs
+/// off from the first wait again, not from where the failures before it
+/// had got to.
+#[tokio::test]
+async fn a_healthy_session_starts_the_backoff_afresh() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let attempts = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let seen = attempts.clone();
+    // Attempts 1-4 are hung up on at once; the 5th gets a peer that stays
+    // (answering CAPABILITIES and MODE STREAM) for 600 ms, then hangs up;
+    // every later one is hung up on at once again.
+    let peer_task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let n = {
+                let mut s = seen.lock().unwrap();
+                s.push(Instant::now());
+                s.len()
+            };
+            if n != 5 {
+                continue;
+            }
+            let (r, mut w) = stream.into_split();
+            let mut r = BufReader::new(r);
+            let _ = w.write_all(b"200 fake.test ready\r\n").await;
+            let until = Instant::now() + Duration::from_millis(600);
+            let mut line = String::new();
+            while let Ok(Ok(n)) =
+                tokio::time::timeout_at(until.into(), r.read_line(&mut line)).await
+            {
+                if n == 0 {
+                    break;
+                }
+                let answer: &[u8] = match line.split_whitespace().next() {
+                    Some("CAPABILITIES") => {
+                        b"101 Capability list:\r\nVERSION 2\r\nSTREAMING\r\n.\r\n"
+                    }
+                    Some("MODE") => b"203 Streaming permitted\r\n",
+                    _ => b"500 what?\r\n",
+                };
+                let _ = w.write_all(answer).await;
+                line.clear();
+            }
+        }
+    });
+    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
+    a.server().store().peer_state("fake").await.expect("state");
+    let timings = FeedTimings {
+        max_backoff: Duration::from_secs(10),
+        healthy_after: Duration::from_millis(400),
+        ..quick()
+    };
+    let feeder = TestFeeder::start(&a, peer("fake", Some(addr), "*"), timings);
+    eventually("six attempts", Duration::from_secs(10), || async {
+        attempts.lock().unwrap().len() >= 6
+    })
+    .await;
+    let times = attempts.lock().unwrap().clone();
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    // 100, 200, 400 ms between the failures; then the healthy session
+    // (~600 ms) and a first wait of 100 ms again, not 800 ms.
+    assert!(gaps[2] >= Duration::from_millis(400), "{gaps:?}");
+    let after_healthy = gaps[4].saturating_sub(Duration::from_millis(600));
+    assert!(after_healthy < Duration::from_millis(500), "{gaps:?}");
+    feeder.stop().await;
+    peer_task.abort();
+    a.stop().await;
+}
+
 /// Peers that take the connection and then never say a word hold the
 /// feeder outside any round (waiting for the greeting, up to the answer
 /// timeout, 60 s by default): the server still shuts down within the

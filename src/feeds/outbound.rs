@@ -252,6 +252,21 @@ impl Link {
         }
     }
 
+    /// Waits until the peer says something, or closes the connection,
+    /// while nothing is owed to us: it should do neither, so whatever it
+    /// is ends the session. Cancel safe: what arrives stays buffered.
+    async fn said_while_idle(&mut self) -> FeedError {
+        match self.r.fill_buf().await {
+            Ok([]) => FeedError::HungUp,
+            Ok(_) => match self.line().await {
+                Ok(line) if code(&line) == 400 => FeedError::Closing(line),
+                Ok(line) => FeedError::Protocol(format!("said while idle: {line}")),
+                Err(e) => e,
+            },
+            Err(e) => FeedError::Io(e),
+        }
+    }
+
     async fn line(&mut self) -> Result<String, FeedError> {
         let mut buf = Vec::new();
         let timeout = self.timeout;
@@ -487,6 +502,10 @@ async fn feed(
                 _ = head.changed() => {}
                 _ = tokio::time::sleep(idle) => {}
                 _ = stop.changed() => {}
+                // A peer that closes an idle feed (INN after its
+                // peertimeout) is noticed now and connected to again,
+                // not when the next article finds the connection dead.
+                said = link.said_while_idle() => return Err(said),
             }
             continue;
         }
