@@ -891,9 +891,10 @@ async fn drive(
                 // In flight from its command line on, not from its last
                 // octet: a CHECK of it on another connection meanwhile is
                 // told 431, not to send it too.
-                let in_flight = refusal
-                    .is_none()
-                    .then(|| session.shared.ingest.receiving(id.as_str()));
+                let in_flight = match refusal {
+                    None => session.shared.ingest.receiving(id.as_str()),
+                    Some(_) => None,
+                };
                 // While the rest of the article is on its way, the burst's
                 // articles before it go to the writer and their answers go
                 // out as they come, rather than wait for its last octet
@@ -938,7 +939,6 @@ async fn drive(
                 };
                 match refusal {
                     None => {
-                        let in_flight = in_flight.flatten();
                         let (owed, submission) = session.takethis(&id, block, in_flight).await;
                         pending.push_back(owed);
                         staged.extend(submission);

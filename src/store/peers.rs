@@ -51,6 +51,16 @@ pub struct FeedRound<'a> {
     pub retried: &'a [i64],
 }
 
+/// A peer's backlog, as `peer_backlog_wanted` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    pub articles: i64,
+    pub bytes: i64,
+    /// Only what the peer's feeder would send is counted; otherwise every
+    /// article after its cursor (more than the limit asked for).
+    pub exact: bool,
+}
+
 /// An article as a feeder needs it.
 #[derive(Debug, Clone)]
 pub struct LogArticle {
@@ -421,40 +431,33 @@ impl Store {
     /// A peer's backlog: the articles after its cursor and those waiting
     /// for a retry, and their bytes.
     pub async fn peer_backlog(&self, peer: &str, cursor: i64) -> Result<(i64, i64)> {
-        let row = sqlx::query(&format!(
-            "SELECT count(*), coalesce(sum({}), 0) FROM articles WHERE id > ?1",
-            bodies::size_sql("")
-        ))
-        .bind(cursor)
-        .fetch_one(&self.pool)
-        .await?;
+        let (after, after_bytes) = self.log_after(cursor).await?;
         let (retries, retry_bytes) = self.retry_backlog(peer).await?;
-        Ok((
-            row.get::<i64, _>(0) + retries,
-            row.get::<i64, _>(1) + retry_bytes,
-        ))
+        Ok((after + retries, after_bytes + retry_bytes))
     }
 
     /// A peer's backlog counted as its feeder would send it: of the
     /// articles after `cursor`, those `wants` takes (its patterns, size,
     /// distributions, Path), and those waiting for a retry, with their
-    /// bytes. `None` when more than `limit` articles follow the cursor:
-    /// each is read (its head) to decide, and a status is not worth
-    /// reading a whole database for.
+    /// bytes. Past `limit` articles after the cursor, every one is
+    /// counted (`exact` is false): each would be read (its head) to
+    /// decide, and a status is not worth reading a whole database for.
     pub async fn peer_backlog_wanted(
         &self,
         peer: &str,
         cursor: i64,
         wants: Wants<'_>,
         limit: i64,
-    ) -> Result<Option<(i64, i64)>> {
+    ) -> Result<Backlog> {
         use futures_util::TryStreamExt;
-        let after: i64 = sqlx::query_scalar("SELECT count(*) FROM articles WHERE id > ?1")
-            .bind(cursor)
-            .fetch_one(&self.pool)
-            .await?;
+        let (after, after_bytes) = self.log_after(cursor).await?;
+        let (retries, retry_bytes) = self.retry_backlog(peer).await?;
         if after > limit {
-            return Ok(None);
+            return Ok(Backlog {
+                articles: after + retries,
+                bytes: after_bytes + retry_bytes,
+                exact: false,
+            });
         }
         // The head only: up to and including the blank line after it.
         let sql = format!(
@@ -473,9 +476,23 @@ impl Store {
                 bytes += size;
             }
         }
-        drop(rows);
-        let (retries, retry_bytes) = self.retry_backlog(peer).await?;
-        Ok(Some((count + retries, bytes + retry_bytes)))
+        Ok(Backlog {
+            articles: count + retries,
+            bytes: bytes + retry_bytes,
+            exact: true,
+        })
+    }
+
+    /// The articles after `cursor` in the log, and their bytes.
+    async fn log_after(&self, cursor: i64) -> Result<(i64, i64)> {
+        let row = sqlx::query(&format!(
+            "SELECT count(*), coalesce(sum({}), 0) FROM articles WHERE id > ?1",
+            bodies::size_sql("")
+        ))
+        .bind(cursor)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.get(0), row.get(1)))
     }
 
     /// The articles waiting for a retry to `peer`, and their bytes. A retry
