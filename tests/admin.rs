@@ -307,6 +307,25 @@ async fn the_server_binary_starts_and_says_where_it_listens() {
     assert!(status.success(), "{status:?}");
 }
 
+/// `tidings peer status b --json` for the server of `config`: peer b's
+/// object (null when the output is not what it should be).
+async fn b_status(config: &std::path::Path) -> serde_json::Value {
+    let run = tidings(config, &["peer", "status", "b", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+    v[0].clone()
+}
+
+/// Server b (path identity b.test), which takes a's feed from 127.0.0.1.
+async fn b_fed_by_a() -> TestServer {
+    common::node(
+        "b",
+        common::free_port(),
+        vec![common::peer("a", None, "*")],
+        &[],
+    )
+    .await
+}
+
 async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !f().await {
@@ -334,11 +353,7 @@ async fn peer_status_marks_an_error_from_before_the_connection_as_past() {
     })
     .await;
     let config = admin_config(&a, &block(pb));
-    let status = || async {
-        let run = tidings(&config, &["peer", "status", "b", "--json"]).await;
-        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
-        v[0].clone()
-    };
+    let status = || b_status(&config);
     wait_until("a connect error", || async {
         status().await["last_error"].is_string()
     })
@@ -446,11 +461,7 @@ async fn reload_adds_a_peer_and_pause_resume_hold_and_release_its_feed() {
     std::fs::write(&config, with_peer).expect("write");
     let run = tidings(&config, &["reload"]).await;
     assert!(run.ok, "{}", run.stderr);
-    let status = || async {
-        let run = tidings(&config, &["peer", "status", "b", "--json"]).await;
-        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
-        v[0].clone()
-    };
+    let status = || b_status(&config);
     wait_until("peer b connected", || async {
         status().await["connected"] == true
     })
@@ -520,13 +531,7 @@ async fn reload_adds_a_peer_and_pause_resume_hold_and_release_its_feed() {
 /// rate.
 #[tokio::test]
 async fn reset_cursor_offers_again_or_skips_and_refuses_what_is_outside_the_log() {
-    let b = common::node(
-        "b",
-        common::free_port(),
-        vec![common::peer("a", None, "*")],
-        &[],
-    )
-    .await;
+    let b = b_fed_by_a().await;
     let a = common::node(
         "a",
         common::free_port(),
@@ -539,11 +544,7 @@ async fn reset_cursor_offers_again_or_skips_and_refuses_what_is_outside_the_log(
         b.addr
     );
     let config = admin_config(&a, &block);
-    let status = || async {
-        let run = tidings(&config, &["peer", "status", "b", "--json"]).await;
-        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
-        v[0].clone()
-    };
+    let status = || b_status(&config);
     let count_on_b = || async {
         let g = b.server().store().group("local.test").await.expect("store");
         g.expect("group").count
@@ -662,24 +663,14 @@ async fn a_backlog_counts_only_the_articles_for_the_peer() {
 /// new server does not connect).
 #[tokio::test]
 async fn a_connection_left_recorded_by_a_killed_server_is_cleared_at_start() {
-    let b = common::node(
-        "b",
-        common::free_port(),
-        vec![common::peer("a", None, "*")],
-        &[],
-    )
-    .await;
+    let b = b_fed_by_a().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let block = format!(
         "[[peer]]\nname = \"b\"\npath_identity = \"b.test\"\naddress = \"{}\"\n",
         b.addr
     );
     let config = common::binary_config(dir.path(), "a", &block);
-    let status = || async {
-        let run = tidings(&config, &["peer", "status", "b", "--json"]).await;
-        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
-        v[0].clone()
-    };
+    let status = || b_status(&config);
     let (mut child, _) = common::spawn_binary(BIN, &config).await;
     wait_until("b connected", || async {
         status().await["connected"] == true
