@@ -1062,69 +1062,28 @@ async fn a_feeder_never_has_more_than_its_window_in_flight() {
     a.stop().await;
 }
 
-/// A peer that hangs up at once, every time: the feeder waits longer and
-/// longer between attempts (100 ms, 200 ms, ...), but never longer than
-/// its `max_backoff`.
-#[tokio::test]
-async fn reconnections_back_off_up_to_the_cap() {
+/// How far apart a feeder on `timings` connects to a peer that hangs up
+/// at once, `attempts` times, except on the `healthy`th connection: that
+/// one it keeps for 600 ms (answering CAPABILITIES and MODE STREAM), a
+/// session long enough to count as healthy, then it hangs up on the idle
+/// feed.
+async fn reconnection_gaps(
+    timings: FeedTimings,
+    attempts: usize,
+    healthy: Option<usize>,
+) -> Vec<Duration> {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let attempts = Arc::new(Mutex::new(Vec::<Instant>::new()));
-    let seen = attempts.clone();
-    let refuser = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            seen.lock().unwrap().push(Instant::now());
-            drop(stream);
-        }
-    });
-    let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
-    a.server().store().peer_state("fake").await.expect("state");
-    let capped = FeedTimings {
-        max_backoff: Duration::from_millis(400),
-        ..quick()
-    };
-    let feeder = TestFeeder::start(&a, peer("fake", Some(addr), "*"), capped);
-    eventually("seven attempts", Duration::from_secs(10), || async {
-        attempts.lock().unwrap().len() >= 7
-    })
-    .await;
-    let times = attempts.lock().unwrap().clone();
-    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    // 100, 200, 400, 400, 400, 400 ms, give or take a busy machine;
-    // without the cap the last would be 1.6 s and 3.2 s.
-    assert!(gaps[0] >= Duration::from_millis(100), "{gaps:?}");
-    assert!(gaps[1] >= Duration::from_millis(200), "{gaps:?}");
-    for g in &gaps[2..] {
-        assert!(
-            *g >= Duration::from_millis(400) && *g < Duration::from_millis(1500),
-            "{gaps:?}"
-        );
-    }
-    feeder.stop().await;
-    refuser.abort();
-    a.stop().await;
-}
-
-/// After a session that lasted (`healthy_after`), the next failure backs
-/// off from the first wait again, not from where the failures before it
-/// had got to.
-#[tokio::test]
-async fn a_healthy_session_starts_the_backoff_afresh() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let attempts = Arc::new(Mutex::new(Vec::<Instant>::new()));
-    let seen = attempts.clone();
-    // Attempts 1-4 are hung up on at once; the 5th gets a peer that stays
-    // (answering CAPABILITIES and MODE STREAM) for 600 ms, then hangs up;
-    // every later one is hung up on at once again.
-    let peer_task = tokio::spawn(async move {
+    let times = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let seen = times.clone();
+    let fake = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let n = {
                 let mut s = seen.lock().unwrap();
                 s.push(Instant::now());
                 s.len()
             };
-            if n != 5 {
+            if Some(n) != healthy {
                 continue;
             }
             let (r, mut w) = stream.into_split();
@@ -1152,26 +1111,59 @@ async fn a_healthy_session_starts_the_backoff_afresh() {
     });
     let a = node("a", free_port(), vec![peer("fake", None, "*")], &[]).await;
     a.server().store().peer_state("fake").await.expect("state");
+    let feeder = TestFeeder::start(&a, peer("fake", Some(addr), "*"), timings);
+    eventually(
+        "the connection attempts",
+        Duration::from_secs(10),
+        || async { times.lock().unwrap().len() >= attempts },
+    )
+    .await;
+    feeder.stop().await;
+    fake.abort();
+    a.stop().await;
+    let times = times.lock().unwrap().clone();
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// A peer that hangs up at once, every time: the feeder waits longer and
+/// longer between attempts (100 ms, 200 ms, ...), but never longer than
+/// its `max_backoff`.
+#[tokio::test]
+async fn reconnections_back_off_up_to_the_cap() {
+    let capped = FeedTimings {
+        max_backoff: Duration::from_millis(400),
+        ..quick()
+    };
+    let gaps = reconnection_gaps(capped, 7, None).await;
+    // 100, 200, 400, 400, 400, 400 ms, give or take a busy machine;
+    // without the cap the last would be 1.6 s and 3.2 s.
+    assert!(gaps[0] >= Duration::from_millis(100), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(200), "{gaps:?}");
+    for g in &gaps[2..6] {
+        assert!(
+            *g >= Duration::from_millis(400) && *g < Duration::from_millis(1500),
+            "{gaps:?}"
+        );
+    }
+}
+
+/// After a session that lasted (`healthy_after`), the next failure backs
+/// off from the first wait again, not from where the failures before it
+/// had got to. The peer ends that session by hanging up on the idle feed,
+/// which the feeder notices at once.
+#[tokio::test]
+async fn a_healthy_session_starts_the_backoff_afresh() {
     let timings = FeedTimings {
         max_backoff: Duration::from_secs(10),
         healthy_after: Duration::from_millis(400),
         ..quick()
     };
-    let feeder = TestFeeder::start(&a, peer("fake", Some(addr), "*"), timings);
-    eventually("six attempts", Duration::from_secs(10), || async {
-        attempts.lock().unwrap().len() >= 6
-    })
-    .await;
-    let times = attempts.lock().unwrap().clone();
-    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let gaps = reconnection_gaps(timings, 6, Some(5)).await;
     // 100, 200, 400 ms between the failures; then the healthy session
     // (~600 ms) and a first wait of 100 ms again, not 800 ms.
     assert!(gaps[2] >= Duration::from_millis(400), "{gaps:?}");
     let after_healthy = gaps[4].saturating_sub(Duration::from_millis(600));
     assert!(after_healthy < Duration::from_millis(500), "{gaps:?}");
-    feeder.stop().await;
-    peer_task.abort();
-    a.stop().await;
 }
 
 /// Peers that take the connection and then never say a word hold the
